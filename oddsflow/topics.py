@@ -1,0 +1,93 @@
+"""The topic catalog: every topic of the pipeline, its zone, schema, key and retention.
+
+One module so that producers, agents, sinks, ``oddsflow topics create`` and ``oddsflow topology``
+all read the same list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from oddsflow.settings import Settings
+
+RAW_SOURCES = ("simulator", "odds_api", "sbd", "action_network", "file")
+DLQ_STAGES = ("staging", "features", "sink")
+DAY_MS = 24 * 3600 * 1000
+
+
+class Zone(StrEnum):
+    RAW = "raw"
+    STAGING = "staging"
+    CURATED = "curated"
+    OPERATIONAL = "operational"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    zone: Zone
+    schema: str  # full Avro name in schemas/avro
+    key: str  # what the Kafka key is
+    compact: bool = False
+
+    def retention_ms(self, settings: Settings) -> int:
+        """The topic's retention.ms from the zone's retention days (-1 keeps forever)."""
+        r = settings.pipeline.retention
+        days = {
+            Zone.RAW: r.raw_retention_days,
+            Zone.STAGING: r.staging_retention_days,
+            Zone.CURATED: r.curated_retention_days,
+            Zone.OPERATIONAL: r.staging_retention_days,
+        }[self.zone]
+        return -1 if days < 0 else days * DAY_MS
+
+    def schema_name(self, settings: Settings) -> str:
+        """Postgres schema of this topic's zone."""
+        return getattr(settings.pipeline.zones, self.zone.value)
+
+
+def raw_topic(source: str) -> str:
+    return f"raw.odds.{source}"
+
+
+def dlq_topic(stage: str) -> str:
+    return f"dlq.{stage}"
+
+
+CATALOG: tuple[TopicSpec, ...] = (
+    *(
+        TopicSpec(raw_topic(s), Zone.RAW, "oddsflow.raw.RawEnvelope", "source event id")
+        for s in RAW_SOURCES
+    ),
+    TopicSpec("staging.odds_lines", Zone.STAGING, "oddsflow.staging.OddsLine", "game id"),
+    TopicSpec("staging.betting_splits", Zone.STAGING, "oddsflow.staging.BettingSplit", "game id"),
+    TopicSpec("staging.games", Zone.STAGING, "oddsflow.staging.Game", "game id", compact=True),
+    TopicSpec("curated.line_velocity", Zone.CURATED, "oddsflow.curated.LineVelocity", "game id"),
+    TopicSpec("curated.steam_moves", Zone.CURATED, "oddsflow.curated.SteamMove", "game id"),
+    TopicSpec("curated.sharp_signals", Zone.CURATED, "oddsflow.curated.SharpSignal", "game id"),
+    TopicSpec("curated.consensus", Zone.CURATED, "oddsflow.curated.Consensus", "game id"),
+    TopicSpec("curated.feature_vectors", Zone.CURATED, "oddsflow.curated.FeatureVector", "game id"),
+    TopicSpec(
+        "operational.quality", Zone.OPERATIONAL, "oddsflow.operational.QualityReport", "source"
+    ),
+    TopicSpec(
+        "operational.pipeline_events",
+        Zone.OPERATIONAL,
+        "oddsflow.operational.PipelineEvent",
+        "stage",
+    ),
+    *(
+        TopicSpec(dlq_topic(s), Zone.OPERATIONAL, "oddsflow.operational.DeadLetter", "origin key")
+        for s in DLQ_STAGES
+    ),
+)
+
+BY_NAME: dict[str, TopicSpec] = {t.name: t for t in CATALOG}
+
+
+def spec(name: str) -> TopicSpec:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not in the topic catalog") from None
