@@ -159,6 +159,7 @@ class Settings(BaseSettings):
     features: FeatureSettings = FeatureSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     state_dir: Path = PROJECT_ROOT / ".local"
+    data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"  # real captures, never copied in
 
     @classmethod
     def settings_customise_sources(
