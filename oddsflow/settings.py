@@ -89,6 +89,7 @@ class KafkaSettings(BaseModel):
     partitions: Annotated[int, Field(gt=0)] = 2
     replication_factor: Annotated[int, Field(gt=0)] = 1
     client_id: str = "oddsflow"
+    topic_prefix: str = ""  # tests and side-by-side backfills use their own topic namespace
     kafka_version: str = "4.1.1"
     heap: str = "512m"
 

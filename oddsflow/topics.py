@@ -29,6 +29,9 @@ class TopicSpec:
     zone: Zone
     schema: str  # full Avro name in schemas/avro
     key: str  # what the Kafka key is
+    table: str  # Postgres table in the zone's schema the sink writes it to
+    key_columns: tuple[str, ...]  # natural key of a row: replays insert nothing twice
+    upsert: bool = False  # latest state per key (games) instead of insert-once
     compact: bool = False
 
     def retention_ms(self, settings: Settings) -> int:
@@ -47,6 +50,11 @@ class TopicSpec:
         return getattr(settings.pipeline.zones, self.zone.value)
 
 
+def topic_name(settings: Settings, logical: str) -> str:
+    """The physical topic name: the catalog name behind the configured prefix."""
+    return settings.kafka.topic_prefix + logical
+
+
 def raw_topic(source: str) -> str:
     return f"raw.odds.{source}"
 
@@ -55,30 +63,114 @@ def dlq_topic(stage: str) -> str:
     return f"dlq.{stage}"
 
 
+_LINE_KEY = ("game_id", "book", "market", "side", "event_time")
+_DLQ_KEY = ("stage", "origin_topic", "origin_partition", "origin_offset", "error_class", "reason")
+
 CATALOG: tuple[TopicSpec, ...] = (
     *(
-        TopicSpec(raw_topic(s), Zone.RAW, "oddsflow.raw.RawEnvelope", "source event id")
+        TopicSpec(
+            raw_topic(s),
+            Zone.RAW,
+            "oddsflow.raw.RawEnvelope",
+            "source event id",
+            "odds_envelopes",
+            ("source", "event_id"),
+        )
         for s in RAW_SOURCES
     ),
-    TopicSpec("staging.odds_lines", Zone.STAGING, "oddsflow.staging.OddsLine", "game id"),
-    TopicSpec("staging.betting_splits", Zone.STAGING, "oddsflow.staging.BettingSplit", "game id"),
-    TopicSpec("staging.games", Zone.STAGING, "oddsflow.staging.Game", "game id", compact=True),
-    TopicSpec("curated.line_velocity", Zone.CURATED, "oddsflow.curated.LineVelocity", "game id"),
-    TopicSpec("curated.steam_moves", Zone.CURATED, "oddsflow.curated.SteamMove", "game id"),
-    TopicSpec("curated.sharp_signals", Zone.CURATED, "oddsflow.curated.SharpSignal", "game id"),
-    TopicSpec("curated.consensus", Zone.CURATED, "oddsflow.curated.Consensus", "game id"),
-    TopicSpec("curated.feature_vectors", Zone.CURATED, "oddsflow.curated.FeatureVector", "game id"),
     TopicSpec(
-        "operational.quality", Zone.OPERATIONAL, "oddsflow.operational.QualityReport", "source"
+        "staging.odds_lines",
+        Zone.STAGING,
+        "oddsflow.staging.OddsLine",
+        "game id",
+        "odds_lines",
+        _LINE_KEY,
+    ),
+    TopicSpec(
+        "staging.betting_splits",
+        Zone.STAGING,
+        "oddsflow.staging.BettingSplit",
+        "game id",
+        "betting_splits",
+        ("game_id", "source", "book", "market", "side", "event_time"),
+    ),
+    TopicSpec(
+        "staging.games",
+        Zone.STAGING,
+        "oddsflow.staging.Game",
+        "game id",
+        "games",
+        ("game_id",),
+        upsert=True,
+        compact=True,
+    ),
+    TopicSpec(
+        "curated.line_velocity",
+        Zone.CURATED,
+        "oddsflow.curated.LineVelocity",
+        "game id",
+        "line_velocity",
+        ("game_id", "market", "side", "book", "window_minutes", "event_time"),
+    ),
+    TopicSpec(
+        "curated.steam_moves",
+        Zone.CURATED,
+        "oddsflow.curated.SteamMove",
+        "game id",
+        "steam_moves",
+        ("move_id",),
+    ),
+    TopicSpec(
+        "curated.sharp_signals",
+        Zone.CURATED,
+        "oddsflow.curated.SharpSignal",
+        "game id",
+        "sharp_signals",
+        ("signal_id",),
+    ),
+    TopicSpec(
+        "curated.consensus",
+        Zone.CURATED,
+        "oddsflow.curated.Consensus",
+        "game id",
+        "consensus",
+        ("game_id", "market", "side", "event_time"),
+    ),
+    TopicSpec(
+        "curated.feature_vectors",
+        Zone.CURATED,
+        "oddsflow.curated.FeatureVector",
+        "game id",
+        "feature_vectors",
+        ("game_id", "market", "feature_set_version", "event_time"),
+        upsert=True,
+    ),
+    TopicSpec(
+        "operational.quality",
+        Zone.OPERATIONAL,
+        "oddsflow.operational.QualityReport",
+        "source",
+        "quality",
+        ("source", "stage", "window_start"),
+        upsert=True,
     ),
     TopicSpec(
         "operational.pipeline_events",
         Zone.OPERATIONAL,
         "oddsflow.operational.PipelineEvent",
         "stage",
+        "pipeline_events",
+        ("event_id",),
     ),
     *(
-        TopicSpec(dlq_topic(s), Zone.OPERATIONAL, "oddsflow.operational.DeadLetter", "origin key")
+        TopicSpec(
+            dlq_topic(s),
+            Zone.OPERATIONAL,
+            "oddsflow.operational.DeadLetter",
+            "origin key",
+            "dead_letters",
+            _DLQ_KEY,
+        )
         for s in DLQ_STAGES
     ),
 )

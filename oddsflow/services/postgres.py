@@ -1,0 +1,194 @@
+"""PostgreSQL from the system's server binaries, or the server DATABASE_URL names.
+
+initdb into ``.local/postgres`` and pg_ctl on the configured port. Postgres refuses to run as
+root, so when we are root the server runs as the unprivileged ``postgres`` user (runuser).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from oddsflow.services.prereq import PrerequisiteError, require_free_port
+from oddsflow.services.process import tail
+from oddsflow.settings import Settings
+
+RUN_AS = "postgres"
+
+
+def bindir() -> Path:
+    """Newest server bindir: Debian keeps them in /usr/lib/postgresql/<v>/bin, off PATH."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise PrerequisiteError(
+        "oddsflow: the PostgreSQL server binaries (initdb, pg_ctl) are not installed; "
+        "install them (apt-get install postgresql) or point DATABASE_URL at a running server"
+    )
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _root(settings: Settings) -> Path:
+    return settings.state_dir / "postgres"
+
+
+def _run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    if _as_root():
+        cmd = ["runuser", "-u", RUN_AS, "--", *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        said = (proc.stderr or proc.stdout).strip()[-500:]
+        raise PrerequisiteError(f"oddsflow: `{' '.join(cmd[-3:])}` failed: {said}")
+    return proc
+
+
+def _prepare_dir(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    if _as_root():
+        try:
+            import pwd
+
+            pw = pwd.getpwnam(RUN_AS)
+        except KeyError:
+            raise PrerequisiteError(
+                f"oddsflow: running as root, but there is no `{RUN_AS}` user to run Postgres "
+                "as; install the postgresql package or run oddsflow as a normal user"
+            ) from None
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        # Postgres must be able to reach its data dir through every parent folder.
+        for parent in root.parents:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                os.chmod(parent, mode | 0o001)
+            if parent == Path("/"):
+                break
+
+
+def is_external(settings: Settings) -> bool:
+    return settings.postgres.url is not None
+
+
+async def _ping(dsn: str, database: str | None = None) -> bool:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(dsn, timeout=3, database=database)
+    except Exception:
+        return False
+    await conn.close()
+    return True
+
+
+def is_ready(settings: Settings) -> bool:
+    return asyncio.run(_ping(settings.postgres.dsn))
+
+
+def start(settings: Settings) -> str:
+    pg = settings.postgres
+    if is_external(settings):
+        if not is_ready(settings):
+            raise PrerequisiteError(
+                "oddsflow: DATABASE_URL is set but that server does not answer; start it or "
+                "unset DATABASE_URL to use a local one"
+            )
+        return "Postgres (external, DATABASE_URL) ready"
+    root = _root(settings)
+    data = root / "data"
+    bins = bindir()
+    _prepare_dir(root)
+    if not (data / "PG_VERSION").exists():
+        _run(
+            [
+                str(bins / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                pg.user,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-N",
+            ]
+        )
+        conf = data / "postgresql.conf"
+        extra = (
+            f"\nport = {pg.port}\nlisten_addresses = '{pg.host}'\n"
+            f"unix_socket_directories = '{root}'\nshared_buffers = 128MB\n"
+            "max_connections = 60\nlogging_collector = off\nwal_level = replica\n"
+            "max_wal_size = 1GB\ncheckpoint_timeout = 5min\n"
+        )
+        _run(["sh", "-c", f"cat >> {conf} <<'EOF'{extra}EOF"])
+    status_proc = _run([str(bins / "pg_ctl"), "-D", str(data), "status"], check=False)
+    if status_proc.returncode != 0:
+        require_free_port(pg.host, pg.port, "Postgres", "ODDSFLOW_POSTGRES__PORT")
+        proc = _run(
+            [
+                str(bins / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(root / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise PrerequisiteError(
+                "oddsflow: Postgres did not start; its log says:\n" + tail(root / "server.log")
+            )
+    asyncio.run(_ensure_database(settings))
+    return f"Postgres ready at {pg.host}:{pg.port}/{pg.database} (data in {data})"
+
+
+async def _ensure_database(settings: Settings) -> None:
+    import asyncpg
+
+    pg = settings.postgres
+    conn = await asyncpg.connect(
+        host=pg.host, port=pg.port, user=pg.user, database="postgres", timeout=10
+    )
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", pg.database)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{pg.database}"')
+    finally:
+        await conn.close()
+
+
+def stop(settings: Settings) -> str:
+    if is_external(settings):
+        return "Postgres is external (DATABASE_URL): left running"
+    data = _root(settings) / "data"
+    if not (data / "PG_VERSION").exists():
+        return "Postgres not running"
+    bins = bindir()
+    if _run([str(bins / "pg_ctl"), "-D", str(data), "status"], check=False).returncode != 0:
+        return "Postgres not running"
+    _run([str(bins / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "60", "stop"])
+    return "Postgres stopped"
+
+
+def status(settings: Settings) -> tuple[bool, str]:
+    pg = settings.postgres
+    where = "DATABASE_URL" if is_external(settings) else f"{pg.host}:{pg.port}/{pg.database}"
+    if is_ready(settings):
+        kind = "external" if is_external(settings) else f"data in {_root(settings) / 'data'}"
+        return True, f"postgres  up    {where}  ({kind})"
+    return False, f"postgres  down  {where}"

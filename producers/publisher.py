@@ -1,0 +1,100 @@
+"""The one producer every collector publishes raw envelopes through.
+
+Idempotent and ``acks=all``: a record counts as published only when its delivery report says the
+broker has it. librdkafka retries transient failures itself; what still fails is counted and
+reported, and :meth:`Publisher.close` flushes, so a shutdown never forgets an in-flight record.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from oddsflow.kafka_config import producer_config
+from oddsflow.settings import Settings
+from oddsflow.topics import raw_topic, topic_name
+from schemas.codec import default_codec
+
+log = logging.getLogger("oddsflow.publisher")
+ENVELOPE = "oddsflow.raw.RawEnvelope"
+
+
+@dataclass
+class PublishStats:
+    sent: int = 0
+    acked: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Publisher:
+    """Publishes raw envelopes of one source to ``raw.odds.<source>``, keyed by event id."""
+
+    def __init__(self, settings: Settings, source: str, **producer_overrides: Any) -> None:
+        self.source = source
+        self.topic = topic_name(settings, raw_topic(source))
+        self._producer = Producer(producer_config(settings, **producer_overrides))
+        self._encode = default_codec().encoder(ENVELOPE)
+        self.stats = PublishStats()
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self.stats.acked += 1
+        else:
+            self.stats.failed += 1
+            if len(self.stats.errors) < 20:
+                self.stats.errors.append(f"{msg.key()!r}: {err}")
+            log.error("delivery failed for %r: %s", msg.key(), err)
+
+    def publish(
+        self,
+        event_id: str,
+        payload: bytes,
+        fetched_at: datetime,
+        content_type: str = "application/json",
+        request: dict[str, str] | None = None,
+    ) -> None:
+        value = self._encode(
+            {
+                "event_id": event_id,
+                "source": self.source,
+                "fetched_at": fetched_at,
+                "content_type": content_type,
+                "payload": payload,
+                "request": request or {},
+            }
+        )
+        self.publish_encoded(event_id.encode(), value)
+
+    def publish_encoded(self, key: bytes, value: bytes) -> None:
+        """Produce one already-encoded record, waiting for queue space instead of failing.
+
+        The record's Kafka timestamp is the time of publishing (lag in seconds is measured
+        against it); the source's own times travel inside the envelope.
+        """
+        while True:
+            try:
+                self._producer.produce(
+                    self.topic, value=value, key=key, on_delivery=self._delivered
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self.stats.sent += 1
+        if self.stats.sent % 1000 == 0:
+            self._producer.poll(0)
+
+    def flush(self, timeout: float = 60.0) -> int:
+        """Wait for every delivery report; returns how many are still outstanding."""
+        return self._producer.flush(timeout)
+
+    def close(self, timeout: float = 60.0) -> PublishStats:
+        left = self.flush(timeout)
+        if left:
+            self.stats.failed += left
+            self.stats.errors.append(f"{left} records unacknowledged after {timeout:.0f}s")
+        return self.stats

@@ -1,0 +1,232 @@
+"""A market simulator: games × books × markets of realistic American prices, deterministic per seed.
+
+Each book quotes moneyline, run line (spread) and total with a vig, drifting with the market's
+true probability and sometimes jumping. Every tick, every book publishes a snapshot in The Odds
+API v4 event shape (one event, one bookmaker), unchanged prices included, as a real poller would:
+the staging zone's de-duplication is what turns snapshots into price changes.
+``scripted_jumps`` move one book's home moneyline by a known number of cents at a known tick, so
+tests can assert exact curated values.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from streams.domain.teams import CODES, FULL_NAMES
+
+BOOKS = (
+    "pinnacle", "draftkings", "fanduel", "betmgm", "caesars", "bet365", "pointsbet",
+    "betrivers", "wynnbet", "circa", "bovada", "mybookie", "betonline", "unibet", "barstool",
+    "superbook", "betway", "williamhill", "espnbet", "fanatics",
+)  # fmt: skip
+NAME_OF: dict[str, str] = {}
+for _name, _code in FULL_NAMES.items():
+    NAME_OF.setdefault(_code, _name)
+
+
+def prob_to_american(p: float) -> int:
+    """Fair-ish American price of probability ``p`` (0 < p < 1), |a| ≥ 100."""
+    if p >= 0.5:
+        a = -round(100 * p / (1 - p))
+        return min(a, -100)
+    return max(round(100 * (1 - p) / p), 100)
+
+
+def shift_cents(american: int, cents: int) -> int:
+    """Move a price by ``cents`` on the continuous scale (−105 + 10 → +105)."""
+    c = (american - 100 if american >= 100 else american + 100) + cents
+    return c + 100 if c >= 0 else c - 100
+
+
+@dataclass(frozen=True)
+class ScriptedJump:
+    game: int  # game index
+    book: str
+    tick: int
+    cents: int  # moves the home moneyline; negative = money on home
+
+
+@dataclass(frozen=True)
+class Quote:
+    """One book's prices for one game at one tick."""
+
+    game: int
+    book: str
+    tick: int
+    at: datetime
+    home_ml: int
+    away_ml: int
+    home_spread: float
+    home_spread_price: int
+    away_spread_price: int
+    total: float
+    over_price: int
+    under_price: int
+
+
+@dataclass
+class Game:
+    index: int
+    home: str
+    away: str
+    commence: datetime
+    event_id: str
+
+
+@dataclass
+class _Book:
+    bias: float
+    vig: float
+    p: float
+    o: float
+    shift: int = 0
+
+
+@dataclass
+class _Market:
+    """The true state of one game's market, which every book follows with its own bias."""
+
+    rng: random.Random
+    p_home: float
+    p_over: float
+    total: float
+    books: dict[str, _Book]
+
+    @classmethod
+    def open(cls, game: Game, books: tuple[str, ...], seed: int) -> _Market:
+        rng = random.Random(f"{seed}-game-{game.index}")
+        p_home, p_over = rng.uniform(0.38, 0.62), rng.uniform(0.46, 0.54)
+        total = rng.choice((7.5, 8.0, 8.5, 9.0, 9.5))
+        quotes = {
+            b: _Book(rng.uniform(-0.01, 0.01), rng.uniform(0.035, 0.05), p_home, p_over)
+            for b in books
+        }
+        return cls(rng, p_home, p_over, total, quotes)
+
+    def step(self) -> None:
+        """Random drift, and now and then a jump of three points of probability."""
+        self.p_home = min(0.8, max(0.2, self.p_home + self.rng.gauss(0, 0.002)))
+        self.p_over = min(0.6, max(0.4, self.p_over + self.rng.gauss(0, 0.002)))
+        if self.rng.random() < 0.01:
+            self.p_home += self.rng.choice((-0.03, 0.03))
+
+
+@dataclass
+class Simulator:
+    seed: int = 7
+    games: int = 6
+    books: int = 5
+    ticks: int = 120
+    tick_seconds: int = 30
+    start: datetime | None = None  # time of tick 0; default: so the last tick is about now
+    scripted_jumps: tuple[ScriptedJump, ...] = ()
+    drift: bool = True
+    _games: list[Game] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.start is None:
+            now = datetime.now(UTC).replace(second=0, microsecond=0)
+            self.start = now - timedelta(seconds=self.ticks * self.tick_seconds)
+        rng = random.Random(f"{self.seed}-schedule")
+        teams = list(CODES)
+        rng.shuffle(teams)
+        first_pitch = self.start + timedelta(seconds=self.ticks * self.tick_seconds, hours=2)
+        for g in range(self.games):
+            home, away = teams[(2 * g) % 30], teams[(2 * g + 1) % 30]
+            commence = first_pitch + timedelta(minutes=30 * (g // 15))
+            self._games.append(Game(g, home, away, commence, f"sim{self.seed}-g{g}"))
+
+    @property
+    def schedule(self) -> list[Game]:
+        return list(self._games)
+
+    @property
+    def book_names(self) -> tuple[str, ...]:
+        return BOOKS[: self.books]
+
+    def quotes(self) -> Iterator[Quote]:
+        """Every book's snapshot for every game at every tick, in time order."""
+        assert self.start is not None
+        jumps = {(j.game, j.book, j.tick): j.cents for j in self.scripted_jumps}
+        markets = [_Market.open(game, self.book_names, self.seed) for game in self._games]
+        for tick in range(self.ticks):
+            at = self.start + timedelta(seconds=tick * self.tick_seconds)
+            for game, market in zip(self._games, markets, strict=True):
+                if self.drift:
+                    market.step()
+                for b in self.book_names:
+                    book = market.books[b]
+                    if tick == 0 or not self.drift or market.rng.random() < 0.35:
+                        book.p, book.o = market.p_home + book.bias, market.p_over
+                    book.shift += jumps.get((game.index, b, tick), 0)
+                    yield self._quote(game, b, tick, at, book, market.total)
+
+    def _quote(
+        self, game: Game, book: str, tick: int, at: datetime, s: _Book, total: float
+    ) -> Quote:
+        half_vig = s.vig / 2
+        p = min(0.85, max(0.15, round(s.p, 3)))
+        home_ml = shift_cents(prob_to_american(p + half_vig), s.shift)
+        away_ml = prob_to_american(1 - p + half_vig)
+        fav_home = p >= 0.5
+        home_spread = -1.5 if fav_home else 1.5
+        cover = (p - 0.18) if fav_home else (p + 0.18)
+        hsp = prob_to_american(min(0.8, max(0.2, round(cover, 2))) + half_vig)
+        asp = prob_to_american(1 - min(0.8, max(0.2, round(cover, 2))) + half_vig)
+        o = round(s.o, 2)
+        return Quote(
+            game=game.index, book=book, tick=tick, at=at,
+            home_ml=home_ml, away_ml=away_ml,
+            home_spread=home_spread, home_spread_price=hsp, away_spread_price=asp,
+            total=total, over_price=prob_to_american(o + half_vig),
+            under_price=prob_to_american(1 - o + half_vig),
+        )  # fmt: skip
+
+    def payload(self, q: Quote) -> bytes:
+        """The quote as The Odds API v4 would send it for one event and one bookmaker."""
+        game = self._games[q.game]
+        home, away = NAME_OF[game.home], NAME_OF[game.away]
+        ts = q.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        doc = {
+            "id": game.event_id,
+            "sport_key": "baseball_mlb",
+            "sport_title": "MLB",
+            "commence_time": game.commence.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "home_team": home,
+            "away_team": away,
+            "bookmakers": [
+                {
+                    "key": q.book,
+                    "title": q.book.title(),
+                    "last_update": ts,
+                    "markets": [
+                        {"key": "h2h", "last_update": ts, "outcomes": [
+                            {"name": home, "price": q.home_ml},
+                            {"name": away, "price": q.away_ml},
+                        ]},
+                        {"key": "spreads", "last_update": ts, "outcomes": [
+                            {"name": home, "price": q.home_spread_price, "point": q.home_spread},
+                            {"name": away, "price": q.away_spread_price,
+                             "point": -q.home_spread},
+                        ]},
+                        {"key": "totals", "last_update": ts, "outcomes": [
+                            {"name": "Over", "price": q.over_price, "point": q.total},
+                            {"name": "Under", "price": q.under_price, "point": q.total},
+                        ]},
+                    ],
+                }
+            ],
+        }  # fmt: skip
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    def event_id(self, q: Quote) -> str:
+        return f"{self._games[q.game].event_id}-{q.book}-t{q.tick}"
+
+    def envelopes(self) -> Iterator[tuple[str, bytes, datetime]]:
+        """(event id, payload, fetched_at) for every quote, in time order."""
+        for q in self.quotes():
+            yield self.event_id(q), self.payload(q), q.at + timedelta(seconds=1)
