@@ -49,6 +49,8 @@ class SchemaRegistry:
     """Current schema per name, and every known version per fingerprint."""
 
     def __init__(self, avro_dir: Path = AVRO_DIR, history_dir: Path = HISTORY_DIR) -> None:
+        self.avro_dir = avro_dir
+        self.history_dir = history_dir
         self.current: dict[str, SchemaVersion] = {}
         self.history: dict[str, list[SchemaVersion]] = {}
         self.by_fingerprint: dict[bytes, SchemaVersion] = {}
