@@ -200,7 +200,8 @@ def _one_game(
     split_steps: dict[tuple[str, str, str, str], Step] = defaultdict(list)
     for r in splits:
         s = split_steps[(r["market"], r["source"], r.get("book") or "", r["side"])]
-        rec = (r["bets_pct"], r.get("money_pct"), r.get("bets"), r.get("total_bets"))
+        money = None if r.get("money_pct") is None else float(r["money_pct"])
+        rec = (float(r["bets_pct"]), money, r.get("bets"), r.get("total_bets"))
         if s and s[-1][0] == r["event_time"]:
             s[-1] = (r["event_time"], rec)
         else:
