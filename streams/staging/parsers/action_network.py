@@ -1,0 +1,262 @@
+"""Action Network public-betting scoreboard JSON (``/web/v2/scoreboard/mlb``-style payloads).
+
+No capture of it exists in shared/data, so the shape is taken from public descriptions of the
+endpoint and pinned by tests/unit/fixtures/action_network_scoreboard.json (an assumption to
+re-check against a real capture):
+
+    {"games": [{"id", "status", "start_time", "home_team_id", "away_team_id",
+                "teams": [{"id", "full_name", "display_name", "short_name", "abbr", ...}],
+                "boxscore": {"total_home_points", "total_away_points"}?,
+                "markets": {"<book id>": {"event": {"moneyline": [...], "spread": [...],
+                                                     "total": [...]}}}}]}
+
+Each outcome: ``side`` (home/away/over/under), ``odds`` (American), ``value`` (points),
+``bet_info.tickets.{value,percent}``, ``bet_info.money.{value,percent}``, optional
+``updated_at``. Event time = the outcome's ``updated_at``, else fetched_at.
+
+Book 15 is Action Network's consensus and 30 its opening line: they are aggregates, not books,
+so their prices are not promoted (one ``aggregate_book`` reject per game and aggregate), but
+the splits (tickets/money %) are read from the consensus book (else the first book having
+them) and published with book = "consensus". Unknown numeric book ids are ``unknown_book``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import suppress
+from datetime import datetime
+from typing import Any, Final
+
+from streams.domain.books import CONSENSUS, BookError, action_network_book, is_aggregate
+from streams.domain.games import game_id, schedule_date
+from streams.domain.odds import PriceError, parse_american, parse_points
+from streams.domain.teams import TeamError, action_network_team, lookup_team, resolve_team
+from streams.domain.timeparse import TimeParseError, parse_utc
+from streams.staging.parsers.base import (
+    AGGREGATE_BOOK,
+    MISSING_FIELD,
+    MONEYLINE,
+    SPREAD,
+    TEAM_MISMATCH,
+    TOTAL,
+    UNKNOWN_SIDE,
+    UNKNOWN_STATUS,
+    WRONG_SHAPE,
+    Context,
+    GameRef,
+    Parsed,
+    ParseError,
+    Reject,
+    make_game,
+    make_line,
+    make_split,
+    number_doubleheaders,
+    to_float_or_none,
+    to_int_or_none,
+)
+
+MARKETS: Final = (MONEYLINE, SPREAD, TOTAL)
+SIDES: Final = {MONEYLINE: ("home", "away"), SPREAD: ("home", "away"), TOTAL: ("over", "under")}
+STATUS: Final = {
+    "scheduled": "scheduled", "created": "scheduled", "pre": "scheduled",
+    "inprogress": "in_progress", "in_progress": "in_progress", "live": "in_progress",
+    "delayed": "in_progress", "halftime": "in_progress",
+    "complete": "final", "completed": "final", "closed": "final", "final": "final",
+    "postponed": "postponed", "cancelled": "postponed", "canceled": "postponed",
+    "suspended": "postponed",
+}  # fmt: skip
+
+
+class _GameError(Exception):
+    def __init__(self, error_class: str, reason: str) -> None:
+        super().__init__(reason)
+        self.error_class = error_class
+        self.reason = reason
+
+
+def _team_code(gm: Mapping[str, Any], team_id: Any, role: str, where: str) -> str:
+    if team_id is None:
+        raise _GameError(MISSING_FIELD, f"{where}: missing {role}_team_id")
+    teams = gm.get("teams")
+    entry: Mapping[str, Any] | None = None
+    if isinstance(teams, list):
+        for t in teams:
+            if isinstance(t, Mapping) and t.get("id") == team_id:
+                entry = t
+                break
+    by_id = action_network_team(team_id)
+    if entry is None:
+        if by_id is None:
+            raise _GameError(MISSING_FIELD, f"{where}: {role} team id {team_id} not in teams[]")
+        return by_id
+    names = [entry.get("abbr"), entry.get("full_name")]
+    codes = {c for c in (lookup_team(n) for n in names if n) if c}
+    if by_id is not None:
+        codes.add(by_id)
+    if len(codes) > 1:
+        raise _GameError(TEAM_MISMATCH, f"{where}: {role} team {names} resolves to {codes}")
+    if not codes:
+        try:
+            return resolve_team(entry.get("abbr") or entry.get("full_name"))
+        except TeamError as exc:
+            raise _GameError(exc.error_class, f"{where}: {role}: {exc.reason}") from None
+    return codes.pop()
+
+
+def _header(gm: Any, idx: int) -> tuple[str, datetime, str, str, str]:
+    if not isinstance(gm, Mapping):
+        raise _GameError(WRONG_SHAPE, f"game #{idx} is a {type(gm).__name__}, not an object")
+    where = f"action_network game {gm.get('id', f'#{idx}')}"
+    if not gm.get("start_time"):
+        raise _GameError(MISSING_FIELD, f"{where}: missing start_time")
+    try:
+        commence = parse_utc(gm["start_time"])
+    except TimeParseError as exc:
+        raise _GameError(exc.error_class, f"{where}: start_time: {exc.reason}") from None
+    home = _team_code(gm, gm.get("home_team_id"), "home", where)
+    away = _team_code(gm, gm.get("away_team_id"), "away", where)
+    if home == away:
+        raise _GameError(WRONG_SHAPE, f"{where}: home and away are both {home}")
+    return where, commence, home, away, str(gm.get("status") or "").casefold()
+
+
+def _pct(info: Any, key: str) -> tuple[float | None, int | None]:
+    part = info.get(key) if isinstance(info, Mapping) else None
+    if not isinstance(part, Mapping):
+        return None, None
+    return to_float_or_none(part.get("percent")), to_int_or_none(part.get("value"))
+
+
+def _splits(event: Mapping[str, Any], g: GameRef, where: str, ctx: Context, out: Parsed) -> None:
+    for market in MARKETS:
+        outcomes = event.get(market)
+        if not isinstance(outcomes, list):
+            continue
+        found: dict[str, tuple[float, float | None, int | None, datetime]] = {}
+        for oc in outcomes:
+            if not isinstance(oc, Mapping) or oc.get("side") not in SIDES[market]:
+                continue
+            tickets, bets = _pct(oc.get("bet_info"), "tickets")
+            money, _ = _pct(oc.get("bet_info"), "money")
+            if tickets is None:
+                continue
+            et = ctx.fetched_at
+            if oc.get("updated_at"):
+                with suppress(TimeParseError):  # the line itself reports a bad timestamp
+                    et = parse_utc(oc["updated_at"])
+            found[oc["side"]] = (tickets, money, bets, et)
+        if not found:
+            continue
+        counts = [v[2] for v in found.values()]
+        total = sum(counts) if len(found) == 2 and all(c is not None for c in counts) else None  # type: ignore[misc]
+        for side, (tickets, money, bets, et) in found.items():
+            out.splits.append(
+                make_split(g, CONSENSUS, market, side, tickets, money, bets, total, et, ctx)
+            )
+
+
+def _book(
+    bid: str, event: Mapping[str, Any], book: str, g: GameRef, where: str, ctx: Context, out: Parsed
+) -> None:
+    for market in MARKETS:
+        outcomes = event.get(market)
+        if outcomes is None:
+            continue
+        w = f"{where} {g.game_id} book {book} ({bid}) {market}"
+        if not isinstance(outcomes, list):
+            out.rejects.append(Reject(WRONG_SHAPE, f"{w}: not a list"))
+            continue
+        for oc in outcomes:
+            if not isinstance(oc, Mapping):
+                out.rejects.append(Reject(WRONG_SHAPE, f"{w}: outcome is not an object"))
+                continue
+            side = oc.get("side")
+            if side not in SIDES[market]:
+                out.rejects.append(Reject(UNKNOWN_SIDE, f"{w}: side {side!r}"))
+                continue
+            price = parse_american(oc.get("odds"))
+            if type(price) is PriceError:
+                out.rejects.append(Reject(price.error_class, f"{w} {side}: {price.reason}"))
+                continue
+            line: float | None = None
+            if market != MONEYLINE:
+                pts = parse_points(oc.get("value"))
+                if type(pts) is PriceError:
+                    out.rejects.append(Reject(pts.error_class, f"{w} {side}: {pts.reason}"))
+                    continue
+                line = pts  # type: ignore[assignment]
+            et = ctx.fetched_at
+            if oc.get("updated_at"):
+                try:
+                    et = parse_utc(oc["updated_at"])
+                except TimeParseError as exc:
+                    out.rejects.append(Reject(exc.error_class, f"{w} {side}: {exc.reason}"))
+                    continue
+            out.lines.append(make_line(g, book, market, side, line, price, et, ctx))  # type: ignore[arg-type]
+
+
+def parse_action_network(doc: Any, ctx: Context) -> Parsed:
+    """Parse a decoded Action Network scoreboard (object with ``games``)."""
+    if not isinstance(doc, Mapping):
+        raise ParseError(WRONG_SHAPE, f"Action Network payload is a {type(doc).__name__}")
+    games = doc.get("games")
+    if games is None:
+        raise ParseError(MISSING_FIELD, "Action Network payload has no games")
+    if not isinstance(games, list):
+        raise ParseError(WRONG_SHAPE, "Action Network games is not a list")
+    out = Parsed()
+    heads: list[tuple[int, str, datetime, str, str, str]] = []
+    for i, gm in enumerate(games):
+        try:
+            heads.append((i, *_header(gm, i)))
+        except _GameError as exc:
+            out.rejects.append(Reject(exc.error_class, exc.reason))
+    numbers = number_doubleheaders(
+        [(schedule_date(c).isoformat(), a, h, c) for _, _, c, h, a, _ in heads]
+    )
+    for (i, where, commence, home, away, raw_status), n in zip(heads, numbers, strict=True):
+        gm = games[i]
+        g = GameRef(game_id(commence, away, home, n), commence, home, away)
+        status = STATUS.get(raw_status)
+        if status is None:
+            out.rejects.append(Reject(UNKNOWN_STATUS, f"{where} {g.game_id}: {raw_status!r}"))
+        else:
+            box = gm.get("boxscore") if isinstance(gm.get("boxscore"), Mapping) else {}
+            scored = status in ("in_progress", "final")
+            out.games.append(
+                make_game(
+                    g,
+                    n,
+                    status,
+                    ctx.fetched_at,
+                    ctx,
+                    home_score=to_int_or_none(box.get("total_home_points")) if scored else None,
+                    away_score=to_int_or_none(box.get("total_away_points")) if scored else None,
+                )
+            )
+        markets = gm.get("markets") or {}
+        if not isinstance(markets, Mapping):
+            out.rejects.append(Reject(WRONG_SHAPE, f"{where}: markets is not an object"))
+            continue
+        split_event: Mapping[str, Any] | None = None
+        for bid, entry in markets.items():
+            event = entry.get("event") if isinstance(entry, Mapping) else None
+            if not isinstance(event, Mapping):
+                out.rejects.append(Reject(WRONG_SHAPE, f"{where}: book {bid} has no event"))
+                continue
+            try:
+                book = action_network_book(bid)
+            except BookError as exc:
+                out.rejects.append(Reject(exc.error_class, f"{where} {g.game_id}: {exc.reason}"))
+                continue
+            if book == CONSENSUS or split_event is None:
+                split_event = event if book == CONSENSUS else split_event or event
+            if is_aggregate(book):
+                out.rejects.append(
+                    Reject(AGGREGATE_BOOK, f"{where} {g.game_id}: book {bid} is {book}, not a book")
+                )
+                continue
+            _book(str(bid), event, book, g, where, ctx, out)
+        if split_event is not None:
+            _splits(split_event, g, where, ctx, out)
+    return out
