@@ -332,3 +332,13 @@ def test_final_game_fills_targets_of_the_feature_vector() -> None:
         False,
         0.0,
     )
+
+
+def test_bench_runs_on_synthetic_lines_without_late_events() -> None:
+    from streams.features.bench import bench_engine
+
+    result = bench_engine(2000)
+    assert result["lines"] == 2000
+    assert result["late"] == 0
+    assert result["lines_per_s"] > 0
+    assert 0 < result["peak_state_size"] < 2000
