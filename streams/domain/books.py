@@ -33,7 +33,7 @@ ALIASES: Final[dict[str, str]] = {
     "williamhillus": "caesars", "williamhill": "caesars", "unibetus": "unibet",
     "pointsbetus": "pointsbet", "betonlineag": "betonline", "mybookieag": "mybookie",
     "betfairexus": "betfair", "betfairex": "betfair", "tipicous": "tipico",
-    "circa": "circasports",
+    "circa": "circasports", "lowvigag": "lowvig", "betusag": "betus",
     # Display names / titles (Odds API title, SBD displayName)
     "caesarssportsbook": "caesars", "williamhillsportsbook": "caesars",
     "draftkingssportsbook": "draftkings", "fanduelsportsbook": "fanduel",

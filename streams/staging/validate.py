@@ -65,10 +65,16 @@ OTHER_SIDE: Final = {"home": "away", "away": "home", "over": "under", "under": "
 
 
 def _where(rec: dict[str, Any]) -> str:
-    return (
-        f"{rec.get('game_id')} book {rec.get('book')} {rec.get('market')} {rec.get('side')}"
-        f" at {rec.get('event_time')}"
-    )
+    """Where a record sits, for reasons: game, book, market, side (those it has)."""
+    parts = [str(rec.get("game_id"))]
+    if "book" in rec:
+        parts.append(f"book {rec['book']}")
+    for k in ("market", "side"):
+        if k in rec:
+            parts.append(str(rec[k]))
+    if "status" in rec:
+        parts.append("game state")
+    return " ".join(parts)
 
 
 def _aware(v: object) -> bool:
@@ -94,14 +100,15 @@ def check_time(
     """Timestamps aware, and event_time not beyond (now or ingested_at) + tolerance."""
     for f in fields:
         if not _aware(rec.get(f)):
-            return Reject(BAD_TIMESTAMP, f"{f} {rec.get(f)!r} is not an aware datetime")
+            return Reject(BAD_TIMESTAMP, f"{_where(rec)}: {f} {rec.get(f)!r} is not aware")
     ref = now if now is not None else rec["ingested_at"]
     if not _aware(ref):
         return Reject(BAD_TIMESTAMP, f"reference time {ref!r} is not an aware datetime")
     if rec["event_time"] > _limit(ref, tolerance):
         return Reject(
             FUTURE_TIMESTAMP,
-            f"event_time {rec['event_time'].isoformat()} is after {ref.isoformat()} + {tolerance}",
+            f"{_where(rec)}: event_time {rec['event_time'].isoformat()}"
+            f" is after {ref.isoformat()} + {tolerance}",
         )
     return None
 

@@ -134,15 +134,7 @@ def payload_text(envelope: Mapping[str, Any]) -> str:
 
 
 def load_json(envelope: Mapping[str, Any]) -> Any:
-    """Decode a JSON payload; raises ParseError(bad_json) with the position of the fault."""
-    payload = envelope.get("payload")
-    if isinstance(payload, bytes | bytearray):
-        try:
-            return json.loads(payload)
-        except UnicodeDecodeError as exc:
-            raise ParseError(BAD_ENCODING, f"payload is not UTF-8: {exc}") from None
-        except ValueError as exc:
-            raise ParseError(BAD_JSON, f"payload is not JSON: {exc}") from None
+    """Decode a JSON payload (UTF-8); raises ParseError bad_encoding / bad_json."""
     text = payload_text(envelope)
     try:
         return json.loads(text)
