@@ -83,6 +83,7 @@ class _Book:
     vig: float
     p: float
     o: float
+    home_favourite: bool
     shift: int = 0
 
 
@@ -102,7 +103,9 @@ class _Market:
         p_home, p_over = rng.uniform(0.38, 0.62), rng.uniform(0.46, 0.54)
         total = rng.choice((7.5, 8.0, 8.5, 9.0, 9.5))
         quotes = {
-            b: _Book(rng.uniform(-0.01, 0.01), rng.uniform(0.035, 0.05), p_home, p_over)
+            b: _Book(
+                rng.uniform(-0.01, 0.01), rng.uniform(0.035, 0.05), p_home, p_over, p_home >= 0.5
+            )
             for b in books
         }
         return cls(rng, p_home, p_over, total, quotes)
@@ -138,7 +141,8 @@ class Simulator:
         for g in range(self.games):
             home, away = teams[(2 * g) % 30], teams[(2 * g + 1) % 30]
             commence = first_pitch + timedelta(minutes=30 * (g // 15))
-            self._games.append(Game(g, home, away, commence, f"sim{self.seed}-g{g}"))
+            run = f"sim{self.seed}-{self.start:%Y%m%dT%H%M}"
+            self._games.append(Game(g, home, away, commence, f"{run}-g{g}"))
 
     @property
     def schedule(self) -> list[Game]:
@@ -172,9 +176,8 @@ class Simulator:
         p = min(0.85, max(0.15, round(s.p, 3)))
         home_ml = shift_cents(prob_to_american(p + half_vig), s.shift)
         away_ml = prob_to_american(1 - p + half_vig)
-        fav_home = p >= 0.5
-        home_spread = -1.5 if fav_home else 1.5
-        cover = (p - 0.18) if fav_home else (p + 0.18)
+        home_spread = -1.5 if s.home_favourite else 1.5  # the run line is set at the open
+        cover = (p - 0.18) if s.home_favourite else (p + 0.18)
         hsp = prob_to_american(min(0.8, max(0.2, round(cover, 2))) + half_vig)
         asp = prob_to_american(1 - min(0.8, max(0.2, round(cover, 2))) + half_vig)
         o = round(s.o, 2)

@@ -1,0 +1,51 @@
+# oddsflow: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv demo test test-unit lint services-up down bench clean
+
+help:
+	@echo "make demo   start local Kafka + Postgres and run the whole pipeline on built-in data"
+	@echo "make test   run the test suite against real Kafka and Postgres"
+	@echo "make down   stop the local services"
+	@echo "make bench  benchmark every stage"
+	@echo "make lint   ruff"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing oddsflow and its dependencies into $(VENV) ..."
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	@$(BIN)/oddsflow demo
+
+services-up: $(STAMP)
+	@$(BIN)/oddsflow services up
+	@$(BIN)/oddsflow topics create >/dev/null
+	@$(BIN)/oddsflow db migrate
+
+test: $(STAMP)
+	@$(BIN)/ruff check .
+	@$(BIN)/oddsflow schemas check
+	@$(BIN)/pytest -q
+
+test-unit: $(STAMP)
+	@$(BIN)/pytest -q tests/unit
+
+lint: $(STAMP)
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+down:
+	@if [ -x $(BIN)/oddsflow ]; then $(BIN)/oddsflow services down; else echo "nothing to stop"; fi
+
+bench: $(STAMP)
+	@$(BIN)/oddsflow bench
+
+clean: down
+	rm -rf .local

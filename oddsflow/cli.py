@@ -1,0 +1,124 @@
+"""The ``oddsflow`` command line: the roadmap's verbs over the streaming pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from oddsflow.settings import Settings, load_settings
+
+
+def _print_lines(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(line)
+
+
+def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
+    from oddsflow import services
+
+    if args.action == "up":
+        print("Starting local services...", flush=True)
+        _print_lines(services.up(settings))
+        return 0
+    if args.action == "down":
+        _print_lines(services.down(settings))
+        return 0
+    ok, lines = services.status(settings)
+    _print_lines(lines)
+    return 0 if ok else 1
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from oddsflow.admin import create_topics
+    from oddsflow.topics import CATALOG, topic_name
+
+    if args.action == "create":
+        _print_lines(create_topics(settings))
+        return 0
+    for s in CATALOG:
+        name = topic_name(settings, s.name)
+        print(f"{name:32} {s.zone.value:12} {s.schema:36} key={s.key}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from sinks.migrate import migrate
+
+    applied = asyncio.run(migrate(settings))
+    print("applied: " + ", ".join(applied) if applied else "database schema is up to date")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from oddsflow.worker import run_worker
+
+    return run_worker(settings, args.role, topics=args.topics)
+
+
+def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
+    from producers.collect import collect
+
+    return collect(settings, args)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from oddsflow.demo import run_demo
+
+    return run_demo(settings, seconds=args.seconds)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oddsflow", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("services", help="local Kafka and Postgres (no Docker needed)")
+    s.add_argument("action", choices=["up", "down", "status"])
+    s.set_defaults(func=cmd_services)
+
+    s = sub.add_parser("topics", help="the topic catalog")
+    s.add_argument("action", choices=["create", "list"])
+    s.set_defaults(func=cmd_topics)
+
+    s = sub.add_parser("db", help="database schema")
+    s.add_argument("action", choices=["migrate"])
+    s.set_defaults(func=cmd_db)
+
+    s = sub.add_parser("worker", help="run an always-on worker until stopped")
+    s.add_argument("role", choices=["staging", "features", "sink", "all"])
+    s.add_argument("--topics", nargs="*", help="sink only: catalog topics to write")
+    s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("collect", help="run a collector (publishes raw envelopes)")
+    s.add_argument("--source", required=True, choices=["simulator"])
+    s.add_argument("--seed", type=int)
+    s.add_argument("--games", type=int)
+    s.add_argument("--books", type=int)
+    s.add_argument("--ticks", type=int)
+    s.set_defaults(func=cmd_collect)
+
+    s = sub.add_parser("demo", help="start everything and run the pipeline on built-in data")
+    s.add_argument("--seconds", type=float, default=60.0, help="how long the workers run")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = load_settings()
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    try:
+        return func(args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

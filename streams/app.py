@@ -1,0 +1,38 @@
+"""The faust application the stream agents run in.
+
+One factory, so workers, tests and backfills each build an app from their own settings (topic
+prefix, group, state folder) instead of sharing a module-level singleton.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from oddsflow.settings import Settings
+
+
+def create_app(settings: Settings, role: str) -> faust.App:
+    """A faust app for one worker role; its id is its consumer group."""
+    app_id = f"{settings.kafka.topic_prefix}oddsflow-{role}"
+    datadir = settings.state_dir / "faust" / app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        app_id,
+        broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        store="rocksdb://",
+        datadir=str(datadir),
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        producer_acks=-1,
+        producer_linger_ms=5,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=2000,
+        broker_commit_interval=1.0,
+        stream_wait_empty=True,
+        table_standby_replicas=0,
+        topic_disable_leader=True,
+        worker_redirect_stdouts=False,
+    )
