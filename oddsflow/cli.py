@@ -64,6 +64,12 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     return collect(settings, args)
 
 
+def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.cli import cli_check, cli_list
+
+    return cli_check() if args.action == "check" else cli_list(args.json)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from oddsflow.demo import run_demo
 
@@ -99,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--books", type=int)
     s.add_argument("--ticks", type=int)
     s.set_defaults(func=cmd_collect)
+
+    s = sub.add_parser("schemas", help="topic contracts: list them, check their evolution")
+    s.add_argument("action", choices=["check", "list"])
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_schemas)
 
     s = sub.add_parser("demo", help="start everything and run the pipeline on built-in data")
     s.add_argument("--seconds", type=float, default=60.0, help="how long the workers run")

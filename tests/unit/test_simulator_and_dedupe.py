@@ -1,0 +1,71 @@
+"""The simulator is deterministic and realistic; de-duplication keeps only real changes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from producers.simulator import ScriptedJump, Simulator, prob_to_american, shift_cents
+from streams.staging.dedupe import Deduplicator
+
+START = datetime(2026, 4, 1, 17, 0, tzinfo=UTC)
+
+
+def test_same_seed_same_payloads_other_seed_other_payloads() -> None:
+    a = [p for _, p, _ in Simulator(seed=3, start=START).envelopes()]
+    b = [p for _, p, _ in Simulator(seed=3, start=START).envelopes()]
+    c = [p for _, p, _ in Simulator(seed=4, start=START).envelopes()]
+    assert a == b and a != c
+    assert len(a) == 6 * 5 * 120
+
+
+def test_prices_are_valid_american_odds_with_vig() -> None:
+    for _, payload, _ in Simulator(seed=1, games=3, books=4, ticks=40, start=START).envelopes():
+        event = json.loads(payload)
+        for market in event["bookmakers"][0]["markets"]:
+            prices = [o["price"] for o in market["outcomes"]]
+            assert all(abs(p) >= 100 for p in prices)
+            implied = sum(100 / (p + 100) if p > 0 else -p / (-p + 100) for p in prices)
+            assert 1.0 < implied < 1.2, (market, prices)
+
+
+def test_cents_scale() -> None:
+    assert shift_cents(-105, 10) == 105
+    assert shift_cents(-110, -20) == -130
+    assert shift_cents(110, -20) == -110
+    assert prob_to_american(0.5) == -100 and prob_to_american(0.25) == 300
+
+
+def test_a_scripted_jump_moves_one_book_only() -> None:
+    sim = Simulator(
+        seed=2, games=1, books=2, ticks=3, start=START, drift=False,
+        scripted_jumps=(ScriptedJump(0, "pinnacle", 2, -20),),
+    )  # fmt: skip
+    homes = {(q.book, q.tick): q.home_ml for q in sim.quotes()}
+    assert homes[("pinnacle", 2)] == shift_cents(homes[("pinnacle", 1)], -20)
+    assert homes[("draftkings", 2)] == homes[("draftkings", 1)]
+
+
+def _line(price: int, minutes: int) -> dict:
+    return {
+        "game_id": "MLB-20260401-STL@PIT-1", "book": "pinnacle", "market": "moneyline",
+        "side": "home", "price_american": price, "line": None,
+        "event_time": START + timedelta(minutes=minutes),
+    }  # fmt: skip
+
+
+def test_dedupe_emits_changes_and_never_re_emits_a_redelivery() -> None:
+    d = Deduplicator({})
+    schema = "oddsflow.staging.OddsLine"
+    verdicts = [
+        d.check(schema, _line(-110, 0)),  # first
+        d.check(schema, _line(-110, 1)),  # unchanged snapshot
+        d.check(schema, _line(-120, 2)),  # change
+        d.check(schema, _line(-110, 0)),  # redelivery of the first: older, not a change
+        d.check(schema, _line(-120, 2)),  # redelivery of the change
+        d.check(schema, _line(-110, 3)),  # a real move back
+    ]
+    assert [v.emit for v in verdicts] == [True, False, True, False, False, True]
+    assert [v.reason for v in verdicts] == [
+        "first", "unchanged", "changed", "stale", "unchanged", "changed",
+    ]  # fmt: skip
