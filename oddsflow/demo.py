@@ -74,10 +74,25 @@ def check_workers(procs: dict[str, subprocess.Popen[bytes]], log_dir: Path) -> N
             )
 
 
+async def _counts(settings: Settings) -> dict[str, int]:
+    conn = await asyncpg.connect(settings.postgres.dsn)
+    try:
+        return await table_counts(settings, conn)
+    finally:
+        await conn.close()
+
+
 async def _watch(
-    settings: Settings, seconds: float, started: float, procs: dict, log_dir: Path
+    settings: Settings,
+    seconds: float,
+    started: float,
+    procs: dict,
+    log_dir: Path,
+    expect_raw: int,
 ) -> dict[str, int]:
-    """Print progress every few seconds; return once rows stop changing or time is up."""
+    """Print progress every few seconds; return once this run's rows are in and stop changing."""
+    z = settings.pipeline.zones
+    raw_table = f"{z.raw}.odds_envelopes"
     conn = await asyncpg.connect(settings.postgres.dsn)
     try:
         last: dict[str, int] = {}
@@ -85,7 +100,6 @@ async def _watch(
         while True:
             check_workers(procs, log_dir)
             counts = await table_counts(settings, conn)
-            z = settings.pipeline.zones
             print(
                 f"  [{time.monotonic() - started:5.0f}s] raw {counts[f'{z.raw}.odds_envelopes']:>6}"
                 f" | staged lines {counts[f'{z.staging}.odds_lines']:>6}"
@@ -95,7 +109,7 @@ async def _watch(
             )
             if counts != last:
                 last, stable_since = counts, time.monotonic()
-            elif time.monotonic() - stable_since > 8 and counts[f"{z.curated}.line_velocity"]:
+            elif time.monotonic() - stable_since > 8 and counts[raw_table] >= expect_raw:
                 return counts
             if time.monotonic() - started > seconds:
                 return counts
@@ -158,9 +172,11 @@ def run_demo(settings: Settings, seconds: float = 60.0) -> int:
             f" (seed {sim.seed}) into raw.odds.simulator...",
             flush=True,
         )
+        before = asyncio.run(_counts(settings))
         pub = publish_simulation(settings, sim)
         print("  following the records through the zones (Postgres row counts):", flush=True)
-        asyncio.run(_watch(settings, seconds, started, procs, log_dir))
+        expect_raw = before[f"{settings.pipeline.zones.raw}.odds_envelopes"] + pub.stats.acked
+        asyncio.run(_watch(settings, seconds, started, procs, log_dir, expect_raw))
     finally:
         print("5/5 Stopping the workers...", flush=True)
         stop_workers(procs)

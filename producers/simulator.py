@@ -132,7 +132,7 @@ class Simulator:
 
     def __post_init__(self) -> None:
         if self.start is None:
-            now = datetime.now(UTC).replace(second=0, microsecond=0)
+            now = datetime.now(UTC).replace(microsecond=0)
             self.start = now - timedelta(seconds=self.ticks * self.tick_seconds)
         rng = random.Random(f"{self.seed}-schedule")
         teams = list(CODES)
@@ -141,7 +141,7 @@ class Simulator:
         for g in range(self.games):
             home, away = teams[(2 * g) % 30], teams[(2 * g + 1) % 30]
             commence = first_pitch + timedelta(minutes=30 * (g // 15))
-            run = f"sim{self.seed}-{self.start:%Y%m%dT%H%M}"
+            run = f"sim{self.seed}-{self.start:%Y%m%dT%H%M%S}"
             self._games.append(Game(g, home, away, commence, f"{run}-g{g}"))
 
     @property
