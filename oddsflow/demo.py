@@ -26,6 +26,7 @@ from oddsflow.settings import Settings
 from oddsflow.status import dead_letters_by_reason, largest_moves, table_counts, topic_counts
 from oddsflow.worker import ROLES
 from producers.collect import publish_simulation, simulator_from
+from producers.simulator import Simulator
 from sinks.migrate import migrate
 
 
@@ -72,6 +73,17 @@ def check_workers(procs: dict[str, subprocess.Popen[bytes]], log_dir: Path) -> N
                 f"oddsflow: the {role} worker exited with code {p.returncode}; its log "
                 f"({log}) ends with:\n{tail(log, 25)}"
             )
+
+
+async def _previous_runs(settings: Settings) -> int:
+    conn = await asyncpg.connect(settings.postgres.dsn)
+    try:
+        ops = settings.pipeline.zones.operational
+        return await conn.fetchval(
+            f"SELECT count(*) FROM {ops}.pipeline_runs WHERE command = 'demo'"
+        )
+    finally:
+        await conn.close()
 
 
 async def _counts(settings: Settings) -> dict[str, int]:
@@ -166,7 +178,13 @@ def run_demo(settings: Settings, seconds: float = 60.0) -> int:
     log_dir = settings.state_dir / "logs"
     procs = start_workers(settings, log_dir)
     try:
+        # Each demo run simulates a new market (seed + previous runs), deterministic per run.
+        runs = asyncio.run(_previous_runs(settings))
         sim = simulator_from(settings)
+        sim = Simulator(
+            seed=sim.seed + runs, games=sim.games, books=sim.books, ticks=sim.ticks,
+            tick_seconds=sim.tick_seconds,
+        )  # fmt: skip
         print(
             f"4/5 Simulating {sim.games} games x {sim.books} books x 3 markets, {sim.ticks} ticks"
             f" (seed {sim.seed}) into raw.odds.simulator...",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from oddsflow.settings import load_settings
@@ -25,7 +26,9 @@ def test_compose_runs_kafka_postgres_and_every_worker() -> None:
         assert "./config.toml:/app/config.toml:ro" in w["volumes"]
 
 
-def test_compose_ports_match_the_local_defaults() -> None:
+def test_compose_ports_match_the_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("ODDSFLOW_KAFKA__BOOTSTRAP_SERVERS", "ODDSFLOW_POSTGRES__PORT", "DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
     doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     s = load_settings()
     assert f"{s.kafka.port}:{s.kafka.port}" in doc["services"]["kafka"]["ports"]
