@@ -88,6 +88,10 @@ class Publisher:
         if self.stats.sent % 1000 == 0:
             self._producer.poll(0)
 
+    def poll(self, timeout: float = 0.0) -> int:
+        """Serve delivery reports (waiting up to ``timeout``): keeps ``stats.acked`` current."""
+        return self._producer.poll(timeout)
+
     def flush(self, timeout: float = 60.0) -> int:
         """Wait for every delivery report; returns how many are still outstanding."""
         return self._producer.flush(timeout)

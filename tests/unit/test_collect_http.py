@@ -1,0 +1,211 @@
+"""HTTP pollers against a real aiohttp server on 127.0.0.1 serving the real captures.
+
+The sink here is an in-memory list (the broker round trip is in tests/integration); what is
+tested is the polling discipline: retries, backoff, Retry-After, rate limit, quota, redaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from producers.http import HttpCollector as Collector
+from producers.http import (
+    RetryPolicy,
+    SourceSpec,
+    count_records,
+    payload_event_id,
+    retry_after_seconds,
+    source_spec,
+)
+from producers.loopback import LoopbackSource
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+ODDS_API = DATA / "odds-api-v4" / "mlb_h2h_2024-05-24.json"
+SBD = DATA / "sbd" / "mlb_odds_2025-06-13.json"
+FAST = RetryPolicy(attempts=4, base_delay=0.02, max_delay=1.0, timeout=0.3)
+KEY = "k3y-do-not-leak-9f8e7d"
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes, dict[str, str]]] = []
+
+    def publish(
+        self,
+        event_id: str,
+        payload: bytes,
+        fetched_at: datetime,
+        content_type: str = "application/json",
+        request: dict[str, str] | None = None,
+    ) -> None:
+        self.records.append((event_id, payload, dict(request or {})))
+
+    def flush(self, timeout: float = 60.0) -> int:
+        return 0
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[LoopbackSource]:
+    src = LoopbackSource(
+        {
+            "/v4/sports/baseball_mlb/odds": ODDS_API.read_bytes(),
+            "/v2/matchups/mlb/betting-splits": SBD.read_bytes(),
+        }
+    )
+    await src.start()
+    yield src
+    await src.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def spec(name: str, srv: LoopbackSource, interval: float = 0.0) -> SourceSpec:
+    return source_spec(name, srv.base_url, min_interval=interval)
+
+
+async def test_retries_every_misbehaviour_then_publishes_once(
+    server: LoopbackSource, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "oddsflow.collect")
+    server.script = ["500", "slow:1", "truncated", "html"]
+    sink = ListSink()
+    policy = RetryPolicy(attempts=6, base_delay=0.02, max_delay=1.0, timeout=0.3)
+    c = Collector(spec("sbd", server), sink, session, policy, rng=random.Random(1))
+    poll = await c.poll_once()
+    assert poll.outcome == "published"
+    assert poll.attempts == 5 and len(server.hits) == 5
+    assert [h.behaviour for h in server.hits] == ["500", "slow:1", "truncated", "html", "ok"]
+    # equal jitter: retry k waits within [b*2^k/2, b*2^k], so every wait is >= the one before
+    assert len(poll.delays) == 4
+    for k, d in enumerate(poll.delays):
+        assert 0.01 * 2**k <= d <= 0.02 * 2**k
+    assert poll.delays == sorted(poll.delays)
+    gaps = [b.at - a.at for a, b in zip(server.hits, server.hits[1:], strict=False)]
+    assert gaps[1] >= 0.3 + poll.delays[1] - 0.02  # the slow response hit the client timeout
+    assert all(g >= d - 0.005 for g, d in zip(gaps, poll.delays, strict=True))
+    assert len(sink.records) == 1
+    eid, payload, req = sink.records[0]
+    assert payload == SBD.read_bytes() and eid == payload_event_id("sbd", payload)
+    assert req["status"] == "200" and req["url"].startswith(server.base_url)
+    text = caplog.text
+    for reason in ("HTTP 500", "timeout after 0.3s", "invalid JSON", "HTML page"):
+        assert reason in text
+    assert "sbd poll 1: 15 records, changed, published sbd-" in text
+    assert "5 attempt(s)" in text
+
+
+async def test_retry_after_is_honoured(
+    server: LoopbackSource, session: aiohttp.ClientSession
+) -> None:
+    server.script = ["429:0.3", "429"]
+    sink = ListSink()
+    c = Collector(spec("sbd", server), sink, session, FAST, rng=random.Random(2))
+    poll = await c.poll_once()
+    assert poll.outcome == "published" and poll.attempts == 3
+    assert poll.delays[0] == 0.3  # Retry-After beats the 0.01-0.02 s backoff
+    assert 0.02 <= poll.delays[1] <= 0.04  # no header: plain backoff
+    assert server.hits[1].at - server.hits[0].at >= 0.3 - 0.005
+    assert len(sink.records) == 1
+
+
+async def test_giving_up_publishes_nothing_and_the_next_poll_recovers(
+    server: LoopbackSource, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "oddsflow.collect")
+    server.script = ["503", "503", "503", "503"]
+    sink = ListSink()
+    c = Collector(spec("sbd", server), sink, session, FAST, rng=random.Random(3))
+    first = await c.poll_once()
+    assert first.outcome == "failed" and first.attempts == 4 and len(first.delays) == 3
+    assert sink.records == []
+    assert "sbd poll 1: ? records, failed: HTTP 503" in caplog.text
+    second, third = await c.poll_once(), await c.poll_once()
+    assert (second.outcome, third.outcome) == ("published", "unchanged")
+    assert len(sink.records) == 1  # the identical third response is not published again
+    assert "sbd poll 3: 15 records, unchanged, not published" in caplog.text
+
+
+async def test_fatal_status_stops_the_collector(
+    server: LoopbackSource, session: aiohttp.ClientSession
+) -> None:
+    server.script = ["401"]
+    sink = ListSink()
+    c = Collector(spec("odds_api", server), sink, session, FAST, api_key=KEY)
+    assert await c.run(interval=0.0) == 2
+    assert len(server.hits) == 1 and sink.records == []
+
+
+async def test_odds_api_key_quota_and_redaction(
+    server: LoopbackSource, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.quota = 3
+    server.script = ["500"]  # the retry's 500 also costs quota
+    sink = ListSink()
+    c = Collector(spec("odds_api", server), sink, session, FAST, api_key=KEY)
+    rc = await c.run(interval=0.0)
+    # 500, ok (published, 1 left), ok (unchanged, 0 left): quota exhausted, polling stops
+    assert rc == 0 and c.quota_exhausted
+    assert [h.behaviour for h in server.hits] == ["500", "ok", "ok"]
+    assert server.hits[0].query == {
+        "regions": "us",
+        "markets": "h2h,spreads,totals",
+        "oddsFormat": "american",
+        "apiKey": KEY,
+    }
+    assert [p.outcome for p in c.polls] == ["published", "unchanged"]
+    (_, payload, req) = sink.records[0]
+    assert payload == ODDS_API.read_bytes()
+    assert req["x-requests-remaining"] == "1" and req["x-requests-used"] == "1"
+    assert "apiKey=REDACTED" in req["url"] and KEY not in str(req)
+    assert KEY not in caplog.text
+    assert "odds_api poll 1: 9 records, changed, published" in caplog.text
+    assert "quota left 0" in caplog.text and "quota exhausted" in caplog.text
+
+
+async def test_missing_api_key_is_refused(
+    server: LoopbackSource, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ODDS_API_KEY", raising=False)
+    with pytest.raises(SystemExit, match="ODDS_API_KEY"):
+        Collector(spec("odds_api", server), ListSink(), session, FAST)
+    monkeypatch.setenv("ODDS_API_KEY", KEY)
+    assert Collector(spec("odds_api", server), ListSink(), session, FAST).api_key == KEY
+
+
+async def test_rate_limit_spaces_requests(
+    server: LoopbackSource, session: aiohttp.ClientSession
+) -> None:
+    server.script = ["500"]
+    c = Collector(spec("sbd", server, interval=0.15), ListSink(), session, FAST)
+    await c.poll_once()  # 500 then ok: the retry also waits for the rate limit
+    await c.poll_once()
+    gaps = [b.at - a.at for a, b in zip(server.hits, server.hits[1:], strict=False)]
+    assert len(gaps) == 2 and all(g >= 0.15 - 0.005 for g in gaps)
+
+
+def test_retry_after_and_record_counting() -> None:
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    now = datetime(2025, 6, 13, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("Fri, 13 Jun 2025 12:00:30 GMT", now) == 30.0
+    assert retry_after_seconds("Fri, 13 Jun 2025 11:00:00 GMT", now) == 0.0
+    assert count_records([1, 2, 3]) == 3
+    assert count_records({"games": [1, 2]}) == 2
+    assert count_records({"message": "x"}) == 1
+    assert (
+        payload_event_id("sbd", b"x")
+        == payload_event_id("sbd", b"x")
+        != payload_event_id("sbd", b"y")
+    )
