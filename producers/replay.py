@@ -1,0 +1,328 @@
+"""Replay of recorded histories: Pinnacle line-history CSV, SBRO open/close CSV, JSON lines.
+
+Records are published in event-time order (a stable sort: rows with the same time keep their
+file order), as fast as possible or at a speed-up factor. What each record is, and why:
+
+- pinnacle: one envelope per CSV row, ordered by EnteredDateTimeUTC (``request["header"]``
+  carries the header line the staging parser needs).
+- sbro: one envelope per game = its visitor and home rows joined by "\\n"; ordered by Date
+  (MDD of the season, the season from ``--season`` or the 4-digit year in the file name); the
+  second game with the same date and teams gets ``game_number`` 2 (doubleheaders).
+- jsonl: one envelope per line, each line an archived raw envelope, ordered by its fetched_at.
+
+The payload is the file's bytes for that row, verbatim: odd rows (empty prices, ``.0`` suffixes,
+repeated timestamps, unpaired SBRO rows) are published raw for the staging validators to judge,
+never fixed or dropped. A row whose time cannot be read keeps the time of the row before it, so
+it stays next to its neighbours. Event id = ``<file name>:<line number(s)>`` (line 1 = header):
+replaying a file twice produces the same ids, which the raw sink stores once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO
+
+from producers.publisher import Publisher, PublishStats
+
+FORMATS = ("pinnacle", "sbro", "jsonl")
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One envelope to publish: its id, payload bytes, request metadata and event time."""
+
+    event_id: str
+    payload: bytes
+    request: dict[str, str]
+    event_time: datetime | None
+    content_type: str = "text/csv"
+
+
+def detect_format(path: Path) -> str:
+    """pinnacle / sbro from the CSV header, jsonl from the extension."""
+    if path.suffix in (".jsonl", ".ndjson") or path.name.endswith(".jsonl.gz"):
+        return "jsonl"
+    with path.open("rb") as f:
+        header = f.readline().decode("utf-8-sig", "replace")
+    if "EnteredDateTimeUTC" in header:
+        return "pinnacle"
+    if "VH" in header.split(","):
+        return "sbro"
+    if header.lstrip().startswith("{"):
+        return "jsonl"
+    raise SystemExit(f"oddsflow: cannot tell the format of {path}; pass --format")
+
+
+def _lines(path: Path) -> list[bytes]:
+    """The file's lines without their line endings (bytes: payloads stay verbatim)."""
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+
+
+def _parse_time(text: str) -> datetime | None:
+    from streams.domain.timeparse import TimeParseError, parse_utc
+
+    try:
+        return parse_utc(text.strip(), assume_utc=True)
+    except (TimeParseError, ValueError, TypeError):
+        return None
+
+
+def _fill_times(times: list[datetime | None]) -> list[datetime | None]:
+    """A row without a readable time takes its predecessor's, so it keeps its neighbours."""
+    out: list[datetime | None] = []
+    last: datetime | None = None
+    for t in times:
+        last = t if t is not None else last
+        out.append(last)
+    first = next((t for t in out if t is not None), None)
+    return [t if t is not None else first for t in out]
+
+
+def _event_order(records: list[FileRecord]) -> list[FileRecord]:
+    times = _fill_times([r.event_time for r in records])
+    if all(t is None for t in times):
+        return records
+    floor = datetime.min.replace(tzinfo=UTC)
+    order = sorted(range(len(records)), key=lambda i: times[i] or floor)  # stable
+    return [records[i] for i in order]
+
+
+def pinnacle_records(path: Path) -> list[FileRecord]:
+    lines = _lines(path)
+    header = lines[0].decode("utf-8-sig")
+    cols = [c.strip() for c in header.split(",")]
+    at = cols.index("EnteredDateTimeUTC") if "EnteredDateTimeUTC" in cols else None
+    out = []
+    for n, raw in enumerate(lines[1:], start=2):
+        if not raw.strip():
+            continue
+        text = raw.decode("utf-8", "replace")
+        cells = text.split(",")
+        t = _parse_time(cells[at]) if at is not None and at < len(cells) else None
+        req = {"format": "pinnacle", "header": header, "file": path.name, "line": str(n)}
+        out.append(FileRecord(f"{path.name}:{n}", raw, req, t))
+    return _event_order(out)
+
+
+def _season(path: Path, season: str | None) -> str:
+    if season:
+        return season
+    m = re.search(r"(?<!\d)(19|20)\d\d(?!\d)", path.name)
+    if not m:
+        raise SystemExit(f"oddsflow: no season year in {path.name}; pass --season")
+    return m.group(0)
+
+
+def _sbro_date(cell: str, season: str) -> datetime | None:
+    cell = cell.strip()
+    if not cell.isdigit() or len(cell) not in (3, 4):
+        return None
+    try:
+        day = date(int(season), int(cell[:-2]), int(cell[-2:]))
+    except ValueError:
+        return None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def sbro_records(path: Path, season: str | None = None) -> list[FileRecord]:
+    """Pairs a V row with the H row after it; a row that does not pair is published alone."""
+    lines = _lines(path)
+    header = lines[0].decode("utf-8-sig")
+    cols = [c.strip() for c in header.split(",")]
+    i_date, i_vh, i_team = (cols.index(c) if c in cols else -1 for c in ("Date", "VH", "Team"))
+    year = _season(path, season)
+
+    def cell(cells: list[str], i: int) -> str:
+        return cells[i].strip() if 0 <= i < len(cells) else ""
+
+    rows = [
+        (n, raw, raw.decode("utf-8", "replace").split(","))
+        for n, raw in enumerate(lines[1:], start=2)
+        if raw.strip()
+    ]
+    seen: Counter[tuple[str, str, str]] = Counter()
+    out: list[FileRecord] = []
+    i = 0
+    while i < len(rows):
+        n, raw, cells = rows[i]
+        nxt = rows[i + 1] if i + 1 < len(rows) else None
+        paired = (
+            nxt is not None
+            and cell(cells, i_vh) == "V"
+            and cell(nxt[2], i_vh) == "H"
+            and cell(cells, i_date) == cell(nxt[2], i_date)
+        )
+        req = {"format": "sbro", "header": header, "season": year, "file": path.name}
+        if paired:
+            assert nxt is not None
+            key = (cell(cells, i_date), cell(cells, i_team), cell(nxt[2], i_team))
+            seen[key] += 1
+            req.update(line=f"{n}-{nxt[0]}", game_number=str(seen[key]))
+            payload, eid = raw + b"\n" + nxt[1], f"{path.name}:{n}-{nxt[0]}"
+            i += 2
+        else:
+            req["line"] = str(n)
+            payload, eid = raw, f"{path.name}:{n}"
+            i += 1
+        out.append(FileRecord(eid, payload, req, _sbro_date(cell(cells, i_date), year)))
+    return _event_order(out)
+
+
+def jsonl_records(path: Path) -> list[FileRecord]:
+    out = []
+    for n, raw in enumerate(_lines(path), start=1):
+        if not raw.strip():
+            continue
+        t = None
+        try:
+            doc = json.loads(raw)
+            fetched = doc.get("fetched_at") if isinstance(doc, dict) else None
+            if isinstance(fetched, int):
+                t = datetime.fromtimestamp(fetched / 1e6, UTC)
+            elif isinstance(fetched, str):
+                t = _parse_time(fetched)
+        except (ValueError, OverflowError, OSError):
+            pass
+        req = {"format": "jsonl", "file": path.name, "line": str(n)}
+        out.append(FileRecord(f"{path.name}:{n}", raw, req, t, "application/json"))
+    return _event_order(out)
+
+
+def file_records(path: Path, fmt: str | None = None, season: str | None = None) -> list[FileRecord]:
+    """Every record of a history file, in event-time order."""
+    fmt = fmt or detect_format(path)
+    if fmt == "pinnacle":
+        return pinnacle_records(path)
+    if fmt == "sbro":
+        return sbro_records(path, season)
+    if fmt == "jsonl":
+        return jsonl_records(path)
+    raise SystemExit(f"oddsflow: unknown file format {fmt!r} (one of {', '.join(FORMATS)})")
+
+
+def parse_speed(text: str | None) -> float | None:
+    """``60x`` / ``60`` → 60.0; None, ``max`` or ``0`` → as fast as possible."""
+    if text is None or text.strip().lower() in ("", "max", "0", "0x"):
+        return None
+    value = float(text.strip().lower().rstrip("x"))
+    if value <= 0:
+        raise ValueError(f"speed must be positive, got {text!r}")
+    return value
+
+
+class Progress:
+    """A plain progress bar on stderr, redrawn at most 5 times a second (no dependency)."""
+
+    def __init__(self, total: int, label: str, stream: IO[str] | None = None) -> None:
+        self.total, self.label = total, label
+        self.stream = stream or sys.stderr
+        self.started = time.monotonic()
+        self._last = 0.0
+        self._tty = self.stream.isatty()
+        self._last_tenth = -1
+
+    def update(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < 0.2:
+            return
+        self._last = now
+        frac = done / self.total if self.total else 1.0
+        if not self._tty:  # a log file gets a line per 10%, not a carriage-return storm
+            tenth = int(frac * 10)
+            if tenth == self._last_tenth and not force:
+                return
+            self._last_tenth = tenth
+        bar = "#" * int(frac * 30)
+        rate = done / max(now - self.started, 1e-9)
+        end = "\r" if self._tty and not force else "\n"
+        self.stream.write(
+            f"{self.label} [{bar:<30}] {done}/{self.total} {frac:4.0%} {rate:,.0f} rec/s{end}"
+        )
+        self.stream.flush()
+
+
+@dataclass
+class ReplayResult:
+    stats: PublishStats
+    total: int
+    sent: int
+    stopped: bool
+    seconds: float
+
+
+def replay(
+    publisher: Publisher,
+    records: list[FileRecord],
+    speed: float | None = None,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ReplayResult:
+    """Publish ``records`` in order; at ``speed``× event time if given; stop early when ``stop``.
+
+    Always closes (flushes) the publisher: the stats count only broker-acknowledged records.
+    """
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    t0 = next((r.event_time for r in records if r.event_time is not None), None)
+    sent = 0
+    try:
+        for rec in records:
+            if stop.is_set():
+                break
+            if speed is not None and t0 is not None and rec.event_time is not None:
+                due = started + (rec.event_time - t0).total_seconds() / speed
+                while not stop.is_set() and (wait := due - time.monotonic()) > 0:
+                    publisher.poll(min(wait, 0.1))  # serve delivery reports while waiting
+                if stop.is_set():
+                    break
+            publisher.publish(rec.event_id, rec.payload, now(), rec.content_type, rec.request)
+            sent += 1
+            if progress is not None:
+                progress.update(sent)
+    finally:
+        stats = publisher.close()
+    if progress is not None:
+        progress.update(sent, force=True)
+    return ReplayResult(stats, len(records), sent, stop.is_set(), time.monotonic() - started)
+
+
+def run_replay(
+    publisher: Publisher,
+    records: list[FileRecord],
+    speed: float | None = None,
+    show_progress: bool = True,
+    label: str = "replay",
+) -> ReplayResult:
+    """:func:`replay` with SIGINT/SIGTERM turned into a clean stop (flush, then report)."""
+    stop = threading.Event()
+
+    def on_signal(_sig: int, _frame: object) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return replay(
+            publisher,
+            records,
+            speed,
+            Progress(len(records), label) if show_progress else None,
+            stop,
+        )
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

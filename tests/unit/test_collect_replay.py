@@ -1,0 +1,188 @@
+"""File replay without a broker: record building, event-time order, odd rows kept, pacing."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from producers.collect import add_collect_arguments, parse_interval
+from producers.publisher import PublishStats
+from producers.replay import (
+    Progress,
+    detect_format,
+    file_records,
+    parse_speed,
+    pinnacle_records,
+    replay,
+    sbro_records,
+)
+from streams.staging.parsers import parse
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+PINNACLE = DATA / "pinnacle" / "mlb2016_line_history_20games.csv"
+SBRO = DATA / "sbro" / "mlb_odds_2018_open_close.csv"
+GAME = "PIT201604030,2016-04-03 20:05:00+00:00,St. Louis Cardinals,Pittsburgh Pirates,"
+
+
+class ListPublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, dict[str, str], float]] = []
+        self.stats = PublishStats()
+
+    def publish(self, event_id, payload, fetched_at, content_type="", request=None) -> None:  # type: ignore[no-untyped-def]
+        self.sent.append((event_id, payload, dict(request or {}), time.monotonic()))
+        self.stats.sent += 1
+
+    def poll(self, timeout: float = 0.0) -> int:
+        time.sleep(timeout)
+        return 0
+
+    def close(self) -> PublishStats:
+        self.stats.acked = self.stats.sent
+        return self.stats
+
+
+def envelope(rec) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "event_id": rec.event_id,
+        "source": "file",
+        "fetched_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "payload": rec.payload,
+        "request": rec.request,
+    }
+
+
+def test_pinnacle_one_record_per_row_in_entered_time_order() -> None:
+    lines = PINNACLE.read_bytes().split(b"\n")
+    rows = [ln for ln in lines[1:] if ln]
+    recs = pinnacle_records(PINNACLE)
+    assert len(recs) == len(rows) == 1906
+    assert sorted(r.event_id for r in recs) == sorted(
+        f"{PINNACLE.name}:{n}" for n in range(2, 1908)
+    )
+    times = [r.event_time for r in recs]
+    assert times == sorted(times)  # type: ignore[type-var]
+    assert [r.event_id for r in recs] != [f"{PINNACLE.name}:{n}" for n in range(2, 1908)]
+    by_line = {int(r.event_id.rsplit(":", 1)[1]): r for r in recs}
+    assert by_line[2].payload == lines[1]  # verbatim bytes, '.0' suffixes and all
+    assert by_line[2].request["header"] == lines[0].decode()
+    parsed = parse(envelope(by_line[2]))
+    assert [ln["price_american"] for ln in parsed.lines] == [-110, 102]
+
+
+def test_sort_is_stable_and_odd_rows_are_kept(tmp_path: Path) -> None:
+    header = PINNACLE.read_text().split("\n", 1)[0]
+    row = GAME + "0.0,A,B,1,4.0,{t},,,,{ml},102.0,,,"
+    f = tmp_path / "odd.csv"
+    f.write_text(
+        "\n".join(
+            [
+                header,
+                row.format(t="2016-04-01 10:00:00+00:00", ml="-110.0"),
+                row.format(t="2016-03-31 10:00:00+00:00", ml=""),  # empty price
+                row.format(t="not a time", ml="-115"),  # keeps its predecessor's time
+                row.format(t="2016-03-31 10:00:00+00:00", ml="-120"),  # repeated timestamp
+            ]
+        )
+        + "\n"
+    )
+    ids = [r.event_id.split(":")[1] for r in file_records(f)]
+    assert ids == ["3", "4", "5", "2"]
+    assert detect_format(f) == "pinnacle"
+    odd = next(r for r in file_records(f) if r.event_id.endswith(":3"))
+    assert odd.payload == row.format(t="2016-03-31 10:00:00+00:00", ml="").encode()
+
+
+def test_sbro_games_pair_rows_and_number_doubleheaders() -> None:
+    recs = sbro_records(SBRO)
+    assert len(recs) == (len(SBRO.read_text().splitlines()) - 1) // 2 == 2464
+    assert all(r.payload.count(b"\n") == 1 and r.request["season"] == "2018" for r in recs)
+    second = [r for r in recs if r.request["game_number"] == "2"]
+    assert len(second) >= 3
+    first_of = {
+        (
+            r.payload.split(b",")[0],
+            r.payload.split(b",")[3],
+            r.payload.split(b"\n")[1].split(b",")[3],
+        )
+        for r in recs
+        if r.request["game_number"] == "1"
+    }
+    g2 = second[0]
+    v, h = g2.payload.split(b"\n")
+    assert (v.split(b",")[0], v.split(b",")[3], h.split(b",")[3]) in first_of
+    ids1 = {
+        ln["game_id"]
+        for r in recs
+        if r.request["game_number"] == "1"
+        for ln in parse(envelope(r)).lines
+    }
+    ids2 = {ln["game_id"] for ln in parse(envelope(g2)).lines}
+    assert len(ids2) == 1 and next(iter(ids2)).endswith("-2") and not ids2 & ids1
+    times = [r.event_time for r in recs]
+    assert times == sorted(times)  # type: ignore[type-var]
+
+
+def test_sbro_unpaired_row_is_published_alone(tmp_path: Path) -> None:
+    lines = SBRO.read_text().splitlines()
+    f = tmp_path / "sbro_2018.csv"
+    f.write_text("\n".join([lines[0], lines[1], lines[3], lines[4]]) + "\n")  # V, V, H
+    recs = sbro_records(f)
+    assert [r.event_id for r in recs] == ["sbro_2018.csv:2", "sbro_2018.csv:3-4"]
+    assert recs[0].payload == lines[1].encode() and "game_number" not in recs[0].request
+
+
+def test_replay_paces_by_event_time_and_stops_on_request(tmp_path: Path) -> None:
+    header = PINNACLE.read_text().split("\n", 1)[0]
+    row = GAME + "0.0,A,B,1,4,{t},,,,-110,102,,,"
+    f = tmp_path / "paced.csv"
+    stamps = ["2016-04-01 10:00:00", "2016-04-01 10:00:30", "2016-04-01 10:01:00"]
+    f.write_text("\n".join([header, *(row.format(t=t) for t in stamps)]) + "\n")
+    pub = ListPublisher()
+    res = replay(pub, file_records(f), speed=200.0)  # 60 s of event time in 0.3 s
+    assert res.stats.acked == 3 and not res.stopped
+    offsets = [s[3] - pub.sent[0][3] for s in pub.sent]
+    assert offsets[1] >= 0.15 - 0.01 and offsets[2] >= 0.3 - 0.01
+    stop = threading.Event()
+    stop.set()
+    res = replay(ListPublisher(), file_records(f), stop=stop)
+    assert res.sent == 0 and res.stopped
+
+
+def test_progress_bar_reaches_total() -> None:
+    out = io.StringIO()
+    p = Progress(4, "x.csv", out)
+    for i in range(1, 5):
+        p.update(i)
+    p.update(4, force=True)
+    assert (
+        out.getvalue()
+        .rstrip()
+        .endswith("4/4 100% " + out.getvalue().rstrip().split()[-2] + " rec/s")
+    )
+    assert "[" + "#" * 30 + "]" in out.getvalue()
+
+
+def test_argument_parsing() -> None:
+    assert parse_speed("60x") == 60.0 and parse_speed("2.5") == 2.5
+    assert parse_speed(None) is None and parse_speed("max") is None
+    with pytest.raises(ValueError):
+        parse_speed("-3x")
+    assert parse_interval("60s") == 60.0 and parse_interval("5m") == 300.0
+    assert parse_interval("1h") == 3600.0 and parse_interval("90") == 90.0
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_interval("soon")
+    p = argparse.ArgumentParser()
+    add_collect_arguments(p)
+    a = p.parse_args(["--source", "file", "h.csv", "--speed", "60x", "--format", "sbro"])
+    assert (a.source, a.path, a.speed, a.format) == ("file", Path("h.csv"), 60.0, "sbro")
+    a = p.parse_args(["--source", "odds_api", "--interval", "2m", "--once", "--base-url", "u"])
+    assert (a.interval, a.once, a.base_url) == (120.0, True, "u")
+    a = p.parse_args(["--source", "simulator", "--seed", "3"])
+    assert (a.seed, a.interval, a.once, a.speed) == (3, 60.0, False, None)
