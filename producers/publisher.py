@@ -57,7 +57,10 @@ class Publisher:
         fetched_at: datetime,
         content_type: str = "application/json",
         request: dict[str, str] | None = None,
+        key: str | None = None,
     ) -> None:
+        """Publish one envelope. ``key`` (default: the event id) picks the partition: give all
+        payloads of one game (or one feed) the same key to keep them in order."""
         value = self._encode(
             {
                 "event_id": event_id,
@@ -68,7 +71,7 @@ class Publisher:
                 "request": request or {},
             }
         )
-        self.publish_encoded(event_id.encode(), value)
+        self.publish_encoded((key or event_id).encode(), value)
 
     def publish_encoded(self, key: bytes, value: bytes) -> None:
         """Produce one already-encoded record, waiting for queue space instead of failing.

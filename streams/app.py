@@ -27,6 +27,7 @@ def create_app(settings: Settings, role: str) -> faust.App:
         value_serializer="raw",
         web_enabled=False,
         producer_acks=-1,
+        processing_guarantee="exactly_once",
         producer_linger_ms=5,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=2000,
