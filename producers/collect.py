@@ -155,3 +155,26 @@ def collect(settings: Settings, args: argparse.Namespace) -> int:
     if args.source in HTTP_SOURCES:
         return collect_http(settings, args)
     raise SystemExit(f"oddsflow: unknown source {args.source!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m producers.collect ...``: the same arguments as ``oddsflow collect``."""
+    import sys
+
+    from oddsflow.settings import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m producers.collect")
+    add_collect_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return collect(load_settings(), args)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
