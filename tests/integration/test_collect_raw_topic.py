@@ -161,3 +161,16 @@ def test_jsonl_round_trip(settings: Settings, tmp_path: Path) -> None:
         via_archive = parse(r)
         assert len(via_archive.lines) == len(direct.lines) > 0
         assert {ln["source_event_id"] for ln in via_archive.lines} == {r["event_id"]}
+
+
+def test_bench_reports_acked_counts(settings: Settings) -> None:
+    from producers.bench import bench_publish, bench_replay
+
+    pub = bench_publish(settings, 3000)
+    assert pub["end_to_end_acked"] == pub["publish_only_acked"] == 3000 and pub["failed"] == 0
+    assert pub["end_to_end_per_second"] > 0 and pub["publish_only_per_second"] > 0
+    rep = bench_replay(settings)
+    assert rep["records"] == rep["acked"] == 1906 and rep["failed"] == 0
+    from producers.rawtopic import count_raw
+
+    assert count_raw(settings, "simulator") == 6000 and count_raw(settings, "file") == 1906
