@@ -1,0 +1,120 @@
+"""Retention: the roadmap's ``[pipeline.retention]`` days applied to the tables and the topics.
+
+Tables lose rows older than their zone's days by the row's own event (or fetch) time, so a
+replayed backfill of old data is purged like live data; -1 keeps a zone forever. Topics get the
+same horizon as ``retention.ms`` (``oddsflow.admin.topic_config`` sets it at creation;
+:func:`align_topic_retention` updates topics that already exist after the config changed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+from oddsflow.admin import admin_client
+from oddsflow.settings import Settings
+from oddsflow.topics import CATALOG, TopicSpec, Zone, topic_name
+
+# The column that says how old a row is; tables not named here use event_time.
+TIME_COLUMN: dict[str, str] = {
+    "odds_envelopes": "fetched_at",
+    "steam_moves": "detected_at",
+    "quality": "window_start",
+    "pipeline_events": "at",
+    "dead_letters": "failed_at",
+}
+
+
+@dataclass(frozen=True)
+class TableRetention:
+    zone: Zone
+    table: str  # schema.table
+    time_column: str
+    days: int  # -1 keeps forever
+
+
+def zone_days(settings: Settings, zone: Zone) -> int:
+    """Days a zone keeps; operational follows staging, as its topics do (TopicSpec)."""
+    r = settings.pipeline.retention
+    return {
+        Zone.RAW: r.raw_retention_days,
+        Zone.STAGING: r.staging_retention_days,
+        Zone.CURATED: r.curated_retention_days,
+        Zone.OPERATIONAL: r.staging_retention_days,
+    }[zone]
+
+
+def table_retention(settings: Settings) -> list[TableRetention]:
+    """One entry per sink table (several raw and dlq topics share a table)."""
+    seen: dict[str, TableRetention] = {}
+    for spec in CATALOG:
+        table = f"{spec.schema_name(settings)}.{spec.table}"
+        if table not in seen:
+            seen[table] = TableRetention(
+                spec.zone,
+                table,
+                TIME_COLUMN.get(spec.table, "event_time"),
+                zone_days(settings, spec.zone),
+            )
+    return list(seen.values())
+
+
+async def purge_async(settings: Settings, now: datetime | None = None) -> dict[str, int]:
+    """Delete rows older than their zone's retention; returns rows deleted per table."""
+    conn = await asyncpg.connect(settings.postgres.dsn)
+    deleted: dict[str, int] = {}
+    try:
+        for t in table_retention(settings):
+            if t.days < 0:
+                continue
+            status = await conn.execute(
+                f"DELETE FROM {t.table} WHERE {t.time_column}"
+                " < COALESCE($1::timestamptz, now()) - make_interval(days => $2)",
+                now,
+                t.days,
+            )
+            deleted[t.table] = int(status.split()[-1])
+    finally:
+        await conn.close()
+    return deleted
+
+
+def purge(settings: Settings, now: datetime | None = None) -> dict[str, int]:
+    """The scheduled purge (cron or ``oddsflow data purge``): rows deleted per table."""
+    return asyncio.run(purge_async(settings, now))
+
+
+def align_topic_retention(
+    settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG
+) -> dict[str, int]:
+    """Set ``retention.ms`` on the catalog's existing topics; returns the value set per topic.
+
+    incremental_alter_configs changes only that key, so a topic's other settings (compaction,
+    anything an operator set by hand) are left as they are.
+    """
+    admin = admin_client(settings)
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = {
+        topic_name(settings, s.name): s.retention_ms(settings)
+        for s in specs
+        if topic_name(settings, s.name) in existing
+    }
+    if not wanted:
+        return {}
+    resources = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry("retention.ms", str(ms), incremental_operation=AlterConfigOpType.SET)
+            ],
+        )
+        for name, ms in wanted.items()
+    ]
+    for fut in admin.incremental_alter_configs(resources).values():
+        fut.result()
+    return wanted
