@@ -456,7 +456,9 @@ class SinkConnector:
                 rows[topic].append(row)
         return batch
 
-    async def _poll_while(self, task: asyncio.Task[_Outcome], carry: list[Message]) -> _Outcome:
+    async def _poll_while(
+        self, batch: _Batch, task: asyncio.Task[_Outcome], carry: list[Message], held: int
+    ) -> _Outcome:
         """Wait for a write; if it is slow, pause the partitions and keep polling.
 
         Polling keeps the group membership (max.poll.interval.ms) and serves rebalances; what a
@@ -476,6 +478,8 @@ class SinkConnector:
                 msg = await self._loop.run_in_executor(None, consumer.poll, 0.5)
                 if msg is not None:
                     carry.append(msg)
+                    buffered = len(batch.messages) + held + len(carry)
+                    self.stats.max_buffered = max(self.stats.max_buffered, buffered)
             return task.result()
         finally:
             self._paused = False
@@ -526,7 +530,7 @@ class SinkConnector:
                     self.stats.max_buffered = max(
                         self.stats.max_buffered, len(pending[0].messages) + len(messages)
                     )
-                    await self._finish(*pending, carry)
+                    await self._finish(*pending, carry, len(messages))
                     pending = None
                 if batch is None:
                     if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
@@ -535,7 +539,7 @@ class SinkConnector:
                 idle_since = time.monotonic()
                 pending = (batch, asyncio.create_task(self._write(batch)))
             if pending is not None:
-                await self._finish(*pending, carry)
+                await self._finish(*pending, carry, 0)
         finally:
             if pending is not None and not pending[1].done():
                 pending[1].cancel()
@@ -543,10 +547,12 @@ class SinkConnector:
             await self._pool.close()
         return self.stats
 
-    async def _finish(self, batch: _Batch, task: asyncio.Task[_Outcome], carry: list) -> None:
+    async def _finish(
+        self, batch: _Batch, task: asyncio.Task[_Outcome], carry: list[Message], held: int
+    ) -> None:
         """Wait for a batch's transaction, count it, then tell Kafka (for lag only)."""
         assert self._consumer is not None
-        out = await self._poll_while(task, carry)
+        out = await self._poll_while(batch, task, carry, held)
         self._count(batch, out)
         try:
             self._consumer.commit(
