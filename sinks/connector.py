@@ -110,7 +110,7 @@ class SinkConnector:
         topics: Iterable[str] | None = None,
         group: str = DEFAULT_GROUP,
         batch_size: int | None = None,
-        batch_timeout: float = 0.25,
+        batch_timeout: float = 0.1,
         pause_after: float = 1.0,
         max_poll_interval_ms: int = 300_000,
         session_timeout_ms: int = 6_000,
@@ -241,7 +241,9 @@ class SinkConnector:
                 )
             return out
 
-        return await self._with_retry(tx)
+        out = await self._with_retry(tx)
+        self._count(batch, out)  # committed: visible in the stats at once
+        return out
 
     async def _lock_positions(
         self, conn: asyncpg.Connection, batch: _Batch
@@ -504,6 +506,12 @@ class SinkConnector:
         self._pool = await asyncpg.create_pool(
             self.settings.postgres.dsn, min_size=0, max_size=2, command_timeout=120
         )
+        try:  # warm one connection; if the database is down, the writes wait for it
+            async with asyncio.timeout(5):
+                await self._pool.execute("SELECT 1")
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
         consumer = Consumer(consumer_config(self.settings, self.group, **self._consumer_extra))
         self._consumer = consumer
         consumer.subscribe(
@@ -552,8 +560,7 @@ class SinkConnector:
     ) -> None:
         """Wait for a batch's transaction, count it, then tell Kafka (for lag only)."""
         assert self._consumer is not None
-        out = await self._poll_while(batch, task, carry, held)
-        self._count(batch, out)
+        await self._poll_while(batch, task, carry, held)
         try:
             self._consumer.commit(
                 offsets=[TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()],

@@ -138,7 +138,7 @@ async def test_replay_from_the_beginning_changes_no_row_count(pipeline_settings:
 
     async def drain(group: str) -> SinkConnector:
         sink = SinkConnector(s, topics=[TOPIC], group=group)
-        await sink.run(asyncio.Event(), idle_exit=2.0)
+        await sink.run(asyncio.Event(), idle_exit=1.0)
         return sink
 
     first = await drain("sink-a")
