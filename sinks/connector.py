@@ -66,6 +66,10 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, _RETRYABLE) and not isinstance(exc, _REJECTED)
 
 
+class _Stopped(Exception):
+    """Asked to stop while a write was waiting for the database."""
+
+
 @dataclass
 class SinkStats:
     consumed: int = 0
@@ -145,6 +149,7 @@ class SinkConnector:
         self._pool: asyncpg.Pool | None = None
         self._consumer: Consumer | None = None
         self._paused = False
+        self._stop: asyncio.Event | None = None
         self._key_index = {t: m.key_index() for t, m in self.mappings.items()}
         self._row_makers = {t: m.row_maker() for t, m in self.mappings.items()}
         self._schemas = {t: m.spec.schema for t, m in self.mappings.items()}
@@ -477,6 +482,12 @@ class SinkConnector:
         log.warning("database is behind: paused %d partitions", len(consumer.assignment()))
         try:
             while not task.done():
+                if self._stop is not None and self._stop.is_set():
+                    # Stopping during an outage: drop the uncommitted batch; it is re-read
+                    # from the stored offsets by whoever owns its partitions next.
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    raise _Stopped
                 msg = await self._loop.run_in_executor(None, consumer.poll, 0.5)
                 if msg is not None:
                     carry.append(msg)
@@ -502,6 +513,7 @@ class SinkConnector:
     async def run(self, stop: asyncio.Event, idle_exit: float | None = None) -> SinkStats:
         """Sink until ``stop`` is set (or, with ``idle_exit``, after that many idle seconds)."""
         self._loop = loop = asyncio.get_running_loop()
+        self._stop = stop
         # min_size=0: a worker started while the database is down waits for it, not dies.
         self._pool = await asyncpg.create_pool(
             self.settings.postgres.dsn, min_size=0, max_size=2, command_timeout=120
@@ -548,11 +560,17 @@ class SinkConnector:
                 pending = (batch, asyncio.create_task(self._write(batch)))
             if pending is not None:
                 await self._finish(*pending, carry, 0)
+        except _Stopped:
+            log.warning("stopped during a database outage; the last batch was not written")
         finally:
             if pending is not None and not pending[1].done():
                 pending[1].cancel()
+                await asyncio.gather(pending[1], return_exceptions=True)
             await loop.run_in_executor(None, consumer.close)
-            await self._pool.close()
+            try:
+                await asyncio.wait_for(self._pool.close(), 10)
+            except TimeoutError:
+                self._pool.terminate()
         return self.stats
 
     async def _finish(

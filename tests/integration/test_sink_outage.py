@@ -76,6 +76,14 @@ async def test_database_outage_mid_stream_pauses_then_resumes_exactly_once(
         assert await count() == -1
         assert await asyncio.to_thread(produce_odds_lines, s, records[before:]) == during
         await wait_for(lambda: asyncio.sleep(0, sink.stats.pauses), lambda p: p >= 1, timeout=30)
+        # A worker asked to stop during the outage stops, with nothing written.
+        other_stop = asyncio.Event()
+        other = SinkConnector(s, topics=[TOPIC], group="other", pause_after=0.2)
+        other_run = asyncio.create_task(other.run(other_stop))
+        await wait_for(lambda: asyncio.sleep(0, other.stats.pauses), lambda p: p >= 1, timeout=30)
+        other_stop.set()
+        other_stats = await asyncio.wait_for(other_run, timeout=15)
+        assert other_stats.batches == 0 and not other_stats.inserted
         # The outage itself: a duration, not a condition to await.
         await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
         assert not run.done(), "the sink gave up during the outage"
