@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+from confluent_kafka import Producer
 
+from oddsflow.kafka_config import producer_config
 from oddsflow.settings import Settings
 from oddsflow.topics import topic_name
 from schemas.codec import default_codec
@@ -79,10 +81,6 @@ async def test_undecodable_record_is_dead_lettered_not_retried(pipeline_settings
     ops = s.pipeline.zones.operational
     good = [odds_line(i) for i in range(20)]
     assert await asyncio.to_thread(produce_odds_lines, s, good) == 20
-    from confluent_kafka import Producer
-
-    from oddsflow.kafka_config import producer_config
-
     producer = Producer(producer_config(s))
     producer.produce(topic_name(s, TOPIC), b"not avro at all", b"k")
     assert producer.flush(30) == 0
