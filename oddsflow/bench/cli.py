@@ -1,0 +1,253 @@
+"""``oddsflow bench``: every stage, end to end and growth, into a table, JSON and a chart.
+
+Wire-up for ``oddsflow/cli.py``::
+
+    s = sub.add_parser("bench", help="benchmark every stage and end to end")
+    add_bench_arguments(s)
+    s.set_defaults(func=lambda args, settings: run_bench(settings, args))
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from oddsflow.bench import stages
+from oddsflow.bench.harness import StageStats, repeat
+from oddsflow.bench.report import (
+    e2e_table,
+    latency_chart,
+    machine_facts,
+    stage_table,
+    write_json,
+)
+from oddsflow.settings import Settings
+
+GROUPS = ("ceiling", "codec", "publish", "staging", "features", "sink", "e2e", "growth")
+
+# (quick, full) sizes: quick finishes in a few minutes, full well under 15 on two shared cores
+SIZES: dict[str, tuple[int, int]] = {
+    "ceiling": (20_000, 100_000),
+    "codec": (50_000, 200_000),
+    "publish": (10_000, 50_000),
+    "staging_pure": (3_000, 10_000),
+    "staging_worker": (2_000, 8_000),
+    "features_pure": (20_000, 100_000),
+    "features_worker": (4_000, 15_000),
+    "sink": (5_000, 20_000),
+    "growth_staging": (600, 1_500),
+    "growth_features": (4_000, 10_000),
+}
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``oddsflow bench``."""
+    parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
+    parser.add_argument("--reps", type=int, default=3, help="timed runs per stage (after warm-up)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder")
+    parser.add_argument(
+        "--only", nargs="*", choices=GROUPS, help="run only these groups (default: all)"
+    )
+    parser.add_argument(
+        "--rates", type=int, nargs="*", help="end-to-end offered raw records/s (default by mode)"
+    )
+    parser.add_argument("--seconds", type=float, help="end-to-end seconds per offered rate")
+
+
+def _optional(module: str, name: str) -> Callable[..., Any] | None:
+    """A bench function another engineer provides, if it exists yet."""
+    try:
+        mod = __import__(module, fromlist=[name])
+    except ImportError:
+        return None
+    return getattr(mod, name, None)
+
+
+def run_bench(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the selected groups; print the table; write report.json and latency.png."""
+    quick = bool(args.quick)
+    size = lambda key: SIZES[key][0 if quick else 1]  # noqa: E731
+    reps = max(1, args.reps)
+    groups = set(args.only or GROUPS)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    log_dir = out / "logs"
+    began = time.monotonic()
+
+    def log(msg: str) -> None:
+        print(f"[{time.monotonic() - began:6.0f}s] {msg}", flush=True)
+
+    facts = machine_facts(settings)
+    log(
+        f"oddsflow bench ({'quick' if quick else 'full'}): {facts['cpu_count']} cores, Python "
+        f"{facts['python']}, Kafka {facts['kafka_broker']}, Postgres {facts['postgres']}"
+    )
+    results: list[StageStats] = []
+    extra: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+
+    def stage(group: str, title: str, fn: Callable[[], dict[str, StageStats]]) -> None:
+        if group not in groups:
+            return
+        log(f"{title}...")
+        try:
+            found = fn()
+            results.extend(found.values())
+        except Exception as exc:  # one broken stage must not lose the others' figures
+            errors[title] = f"{type(exc).__name__}: {exc}"
+            log(f"  FAILED: {errors[title]}")
+            traceback.print_exc()
+
+    kw: dict[str, Any] = {"reps": reps, "log": log}
+    stage(
+        "ceiling",
+        "1. ceiling: plain confluent-kafka produce/consume",
+        lambda: repeat(stages.ceiling, settings, size("ceiling"), **kw),
+    )
+    stage(
+        "codec",
+        "2. codec: OddsLine encode/decode (one core)",
+        lambda: repeat(stages.codec, size("codec"), **kw),
+    )
+    stage(
+        "publish",
+        "3. collector publish",
+        lambda: repeat(stages.publish, settings, size("publish"), **kw),
+    )
+    stage(
+        "staging",
+        "4a. staging processor (pure, one core)",
+        lambda: repeat(stages.staging_pure, size("staging_pure"), **kw),
+    )
+
+    def staging_worker() -> dict[str, StageStats]:
+        runs = stages.staging_worker(settings, size("staging_worker"), reps, log_dir)
+        note = (
+            "baseline: the staging agent is already a plain per-event faust agent"
+            " (one await per record, no batching); no batched variant exists, so ratio = 1.0"
+        )
+        return {runs[0].stage: StageStats(runs[0].stage, runs, note)}
+
+    stage("staging", "4b. staging worker over Kafka", staging_worker)
+    stage(
+        "features",
+        "5a. feature engine (pure, one core)",
+        lambda: repeat(stages.features_pure, size("features_pure"), **kw),
+    )
+
+    def features_worker() -> dict[str, StageStats]:
+        runs = stages.features_worker(settings, size("features_worker"), reps, log_dir)
+        return {runs[0].stage: StageStats(runs[0].stage, runs)}
+
+    stage("features", "5b. feature worker over Kafka", features_worker)  # fmt: skip
+
+    optional = {
+        "sink": ("sinks.bench", "bench_sink", (size("sink"),)),
+        "publish": ("producers.bench", "bench_publish", (size("publish"),)),
+        "replay": ("producers.bench", "bench_replay", ()),
+    }
+    for key, (module, name, fargs) in optional.items():
+        group = "publish" if key == "replay" else key
+        if group not in groups:
+            continue
+        fn = _optional(module, name)
+        if fn is None:
+            extra[key] = f"not available ({module}.{name} does not exist yet)"
+            log(f"{key}: {extra[key]}")
+            continue
+        log(f"{key}: {module}.{name}...")
+        try:
+            from oddsflow.admin import create_topics
+            from sinks.migrate import migrate
+
+            s = stages.isolated_settings(settings)
+            create_topics(s)
+            asyncio.run(migrate(s))
+            extra[key] = fn(s, *fargs)
+            log(f"  {extra[key]}")
+        except Exception as exc:
+            errors[key] = f"{type(exc).__name__}: {exc}"
+            log(f"  FAILED: {errors[key]}")
+
+    e2e: dict[str, Any] = {}
+    if "e2e" in groups:
+        rates = args.rates or ([500, 2_000] if quick else [500, 2_000, 5_000])
+        seconds = args.seconds or (8.0 if quick else 20.0)
+        log(f"7. end to end at {rates} raw records/s, {seconds:.0f}s each (3 workers running)")
+        try:
+            from oddsflow.bench.e2e import end_to_end
+
+            e2e = end_to_end(settings, rates, seconds, 45 if quick else 90, log_dir, log)
+        except Exception as exc:
+            errors["end to end"] = f"{type(exc).__name__}: {exc}"
+            log(f"  FAILED: {errors['end to end']}")
+            traceback.print_exc()
+
+    growth: list[StageStats] = []
+    if "growth" in groups:
+        log("8. growth: 1x, 4x, 16x input")
+        for fn, key in ((stages.staging_growth, "growth_staging"),
+                        (stages.features_growth, "growth_features")):  # fmt: skip
+            for factor in (1, 4, 16):
+                try:
+                    g = repeat(fn, size(key) * factor, warmup=0, reps=1, log=log)
+                    growth.extend(g.values())
+                except Exception as exc:
+                    errors[f"{key} x{factor}"] = f"{type(exc).__name__}: {exc}"
+                    log(f"  FAILED: {errors[f'{key} x{factor}']}")
+
+    lines = ["", "== stages (records/s: median of runs after a warm-up) ==", *stage_table(results)]
+    for key, value in extra.items():
+        lines.append(f"{key}: {value}")
+    if e2e:
+        lines += ["", "== end to end (publish → row visible in Postgres) ==", *e2e_table(e2e)]
+    if growth:
+        lines += ["", "== growth (one run each; memory is the child's peak RSS) ==",
+                  *stage_table(growth), *_growth_summary(growth)]  # fmt: skip
+    if errors:
+        lines += ["", "== failed ==", *(f"{k}: {v}" for k, v in errors.items())]
+    chart_note = latency_chart(e2e, out / "latency.png") if e2e else "no end-to-end run"
+    lines.append("")
+    lines.append(f"report: {out / 'report.json'}; chart: {chart_note or out / 'latency.png'}")
+    print("\n".join(lines), flush=True)
+    report = {
+        "mode": "quick" if quick else "full",
+        "reps": reps,
+        "machine": facts,
+        "stages": [st.as_dict() for st in results],
+        "optional": extra,
+        "end_to_end": e2e,
+        "growth": [st.as_dict() for st in growth],
+        "errors": errors,
+        "seconds": round(time.monotonic() - began, 1),
+    }
+    write_json(report, out / "report.json")
+    return 1 if errors else 0
+
+
+def _growth_summary(growth: list[StageStats]) -> list[str]:
+    """Time per record and memory from 1x to 16x: linear time means flat seconds per record."""
+    out = []
+    for prefix in ("growth: staging", "growth: features"):
+        rows = [g for g in growth if g.stage.startswith(prefix)]
+        if len(rows) < 2:
+            continue
+        first, last = rows[0].runs[0], rows[-1].runs[0]
+        per = lambda m: 1e6 * m.seconds / m.records  # noqa: E731
+        mem = (
+            f"peak RSS {first.peak_rss_mb:.0f} → {last.peak_rss_mb:.0f} MB"
+            if first.peak_rss_mb and last.peak_rss_mb
+            else ""
+        )
+        state = [r.runs[0].extra.get("state_entries", r.runs[0].extra.get("peak_state_size"))
+                 for r in rows]  # fmt: skip
+        out.append(
+            f"{prefix}: {per(first):.0f} → {per(last):.0f} µs/record over 16x input; {mem};"
+            f" state entries {state}"
+        )
+    return out

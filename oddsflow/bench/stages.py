@@ -1,0 +1,511 @@
+"""The benchmark stages: each returns measurements of one run; the harness repeats them.
+
+Inputs are generated before the clock starts (a benchmark of the simulator's JSON is not a
+benchmark of the pipeline), except where a stage must stream its input to keep memory honest
+(growth). Every Kafka stage runs under its own topic prefix and Postgres schemas, so the bench
+never touches the pipeline's real topics or tables.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from oddsflow.bench.harness import Measurement, proc_cpu_seconds, proc_peak_rss_mb, timed
+from oddsflow.kafka_config import client_config, consumer_config, producer_config
+from oddsflow.settings import Settings
+from oddsflow.topics import raw_topic, topic_name
+from producers.simulator import Simulator
+from schemas.codec import default_codec
+
+ENVELOPE = "oddsflow.raw.RawEnvelope"
+NORMALIZED = "oddsflow-staging-staging-normalized"  # the staging app's internal repartition topic
+GAMES, BOOKS = 15, 20  # a full MLB slate quoted by 20 books: 300 raw records a tick
+STAGING_OUT = ("staging.odds_lines", "staging.betting_splits", "staging.games", "dlq.staging")
+CURATED_OUT = (
+    "curated.line_velocity",
+    "curated.steam_moves",
+    "curated.sharp_signals",
+    "curated.consensus",
+    "curated.feature_vectors",
+    "dlq.features",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# isolation and inputs
+
+
+def isolated_settings(settings: Settings, tag: str | None = None) -> Settings:
+    """Settings with a unique topic prefix and unique Postgres schemas (as the tests do)."""
+    tag = tag or "b" + uuid.uuid4().hex[:8]
+    data = settings.model_dump()
+    data["kafka"]["topic_prefix"] = f"{tag}."
+    data["pipeline"]["zones"] = {
+        "raw": f"{tag}_raw",
+        "staging": f"{tag}_staging",
+        "curated": f"{tag}_curated",
+        "operational": f"{tag}_ops",
+    }
+    return Settings(**data)
+
+
+def settings_env(s: Settings) -> dict[str, str]:
+    """Environment that makes a child ``oddsflow`` process use exactly these settings."""
+    z = s.pipeline.zones
+    env = dict(os.environ)
+    env.update(
+        {
+            "ODDSFLOW_KAFKA__BOOTSTRAP_SERVERS": s.kafka.bootstrap_servers,
+            "ODDSFLOW_KAFKA__TOPIC_PREFIX": s.kafka.topic_prefix,
+            "ODDSFLOW_PIPELINE__ZONES__RAW": z.raw,
+            "ODDSFLOW_PIPELINE__ZONES__STAGING": z.staging,
+            "ODDSFLOW_PIPELINE__ZONES__CURATED": z.curated,
+            "ODDSFLOW_PIPELINE__ZONES__OPERATIONAL": z.operational,
+        }
+    )
+    if s.postgres.url:
+        env["DATABASE_URL"] = s.postgres.url
+    else:
+        env["ODDSFLOW_POSTGRES__PORT"] = str(s.postgres.port)
+        env["ODDSFLOW_POSTGRES__HOST"] = s.postgres.host
+    return env
+
+
+def simulator(n: int, seed: int = 7, days_back: int = 1) -> Simulator:
+    """A slate big enough for ``n`` raw records, ``days_back`` days ago.
+
+    Distinct days give distinct game ids, so batches never de-duplicate against each other.
+    """
+    ticks = max(1, math.ceil(n / (GAMES * BOOKS)))
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(
+        days=days_back, seconds=ticks * 30
+    )
+    return Simulator(seed=seed, games=GAMES, books=BOOKS, ticks=ticks, start=start)
+
+
+def envelope_record(event_id: str, payload: bytes, fetched_at: datetime) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "source": "simulator",
+        "fetched_at": fetched_at,
+        "content_type": "application/json",
+        "payload": payload,
+        "request": {},
+    }
+
+
+def raw_envelopes(n: int, seed: int = 7, days_back: int = 1) -> list[tuple[bytes, bytes]]:
+    """``n`` encoded raw envelopes (key, value) exactly as the collector publishes them."""
+    enc = default_codec().encoder(ENVELOPE)
+    out: list[tuple[bytes, bytes]] = []
+    for event_id, payload, fetched in simulator(n, seed, days_back).envelopes():
+        out.append((event_id.encode(), enc(envelope_record(event_id, payload, fetched))))
+        if len(out) == n:
+            break
+    return out
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient(client_config(settings))
+
+
+def create_topic(settings: Settings, name: str) -> None:
+    client = admin(settings)  # must outlive the future, or librdkafka cancels it
+    fut = client.create_topics(
+        [NewTopic(name, num_partitions=settings.kafka.partitions, replication_factor=1)]
+    )
+    fut[name].result()
+
+
+def delete_topics(settings: Settings, names: list[str]) -> None:
+    client = admin(settings)
+    for fut in client.delete_topics(names, operation_timeout=30).values():
+        with suppress(Exception):  # best effort: a leftover bench topic is harmless
+            fut.result()
+
+
+def end_offsets(consumer: Consumer, settings: Settings, topics: Iterable[str]) -> int:
+    """Sum of the end offsets of every partition of ``topics`` (records ever written)."""
+    total = 0
+    for t in topics:
+        for p in range(settings.kafka.partitions):
+            try:
+                _lo, hi = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=5)
+            except Exception:  # a topic the worker has not written yet
+                continue
+            total += max(hi, 0)
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. ceiling
+
+
+def ceiling(settings: Settings, n: int) -> list[Measurement]:
+    """Plain confluent-kafka, no processing: produce then consume ``n`` raw records."""
+    records = raw_envelopes(n)
+    topic = f"bench{uuid.uuid4().hex[:8]}.ceiling"
+    create_topic(settings, topic)
+    try:
+        producer = Producer(producer_config(settings))
+        with timed() as tp:
+            for key, value in records:
+                while True:
+                    try:
+                        producer.produce(topic, value=value, key=key)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+            left = producer.flush(60)
+        if left:
+            raise RuntimeError(f"{left} records not acknowledged")
+        consumer = Consumer(consumer_config(settings, f"{topic}-reader"))
+        consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(settings.kafka.partitions)]
+        )
+        got = 0
+        with timed() as tc:
+            while got < n:
+                got += sum(1 for m in consumer.consume(10_000, timeout=1.0) if not m.error())
+        consumer.close()
+    finally:
+        delete_topics(settings, [topic])
+    size = sum(len(v) for _, v in records) / n
+    extra = {"bytes_per_record": round(size)}
+    return [
+        Measurement("ceiling: produce (acks=all)", n, tp.seconds, tp.cpu_seconds, extra=extra),
+        Measurement("ceiling: consume", n, tc.seconds, tc.cpu_seconds, extra=extra),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. codec
+
+
+def codec(n: int) -> list[Measurement]:
+    """Encode and decode of a staging OddsLine on one core (schemas.bench.bench_codec)."""
+    from schemas.bench import bench_codec
+
+    with timed() as t:
+        r = bench_codec(n, runs=1)
+    enc_s, dec_s = n / r["encode_per_s"], n / r["decode_per_s"]
+    share = t.cpu_seconds / (enc_s + dec_s) if enc_s + dec_s else 0.0  # one thread: CPU ≈ wall
+    extra = {"bytes_per_record": r["bytes_per_record"]}
+    return [
+        Measurement("codec: encode OddsLine", n, enc_s, enc_s * share, extra=extra),
+        Measurement("codec: decode OddsLine", n, dec_s, dec_s * share, extra=extra),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. collector publish
+
+
+def publish(settings: Settings, n: int) -> list[Measurement]:
+    """The collector's Publisher (encode envelope + produce, acks=all) into a fresh raw topic."""
+    from producers.publisher import Publisher
+
+    s = isolated_settings(settings)
+    topic = topic_name(s, raw_topic("simulator"))
+    create_topic(s, topic)
+    items = []
+    for item in simulator(n).envelopes():
+        items.append(item)
+        if len(items) == n:
+            break
+    try:
+        pub = Publisher(s, "simulator")
+        with timed() as t:
+            for event_id, payload, fetched in items:
+                pub.publish(event_id, payload, fetched)
+            stats = pub.close()
+    finally:
+        delete_topics(s, [topic])
+    return [
+        Measurement(
+            "collector publish (simulator)", stats.acked, t.seconds, t.cpu_seconds,
+            extra={"failed": stats.failed},
+        )
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. staging, pure
+
+
+def staging_pure(n: int) -> list[Measurement]:
+    """StagingProcessor + de-duplication on simulator envelopes, no Kafka (one core)."""
+    from streams.staging.dedupe import Deduplicator
+    from streams.staging.processor import Origin, StagingProcessor
+
+    records = raw_envelopes(n)
+    processor = StagingProcessor()
+    dedupe = Deduplicator({})
+    decode = default_codec().decode
+    staged = emitted = dead = 0
+    origin_topic = raw_topic("simulator")
+    with timed() as t:
+        for i, (key, value) in enumerate(records):
+            result = processor.process(Origin(origin_topic, 0, i, key), value)
+            dead += len(result.dead)
+            for schema, _key, frame in result.records:
+                staged += 1
+                if dedupe.check(schema, decode(frame)).emit:
+                    emitted += 1
+    return [
+        Measurement(
+            "staging: processor + dedupe (pure)", n, t.seconds, t.cpu_seconds,
+            extra={"staged": staged, "emitted": emitted, "dead": dead},
+        )
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. features, pure
+
+
+def features_pure(n: int) -> list[Measurement]:
+    """The feature engine on synthetic staged lines (streams.features.bench.bench_engine)."""
+    from streams.features.bench import bench_engine
+
+    with timed() as t:
+        r = bench_engine(n)
+    cpu = t.cpu_seconds * r["seconds"] / t.seconds if t.seconds else 0.0  # minus generation
+    return [
+        Measurement(
+            "features: engine (pure)", r["lines"], r["seconds"], cpu,
+            extra={"outputs": r["outputs"], "peak_state_size": r["peak_state_size"]},
+        )
+    ]  # fmt: skip
+
+
+def feature_batches(n: int, batches: int) -> list[list[tuple[bytes, bytes]]]:
+    """Encoded staged lines for the feature worker; each batch has its own games."""
+    from streams.features.bench import synthetic_lines
+
+    enc = default_codec().encoder("oddsflow.staging.OddsLine")
+    out = []
+    for b in range(batches):
+        batch = []
+        for rec in synthetic_lines(n, seed=7 + b):
+            rec["game_id"] = f"B{b}-{rec['game_id']}"
+            batch.append((rec["game_id"].encode(), enc(rec)))
+        out.append(batch)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# workers over Kafka
+
+
+@contextmanager
+def worker_processes(
+    settings: Settings, roles: tuple[str, ...], log_dir: Path
+) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """``oddsflow worker ROLE`` subprocesses on ``settings``; always stopped afterwards."""
+    env = settings_env(settings)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for role in roles:
+            with open(log_dir / f"{settings.kafka.topic_prefix}{role}.log", "wb") as log:
+                procs[role] = subprocess.Popen(
+                    [sys.executable, "-m", "oddsflow.cli", "worker", role],
+                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                )  # fmt: skip
+        yield procs
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def produce_all(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer(producer_config(settings))
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(60):
+        raise RuntimeError("records not acknowledged")
+
+
+def group_lag(consumer: Consumer, settings: Settings, topics: list[str]) -> int:
+    """Records of ``topics`` not yet committed by the consumer's group (faust commits ~1/s)."""
+    parts = [TopicPartition(t, p) for t in topics for p in range(settings.kafka.partitions)]
+    lag = 0
+    for tp in consumer.committed(parts, timeout=5):
+        _lo, hi = consumer.get_watermark_offsets(tp, timeout=5)
+        # faust commits the offset of the last processed record on internal topics: allow 1
+        lag += max(0, hi - max(tp.offset, 0) - 1)
+    return lag
+
+
+def wait_done(
+    outputs: Callable[[], int], lag: Callable[[], int], alive: Callable[[], bool], timeout: float
+) -> tuple[int, float, bool]:
+    """Wait until the worker consumed its input and its outputs stopped growing.
+
+    Returns (outputs, monotonic time of the last output, done). The number of outputs cannot be
+    known in advance: records of one game arrive over several raw partitions, and the worker
+    drops an out-of-order snapshot as stale, so the count depends on interleaving.
+    """
+    deadline = time.monotonic() + timeout
+    n, last_change = outputs(), time.monotonic()
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError("a worker process exited; see bench-results/logs")
+        time.sleep(0.1)
+        m = outputs()
+        if m != n:
+            n, last_change = m, time.monotonic()
+        elif time.monotonic() - last_change > 1.5 and lag() == 0:
+            return n, last_change, True
+    return n, last_change, False
+
+
+def worker_stage(
+    settings: Settings,
+    role: str,
+    label: str,
+    input_topic: str,
+    lag_topics: list[str],
+    batches: list[list[tuple[bytes, bytes]]],
+    outputs: tuple[str, ...],
+    log_dir: Path,
+    timeout: float = 180,
+) -> list[Measurement]:
+    """Batch 0 warms the worker up (start-up, group join); each later batch is one timed run.
+
+    A run's clock starts when its records start being produced and stops at the last new output
+    record (end offsets polled every 100 ms) once the group has committed all of its input.
+    """
+    from oddsflow.admin import create_topics
+
+    create_topics(settings)
+    out_topics = [topic_name(settings, t) for t in outputs]
+    group = f"{settings.kafka.topic_prefix}oddsflow-{role}"
+    probe_consumer = Consumer(client_config(settings, **{"group.id": group}))
+    probe = lambda: end_offsets(probe_consumer, settings, out_topics)  # noqa: E731
+    lag = lambda: group_lag(probe_consumer, settings, lag_topics)  # noqa: E731
+    runs: list[Measurement] = []
+    try:
+        with worker_processes(settings, (role,), log_dir) as procs:
+            proc = procs[role]
+            alive = lambda: proc.poll() is None  # noqa: E731
+            produce_all(settings, input_topic, batches[0])
+            n, _t, ok = wait_done(probe, lag, alive, timeout + 60)
+            if not ok:
+                raise RuntimeError(f"{role} worker warm-up did not finish ({n} outputs)")
+            for batch in batches[1:]:
+                before = n
+                cpu0 = proc_cpu_seconds(proc.pid) or 0.0
+                t0 = time.monotonic()
+                produce_all(settings, input_topic, batch)
+                n, last, ok = wait_done(probe, lag, alive, timeout)
+                cpu = (proc_cpu_seconds(proc.pid) or 0.0) - cpu0
+                runs.append(
+                    Measurement(
+                        label, len(batch), last - t0, cpu, proc_peak_rss_mb(proc.pid),
+                        extra={"outputs": n - before, "complete": ok},
+                    )
+                )  # fmt: skip
+    finally:
+        probe_consumer.close()
+    return runs
+
+
+def staging_worker(settings: Settings, n: int, reps: int, log_dir: Path) -> list[Measurement]:
+    """The faust staging worker (per-event agent) over Kafka, worker CPU and memory only."""
+    s = isolated_settings(settings)
+    batches = [raw_envelopes(max(300, n // 4), seed=3, days_back=2)]
+    batches += [raw_envelopes(n, seed=7 + r, days_back=3 + r) for r in range(reps)]
+    return worker_stage(
+        s, "staging", "staging: faust worker over Kafka (per-event)",
+        topic_name(s, raw_topic("simulator")),
+        [topic_name(s, raw_topic("simulator")), topic_name(s, NORMALIZED)],
+        batches, STAGING_OUT, log_dir,
+    )  # fmt: skip
+
+
+def features_worker(settings: Settings, n: int, reps: int, log_dir: Path) -> list[Measurement]:
+    """The faust feature worker over Kafka: staged lines in, curated records out."""
+    s = isolated_settings(settings)
+    batches = feature_batches(n, reps + 1)
+    batches[0] = batches[0][: max(2000, n // 2)]
+    return worker_stage(
+        s, "features", "features: faust worker over Kafka",
+        topic_name(s, "staging.odds_lines"), [topic_name(s, "staging.odds_lines")],
+        batches, CURATED_OUT, log_dir,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. growth
+
+
+def staging_growth(n: int) -> list[Measurement]:
+    """Pure staging on ``n`` raw records of a fixed slate, streamed in chunks (flat memory)."""
+    from streams.staging.dedupe import Deduplicator
+    from streams.staging.processor import Origin, StagingProcessor
+
+    enc = default_codec().encoder(ENVELOPE)
+    decode = default_codec().decode
+    processor = StagingProcessor()
+    store: dict[str, Any] = {}
+    dedupe = Deduplicator(store)
+    seconds = cpu = 0.0
+    chunk: list[tuple[bytes, bytes]] = []
+
+    def run(chunk: list[tuple[bytes, bytes]]) -> None:
+        nonlocal seconds, cpu
+        with timed() as t:
+            for key, value in chunk:
+                result = processor.process(Origin("raw.odds.simulator", 0, 0, key), value)
+                for schema, _k, frame in result.records:
+                    dedupe.check(schema, decode(frame))
+        seconds += t.seconds
+        cpu += t.cpu_seconds
+
+    for key, value in raw_envelopes(300, seed=2, days_back=60):  # warm caches, untimed
+        processor.process(Origin("raw.odds.simulator", 0, 0, key), value)
+    for done, (event_id, payload, fetched) in enumerate(simulator(n).envelopes(), start=1):
+        chunk.append((event_id.encode(), enc(envelope_record(event_id, payload, fetched))))
+        if len(chunk) == 1000 or done == n:
+            run(chunk)
+            chunk = []
+        if done == n:
+            break
+    return [
+        Measurement(f"growth: staging x{n}", n, seconds, cpu, extra={"state_entries": len(store)})
+    ]
+
+
+def features_growth(n: int) -> list[Measurement]:
+    """The feature engine on ``n`` lines; peak state size is the memory that must stay flat."""
+    m = features_pure(n)[0]
+    m.stage = f"growth: features x{n}"
+    return [m]
