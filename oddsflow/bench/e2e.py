@@ -149,9 +149,9 @@ async def _offer(
         " WHERE ol.source_event_id = ANY($1::text[])",
         ids,
     )
-    half = [lg for t, _, lg in samples if t <= offered_for / 2]
     end_lag = [lg for t, _, lg in samples if t <= offered_for + 0.5][-1]
-    lag_grew = end_lag > max(2 * rate, 2 * (half[-1] if half else 0))
+    # grew: more than one second of input still unprocessed when the offer ends, or no drain
+    lag_grew = drained_at is None or end_lag > rate
     return {
         "offered_per_s": rate,
         "records": n,
