@@ -98,12 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--topics", nargs="*", help="sink only: catalog topics to write")
     s.set_defaults(func=cmd_worker)
 
+    from producers.collect import add_collect_arguments
+
     s = sub.add_parser("collect", help="run a collector (publishes raw envelopes)")
-    s.add_argument("--source", required=True, choices=["simulator"])
-    s.add_argument("--seed", type=int)
-    s.add_argument("--games", type=int)
-    s.add_argument("--books", type=int)
-    s.add_argument("--ticks", type=int)
+    add_collect_arguments(s)
     s.set_defaults(func=cmd_collect)
 
     s = sub.add_parser("schemas", help="topic contracts: list them, check their evolution")

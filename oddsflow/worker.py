@@ -8,6 +8,7 @@ and forwards SIGTERM/SIGINT to them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import subprocess
 import sys
@@ -29,7 +30,10 @@ def run_faust(settings: Settings, role: str) -> int:
     else:
         from streams.features.agent import register
     register(app, settings)
-    worker = Worker(app, loglevel="WARN", quiet=True, redirect_stdouts=False)
+    verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
+    worker = Worker(
+        app, loglevel="INFO" if verbose else "WARN", quiet=not verbose, redirect_stdouts=False
+    )
     worker.execute_from_commandline()
     return 0
 

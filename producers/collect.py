@@ -46,7 +46,13 @@ def publish_simulation(settings: Settings, sim: Simulator, progress: bool = True
         for event_id, payload, fetched_at in sim.envelopes():
             if stopping:
                 break
-            publisher.publish(event_id, payload, fetched_at, request={"seed": str(sim.seed)})
+            publisher.publish(
+                event_id,
+                payload,
+                fetched_at,
+                request={"seed": str(sim.seed)},
+                key=sim.key_of(event_id),
+            )
     finally:
         stats = publisher.close()
         for s, h in old.items():

@@ -229,6 +229,11 @@ class Simulator:
     def event_id(self, q: Quote) -> str:
         return f"{self._games[q.game].event_id}-{q.book}-t{q.tick}"
 
+    @staticmethod
+    def key_of(event_id: str) -> str:
+        """The Kafka key of a snapshot: its game, so one game's snapshots stay in order."""
+        return event_id.rsplit("-", 2)[0]
+
     def envelopes(self) -> Iterator[tuple[str, bytes, datetime]]:
         """(event id, payload, fetched_at) for every quote, in time order."""
         for q in self.quotes():

@@ -31,6 +31,9 @@ def create_app(settings: Settings, role: str) -> faust.App:
         producer_linger_ms=5,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=2000,
+        # A killed worker's partitions move to the others after 10 s, not faust's default 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         broker_commit_interval=1.0,
         stream_wait_empty=True,
         table_standby_replicas=0,

@@ -43,13 +43,14 @@ async def wait_for(
 def workers(settings: Settings, roles: tuple[str, ...], log_dir: Path) -> Iterator[dict]:
     """Run ``oddsflow worker ROLE`` processes against ``settings``; stop them afterwards."""
     env = settings_env(settings)
+    verbose = ["-v"] if os.environ.get("ODDSFLOW_TEST_VERBOSE_WORKERS") else []
     procs: dict[str, subprocess.Popen[bytes]] = {}
     log_dir.mkdir(parents=True, exist_ok=True)
     try:
         for role in roles:
             with open(log_dir / f"{role}.log", "wb") as log:
                 procs[role] = subprocess.Popen(
-                    [sys.executable, "-m", "oddsflow.cli", "worker", role],
+                    [sys.executable, "-m", "oddsflow.cli", *verbose, "worker", role],
                     stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                 )  # fmt: skip
         yield procs

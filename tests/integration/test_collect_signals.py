@@ -56,7 +56,7 @@ async def _terminate_mid_run(
 
 async def test_sigterm_during_file_replay_loses_nothing_acked(settings: Settings) -> None:
     # 514,385 s of line history at 40,000x: about 13 s, so SIGTERM lands mid-run
-    argv = ["-m", "producers.collect", "--source", "file", str(PINNACLE)]
+    argv = ["-m", "oddsflow.cli", "collect", "--source", "file", str(PINNACLE)]
     acked, out = await _terminate_mid_run(
         settings, [*argv, "--speed", "40000x", "--no-progress"], "file", at_least=20
     )
