@@ -36,7 +36,10 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     from oddsflow.topics import CATALOG, topic_name
 
     if args.action == "create":
+        from sinks.retention import align_topic_retention
+
         _print_lines(create_topics(settings))
+        align_topic_retention(settings)
         return 0
     for s in CATALOG:
         name = topic_name(settings, s.name)
@@ -68,6 +71,20 @@ def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
     from schemas.cli import cli_check, cli_list
 
     return cli_check() if args.action == "check" else cli_list(args.json)
+
+
+def cmd_data(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "status":
+        from sinks.status import data_status, format_status
+
+        print(format_status(data_status(settings, zone=args.zone)))
+        return 0
+    from sinks.retention import purge
+
+    deleted = purge(settings)
+    for table, n in deleted.items():
+        print(f"{table:40} {n:>8} rows deleted")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -103,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("collect", help="run a collector (publishes raw envelopes)")
     add_collect_arguments(s)
     s.set_defaults(func=cmd_collect)
+
+    s = sub.add_parser("data", help="what each zone's tables hold; retention purge")
+    s.add_argument("action", choices=["status", "purge"])
+    s.add_argument(
+        "--zone", default="all", choices=["raw", "staging", "curated", "operational", "all"]
+    )
+    s.set_defaults(func=cmd_data)
 
     s = sub.add_parser("schemas", help="topic contracts: list them, check their evolution")
     s.add_argument("action", choices=["check", "list"])
