@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_schemas)
 
+    from oddsflow.bench.cli import add_bench_arguments, run_bench
+
+    s = sub.add_parser("bench", help="throughput, latency and memory of every stage")
+    add_bench_arguments(s)
+    s.set_defaults(func=lambda a, st: run_bench(st, a))
+
     s = sub.add_parser("demo", help="start everything and run the pipeline on built-in data")
     s.add_argument("--seconds", type=float, default=60.0, help="how long the workers run")
     s.set_defaults(func=cmd_demo)
