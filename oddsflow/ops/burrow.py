@@ -8,15 +8,17 @@ Kafka does not tell us when a commit happened, only what the committed offset is
 
 1. current lag 0 → OK (a caught-up consumer is never in trouble);
 2. the committed offset went backwards between two observations → REWIND;
-3. lag was 0 somewhere in the window → OK (it keeps catching up);
-4. the committed offset did not move over the whole window while lag > 0:
-   STOP when it has not moved for ``stop_after`` seconds or the group has no live member
-   (nobody can be committing), STALL otherwise (a member is there but not progressing);
-5. the offset moves but lag grew in every interval of the window → WARN (falling behind);
-6. otherwise OK.
+3. STOP (checked before anything can excuse it, as Burrow does): the group has no live member
+   (nothing consumes it), or the committed offset has not moved for ``stop_after`` seconds of
+   continuous lag — counted from the first observation of the current offset with lag > 0, so a
+   consumer that was idle because nothing arrived is not taken for a stopped one;
+4. lag was 0 somewhere in the window → OK (it keeps catching up);
+5. the committed offset did not move over the whole window → STALL (alive, not progressing);
+6. the offset moves but lag grew in every interval of the window → WARN (falling behind);
+7. otherwise OK.
 
-Rules 4 and 5 need ``min_observations`` in the window; fewer is not evidence of trouble, except
-a group without members that has lag (STOP: nothing consumes it). A group's status is its
+Rules 5 and 6 need ``min_observations`` in the window; fewer is not evidence of trouble.
+A group's status is its
 worst partition's (STOP > STALL > REWIND > WARN > OK).
 """
 
@@ -84,16 +86,20 @@ def partition_status(
     offsets = [o.committed if o.committed is not None else -1 for o in obs]
     if any(b < a for a, b in pairwise(offsets)):
         return Status.REWIND
+    current = offsets[-1]
+    run_start = last.at  # since when the offset sits here with lag
+    for o, off in zip(reversed(obs), reversed(offsets), strict=True):
+        if off != current or o.lag <= 0:
+            break
+        run_start = o.at
+    if members == 0 or now - run_start >= rules.stop_after:
+        return Status.STOP
     if any(o.lag <= 0 for o in obs):
         return Status.OK
-    unchanged = all(x == offsets[-1] for x in offsets)
-    if members == 0 and unchanged:
-        return Status.STOP
     if len(obs) < rules.min_observations:
         return Status.OK
-    if unchanged:
-        # how long the offset has been where it is, as far as the window shows
-        return Status.STOP if now - obs[0].at >= rules.stop_after else Status.STALL
+    if all(x == current for x in offsets):
+        return Status.STALL
     lags = [o.lag for o in obs]
     if all(b > a for a, b in pairwise(lags)):
         return Status.WARN

@@ -50,7 +50,9 @@ CASES = [
     ),
     ("no members, one observation", obs((0, 5, 10)), 0, Status.STOP),
     ("no members, offset stuck", obs((0, 5, 10), (5, 5, 12)), 0, Status.STOP),
-    ("no members, offset still moved in window", obs((0, 3, 10), (5, 5, 12)), 0, Status.OK),
+    ("no members, offset still moved in window", obs((0, 3, 10), (5, 5, 12)), 0, Status.STOP),
+    ("no members, caught up before", obs((0, 5, 5), (5, 5, 12)), 0, Status.STOP),
+    ("stopped after catching up, short", obs((0, 5, 5), (10, 5, 8), (20, 5, 9)), 1, Status.OK),
     ("never committed, no members", obs((0, None, 10), (5, None, 12)), 0, Status.STOP),
     ("offset went backwards", obs((0, 50, 60), (10, 20, 60), (20, 25, 61)), 1, Status.REWIND),
     ("rewind beats stop", obs((0, 50, 60), (10, 20, 60)), 0, Status.REWIND),
@@ -86,6 +88,16 @@ def test_stop_uses_the_clock_not_only_the_window() -> None:
     stuck = obs((0, 5, 10), (5, 5, 11), (10, 5, 12))
     assert partition_status(stuck, now=11, members=1, rules=RULES) is Status.STALL
     assert partition_status(stuck, now=31, members=1, rules=RULES) is Status.STOP
+
+
+def test_stop_counts_only_time_with_lag() -> None:
+    # idle for long (nothing to consume), then records arrive: not a stop until stop_after
+    idle = obs((0, 5, 5), (40, 5, 5), (80, 5, 7))
+    assert partition_status(idle, now=81, members=1, rules=RULES) is Status.OK
+    assert partition_status(idle, now=110, members=1, rules=RULES) is Status.STOP
+    # caught up once, then stuck with lag longer than stop_after: stopped despite the zero
+    stuck = obs((0, 5, 5), (10, 5, 8), (20, 5, 9), (45, 5, 12))
+    assert partition_status(stuck, now=46, members=1, rules=RULES) is Status.STOP
 
 
 def test_group_status_is_the_worst_partition() -> None:

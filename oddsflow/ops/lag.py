@@ -1,0 +1,525 @@
+"""``oddsflow lag``: how far each consumer group is behind, in records and in seconds, and why.
+
+Per group, topic and partition: the committed offset, the end offset (high watermark), the lag in
+records, and the lag in seconds — now minus the timestamp of the oldest record the group has not
+consumed (the record at its committed offset, fetched). Each sample is kept in
+``<operational>.lag_history`` so a status can be judged over a sliding window of observations
+(:mod:`oddsflow.ops.burrow`) even across separate runs of the command.
+
+Kafka's committed offsets are what every role publishes (the sink commits to Kafka after its
+database transaction, for exactly this), so one method covers the three roles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from oddsflow.kafka_config import client_config
+from oddsflow.ops.burrow import Observation, Rules, Status, group_status
+from oddsflow.settings import Settings
+from oddsflow.worker import ROLES
+
+HISTORY_KEEP_DAYS = 7
+TP = tuple[str, int]
+
+
+@dataclass
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int | None  # None: the group never committed this partition
+    end: int
+    lag: int  # records not yet consumed
+    lag_seconds: float | None  # age of the oldest unconsumed record; 0 when caught up
+    status: Status = Status.OK
+
+
+@dataclass
+class GroupLag:
+    group: str
+    state: str  # the broker's view: STABLE, EMPTY, DEAD, PREPARING_REBALANCE...
+    members: int
+    observed_at: float  # unix seconds
+    partitions: list[PartitionLag] = field(default_factory=list)
+    status: Status = Status.OK
+
+    @property
+    def lag(self) -> int:
+        return sum(p.lag for p in self.partitions)
+
+    @property
+    def lag_seconds(self) -> float:
+        return max((p.lag_seconds or 0.0 for p in self.partitions), default=0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lag"] = self.lag
+        d["lag_seconds"] = round(self.lag_seconds, 3)
+        d["observed_at"] = datetime.fromtimestamp(self.observed_at, UTC).isoformat()
+        return d
+
+
+class KafkaUnavailable(RuntimeError):
+    """The broker did not answer: one line for the operator, not a stack trace."""
+
+
+def group_prefix(settings: Settings) -> str:
+    """Groups of this deployment: ``<topic prefix>oddsflow-<role>``."""
+    return f"{settings.kafka.topic_prefix}oddsflow-"
+
+
+def full_group_name(settings: Settings, group: str) -> str:
+    """``sink`` or ``oddsflow-sink`` mean this deployment's sink group; other names as given."""
+    role = group.removeprefix("oddsflow-")
+    if role in ROLES:
+        return f"{group_prefix(settings)}{role}"
+    return group
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient(client_config(settings, **{"socket.connection.setup.timeout.ms": 5000}))
+
+
+def _result(fut: Any, what: str, timeout: float) -> Any:
+    try:
+        return fut.result(timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"{what}: {exc.args[0].str() if exc.args else exc}") from None
+    except TimeoutError:
+        raise KafkaUnavailable(f"{what}: no answer from the broker within {timeout:.0f}s") from None
+
+
+def list_groups(settings: Settings, admin: AdminClient, timeout: float = 10.0) -> list[str]:
+    """This deployment's consumer groups known to the broker."""
+    listing = _result(
+        admin.list_consumer_groups(request_timeout=timeout), "listing consumer groups", timeout
+    )
+    prefix = group_prefix(settings)
+    return sorted(g.group_id for g in listing.valid if g.group_id.startswith(prefix))
+
+
+def _offsets(
+    admin: AdminClient, tps: Iterable[TP], spec: OffsetSpec, timeout: float
+) -> dict[TP, int]:
+    request = {TopicPartition(t, p): spec for t, p in tps}
+    if not request:
+        return {}
+    futures = admin.list_offsets(
+        request, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=timeout
+    )
+    return {
+        (tp.topic, tp.partition): _result(f, f"offsets of {tp.topic}", timeout).offset
+        for tp, f in futures.items()
+    }
+
+
+def end_offsets(admin: AdminClient, tps: Iterable[TP], timeout: float = 10.0) -> dict[TP, int]:
+    return _offsets(admin, tps, OffsetSpec.latest(), timeout)
+
+
+def start_offsets(admin: AdminClient, tps: Iterable[TP], timeout: float = 10.0) -> dict[TP, int]:
+    return _offsets(admin, tps, OffsetSpec.earliest(), timeout)
+
+
+def committed_offsets(admin: AdminClient, group: str, timeout: float = 10.0) -> dict[TP, int]:
+    """The group's committed offsets (only partitions it committed)."""
+    futures = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group)], request_timeout=timeout
+    )
+    res = _result(futures[group], f"offsets of group {group}", timeout)
+    return {
+        (tp.topic, tp.partition): tp.offset
+        for tp in res.topic_partitions or []
+        if tp.offset >= 0 and tp.error is None
+    }
+
+
+def describe(
+    admin: AdminClient, groups: Sequence[str], timeout: float = 10.0
+) -> dict[str, tuple[str, int, set[TP]]]:
+    """Per group: its state, live members and the partitions assigned to them."""
+    if not groups:
+        return {}
+    out = {}
+    futures = admin.describe_consumer_groups(list(groups), request_timeout=timeout)
+    for group, fut in futures.items():
+        d = _result(fut, f"describing group {group}", timeout)
+        assigned = {
+            (tp.topic, tp.partition)
+            for m in d.members
+            if m.assignment is not None
+            for tp in m.assignment.topic_partitions
+        }
+        out[group] = (d.state.name, len(d.members), assigned)
+    return out
+
+
+def oldest_unconsumed(
+    settings: Settings, positions: dict[TP, int], timeout: float = 5.0
+) -> dict[TP, float | None]:
+    """Timestamp (unix s) of the first record at or after each position; None if there is none.
+
+    Fetched with a throw-away consumer that never joins or commits to any group. A partition
+    whose only entries past the position are transaction markers reports None: nothing to do.
+    """
+    if not positions:
+        return {}
+    consumer = Consumer(
+        client_config(
+            settings,
+            **{
+                "group.id": f"oddsflow-lag-probe-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "isolation.level": "read_uncommitted",
+                "fetch.max.bytes": 1 << 20,
+                "max.partition.fetch.bytes": 64 << 10,
+            },
+        )
+    )
+    found: dict[TP, float | None] = {}
+    try:
+        consumer.assign([TopicPartition(t, p, off) for (t, p), off in positions.items()])
+        deadline = time.monotonic() + timeout
+        while len(found) < len(positions) and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.2):
+                tp = (msg.topic(), msg.partition())
+                if tp in found or tp not in positions:
+                    continue
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        found[tp] = None
+                    continue
+                _kind, ts = msg.timestamp()
+                found[tp] = ts / 1000.0 if ts > 0 else None
+                consumer.pause([TopicPartition(*tp)])
+    finally:
+        consumer.close()
+    return found
+
+
+def observe(
+    settings: Settings, groups: Sequence[str] | None = None, timeout: float = 10.0
+) -> list[GroupLag]:
+    """One sample of every group (statuses not yet judged: see :class:`LagMonitor`)."""
+    admin = admin_client(settings)
+    names = (
+        [full_group_name(settings, g) for g in groups]
+        if groups
+        else list_groups(settings, admin, timeout)
+    )
+    described = describe(admin, names, timeout)
+    committed = {g: committed_offsets(admin, g, timeout) for g in names}
+    parts: set[TP] = set()
+    for g in names:
+        parts |= set(committed[g]) | described[g][2]
+    ends = end_offsets(admin, parts, timeout)
+    starts = start_offsets(admin, parts, timeout)
+    now = time.time()
+    out: list[GroupLag] = []
+    positions: dict[tuple[str, TP], int] = {}
+    for g in names:
+        state, members, assigned = described[g]
+        gl = GroupLag(g, state, members, now)
+        for tp in sorted(set(committed[g]) | assigned):
+            end = ends.get(tp, 0)
+            c = committed[g].get(tp)
+            position = max(c if c is not None else starts.get(tp, 0), starts.get(tp, 0))
+            lag = max(end - position, 0)
+            gl.partitions.append(PartitionLag(tp[0], tp[1], c, end, lag, 0.0 if not lag else None))
+            if lag:
+                positions[(g, tp)] = position
+        out.append(gl)
+    # one probe per distinct (partition, position): groups at the same place share the fetch
+    by_tp: dict[TP, set[int]] = {}
+    for (_, tp), pos in positions.items():
+        by_tp.setdefault(tp, set()).add(pos)
+    stamps: dict[tuple[TP, int], float | None] = {}
+    while by_tp:
+        batch = {tp: poss.pop() for tp, poss in by_tp.items()}
+        by_tp = {tp: poss for tp, poss in by_tp.items() if poss}
+        for tp, ts in oldest_unconsumed(settings, batch).items():
+            stamps[(tp, batch[tp])] = ts
+    for gl in out:
+        for p in gl.partitions:
+            tp = (p.topic, p.partition)
+            if (gl.group, tp) not in positions:
+                continue
+            key = (tp, positions[(gl.group, tp)])
+            if key in stamps and stamps[key] is None:
+                p.lag, p.lag_seconds = 0, 0.0  # only transaction markers past the position
+            elif stamps.get(key) is not None:
+                p.lag_seconds = max(now - stamps[key], 0.0)  # type: ignore[operator]
+    return out
+
+
+# -- history in the operational schema ------------------------------------------------------
+
+
+def history_table(settings: Settings) -> str:
+    return f"{settings.pipeline.zones.operational}.lag_history"
+
+
+async def ensure_history_table(conn: asyncpg.Connection, settings: Settings) -> None:
+    """Create the history table if missing (idempotent; safe when several monitors start)."""
+    ops = settings.pipeline.zones.operational
+    table = history_table(settings)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", table)
+        await conn.execute(
+            f"CREATE SCHEMA IF NOT EXISTS {ops};"
+            f"CREATE TABLE IF NOT EXISTS {table} ("
+            " observed_at timestamptz NOT NULL, consumer_group text NOT NULL,"
+            " topic text NOT NULL, kafka_partition integer NOT NULL,"
+            " committed_offset bigint, end_offset bigint NOT NULL, lag bigint NOT NULL,"
+            " lag_seconds double precision, members integer NOT NULL,"
+            " status text NOT NULL, group_status text NOT NULL,"
+            " PRIMARY KEY (consumer_group, topic, kafka_partition, observed_at));"
+            f"CREATE INDEX IF NOT EXISTS lag_history_observed_at ON {table} (observed_at)"
+        )
+
+
+async def write_history(
+    conn: asyncpg.Connection, settings: Settings, groups: list[GroupLag]
+) -> int:
+    """Append one sample; drop history older than a week. Returns rows written."""
+    table = history_table(settings)
+    rows = [
+        (
+            datetime.fromtimestamp(g.observed_at, UTC),
+            g.group,
+            p.topic,
+            p.partition,
+            p.committed,
+            p.end,
+            p.lag,
+            p.lag_seconds,
+            g.members,
+            p.status.value,
+            g.status.value,
+        )
+        for g in groups
+        for p in g.partitions
+    ]
+    async with conn.transaction():
+        await conn.executemany(
+            f"INSERT INTO {table} VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+            " ON CONFLICT DO NOTHING",
+            rows,
+        )
+        await conn.execute(
+            f"DELETE FROM {table} WHERE observed_at < now() - make_interval(days => $1)",
+            HISTORY_KEEP_DAYS,
+        )
+    return len(rows)
+
+
+async def read_history(
+    conn: asyncpg.Connection, settings: Settings, groups: Sequence[str], seconds: float
+) -> dict[str, dict[TP, list[Observation]]]:
+    """The last ``seconds`` of observations per group and partition, oldest first."""
+    rows = await conn.fetch(
+        f"SELECT observed_at, consumer_group, topic, kafka_partition, committed_offset,"
+        f" end_offset, lag FROM {history_table(settings)}"
+        " WHERE consumer_group = ANY($1::text[])"
+        " AND observed_at > now() - make_interval(secs => $2)"
+        " ORDER BY observed_at",
+        list(groups),
+        float(seconds),
+    )
+    out: dict[str, dict[TP, list[Observation]]] = {}
+    for r in rows:
+        out.setdefault(r["consumer_group"], {}).setdefault(
+            (r["topic"], r["kafka_partition"]), []
+        ).append(
+            Observation(
+                r["observed_at"].timestamp(), r["committed_offset"], r["end_offset"], r["lag"]
+            )
+        )
+    return out
+
+
+class LagMonitor:
+    """Samples lag, keeps the sliding window (seeded from the history table), judges status.
+
+    ``history=False`` keeps the window in memory only; a database that does not answer is
+    reported once on ``warnings`` and the monitor carries on without it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        groups: Sequence[str] | None = None,
+        rules: Rules | None = None,
+        history: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.groups = list(groups) if groups else None
+        self.rules = rules or Rules()
+        self.history = history
+        self.windows: dict[str, dict[TP, list[Observation]]] = {}
+        self.warnings: list[str] = []
+        self._seeded = False
+        self._table_ready = False
+
+    async def _db(self) -> asyncpg.Connection | None:
+        if not self.history:
+            return None
+        try:
+            conn = await asyncpg.connect(self.settings.postgres.dsn, timeout=5)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            self.history = False
+            self.warnings.append(f"lag history disabled: database unavailable ({exc})")
+            return None
+        if not self._table_ready:
+            await ensure_history_table(conn, self.settings)
+            self._table_ready = True
+        return conn
+
+    async def sample(self) -> list[GroupLag]:
+        """Observe once, judge each group over its window, and record the sample."""
+        groups = await asyncio.to_thread(observe, self.settings, self.groups)
+        conn = await self._db()
+        try:
+            if conn is not None and not self._seeded:
+                seeded = await read_history(
+                    conn, self.settings, [g.group for g in groups], self.rules.window_seconds
+                )
+                for g, parts in seeded.items():
+                    self.windows[g] = parts
+            self._seeded = True
+            for g in groups:
+                window = self.windows.setdefault(g.group, {})
+                for p in g.partitions:
+                    obs = window.setdefault((p.topic, p.partition), [])
+                    obs.append(Observation(g.observed_at, p.committed, p.end, p.lag))
+                    keep = g.observed_at - self.rules.window_seconds
+                    obs[:] = [o for o in obs if o.at >= keep]
+                current = {(p.topic, p.partition) for p in g.partitions}
+                parts = {tp: o for tp, o in window.items() if tp in current}
+                g.status, each = group_status(parts, g.observed_at, g.members, self.rules)
+                for p in g.partitions:
+                    p.status = each[(p.topic, p.partition)]
+            if conn is not None:
+                await write_history(conn, self.settings, groups)
+        finally:
+            if conn is not None:
+                await conn.close()
+        return groups
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def _fmt_seconds(s: float | None) -> str:
+    return "-" if s is None else f"{s:.1f}"
+
+
+def format_lag(groups: Sequence[GroupLag], all_partitions: bool = False) -> str:
+    """Tables for people: one header line per group, then its partitions that have lag."""
+    if not groups:
+        return "no consumer groups found"
+    lines: list[str] = []
+    for g in groups:
+        lines.append(
+            f"{g.group}  status {g.status.value}  members {g.members} ({g.state.lower()})"
+            f"  lag {g.lag} records, {g.lag_seconds:.1f} s"
+        )
+        shown = [p for p in g.partitions if all_partitions or p.lag or p.status != Status.OK]
+        if shown:
+            lines.append(
+                f"  {'topic':<40} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}"
+                f" {'lag s':>8}  status"
+            )
+            for p in shown:
+                committed = "-" if p.committed is None else str(p.committed)
+                lines.append(
+                    f"  {p.topic:<40} {p.partition:>4} {committed:>10} {p.end:>10} {p.lag:>8}"
+                    f" {_fmt_seconds(p.lag_seconds):>8}  {p.status.value}"
+                )
+        elif g.partitions:
+            lines.append(f"  {len(g.partitions)} partitions, all caught up")
+    return "\n".join(lines)
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def add_lag_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--group",
+        action="append",
+        help="consumer group (repeatable; 'sink' or 'oddsflow-sink' or the full name);"
+        " default: every oddsflow group",
+    )
+    parser.add_argument("--watch", action="store_true", help="sample every --interval seconds")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument("--json", action="store_true", help="JSON (one document per sample)")
+    parser.add_argument("--all", action="store_true", help="list caught-up partitions too")
+    parser.add_argument(
+        "--window", type=float, default=Rules.window_seconds, help="status window, seconds"
+    )
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        default=Rules.stop_after,
+        help="seconds without offset progress (with lag) before STALL becomes STOP",
+    )
+    parser.add_argument(
+        "--no-history", action="store_true", help="do not read or write the lag_history table"
+    )
+    parser.add_argument(
+        "--count", type=int, default=0, help="with --watch: stop after this many samples"
+    )
+
+
+async def _run_lag(settings: Settings, args: argparse.Namespace) -> int:
+    rules = Rules(window_seconds=args.window, stop_after=args.stop_after)
+    monitor = LagMonitor(settings, args.group, rules, history=not args.no_history)
+    n = 0
+    while True:
+        groups = await monitor.sample()
+        for w in monitor.warnings:
+            print(w, file=sys.stderr)
+        monitor.warnings.clear()
+        if args.json:
+            print(json.dumps([g.to_json() for g in groups]), flush=True)
+        else:
+            if args.watch:
+                stamp = datetime.now(UTC).isoformat(timespec="seconds")
+                print(f"--- {stamp}", flush=True)
+            print(format_lag(groups, args.all), flush=True)
+        n += 1
+        if not args.watch or (args.count and n >= args.count):
+            return 0
+        await asyncio.sleep(args.interval)
+
+
+def run_lag(settings: Settings, args: argparse.Namespace) -> int:
+    """``oddsflow lag``: 0 when the broker answered, 1 (one line on stderr) when it did not."""
+    try:
+        return asyncio.run(_run_lag(settings, args))
+    except KafkaUnavailable as exc:
+        print(f"oddsflow lag: Kafka at {settings.kafka.bootstrap_servers}: {exc}", file=sys.stderr)
+        return 1
