@@ -85,6 +85,8 @@ class _Book:
     o: float
     home_favourite: bool
     shift: int = 0
+    memo_key: tuple[float, float, int] | None = None
+    memo: tuple[int, int, float, int, int, int, int] = (0, 0, 0.0, 0, 0, 0, 0)
 
 
 @dataclass
@@ -129,6 +131,8 @@ class Simulator:
     scripted_jumps: tuple[ScriptedJump, ...] = ()
     drift: bool = True
     _games: list[Game] = field(init=False, default_factory=list)
+    _templates: dict[tuple[int, str], str] = field(init=False, default_factory=dict)
+    _stamps: dict[datetime, str] = field(init=False, default_factory=dict)  # one per tick
 
     def __post_init__(self) -> None:
         if self.start is None:
@@ -172,28 +176,34 @@ class Simulator:
     def _quote(
         self, game: Game, book: str, tick: int, at: datetime, s: _Book, total: float
     ) -> Quote:
+        memo_key = (s.p, s.o, s.shift)
+        if s.memo_key != memo_key:  # most books keep their prices most ticks
+            s.memo_key, s.memo = memo_key, self._prices(s)
+        hml, aml, hs, hsp, asp, op, up = s.memo
+        return Quote(
+            game=game.index, book=book, tick=tick, at=at, home_ml=hml, away_ml=aml,
+            home_spread=hs, home_spread_price=hsp, away_spread_price=asp, total=total,
+            over_price=op, under_price=up,
+        )  # fmt: skip
+
+    @staticmethod
+    def _prices(s: _Book) -> tuple[int, int, float, int, int, int, int]:
         half_vig = s.vig / 2
         p = min(0.85, max(0.15, round(s.p, 3)))
         home_ml = shift_cents(prob_to_american(p + half_vig), s.shift)
         away_ml = prob_to_american(1 - p + half_vig)
         home_spread = -1.5 if s.home_favourite else 1.5  # the run line is set at the open
-        cover = (p - 0.18) if s.home_favourite else (p + 0.18)
-        hsp = prob_to_american(min(0.8, max(0.2, round(cover, 2))) + half_vig)
-        asp = prob_to_american(1 - min(0.8, max(0.2, round(cover, 2))) + half_vig)
+        cover = min(0.8, max(0.2, round((p - 0.18) if s.home_favourite else (p + 0.18), 2)))
         o = round(s.o, 2)
-        return Quote(
-            game=game.index, book=book, tick=tick, at=at,
-            home_ml=home_ml, away_ml=away_ml,
-            home_spread=home_spread, home_spread_price=hsp, away_spread_price=asp,
-            total=total, over_price=prob_to_american(o + half_vig),
-            under_price=prob_to_american(1 - o + half_vig),
+        return (
+            home_ml, away_ml, home_spread,
+            prob_to_american(cover + half_vig), prob_to_american(1 - cover + half_vig),
+            prob_to_american(o + half_vig), prob_to_american(1 - o + half_vig),
         )  # fmt: skip
 
-    def payload(self, q: Quote) -> bytes:
-        """The quote as The Odds API v4 would send it for one event and one bookmaker."""
-        game = self._games[q.game]
+    def _template(self, game: Game, book: str) -> str:
+        """The event's JSON with every moving part a format field: rendered once per book."""
         home, away = NAME_OF[game.home], NAME_OF[game.away]
-        ts = q.at.strftime("%Y-%m-%dT%H:%M:%SZ")
         doc = {
             "id": game.event_id,
             "sport_key": "baseball_mlb",
@@ -203,28 +213,46 @@ class Simulator:
             "away_team": away,
             "bookmakers": [
                 {
-                    "key": q.book,
-                    "title": q.book.title(),
-                    "last_update": ts,
+                    "key": book,
+                    "title": book.title(),
+                    "last_update": "{ts}",
                     "markets": [
-                        {"key": "h2h", "last_update": ts, "outcomes": [
-                            {"name": home, "price": q.home_ml},
-                            {"name": away, "price": q.away_ml},
+                        {"key": "h2h", "last_update": "{ts}", "outcomes": [
+                            {"name": home, "price": "{hml}"},
+                            {"name": away, "price": "{aml}"},
                         ]},
-                        {"key": "spreads", "last_update": ts, "outcomes": [
-                            {"name": home, "price": q.home_spread_price, "point": q.home_spread},
-                            {"name": away, "price": q.away_spread_price,
-                             "point": -q.home_spread},
+                        {"key": "spreads", "last_update": "{ts}", "outcomes": [
+                            {"name": home, "price": "{hsp}", "point": "{hs}"},
+                            {"name": away, "price": "{asp}", "point": "{as_}"},
                         ]},
-                        {"key": "totals", "last_update": ts, "outcomes": [
-                            {"name": "Over", "price": q.over_price, "point": q.total},
-                            {"name": "Under", "price": q.under_price, "point": q.total},
+                        {"key": "totals", "last_update": "{ts}", "outcomes": [
+                            {"name": "Over", "price": "{op}", "point": "{tot}"},
+                            {"name": "Under", "price": "{up}", "point": "{tot}"},
                         ]},
                     ],
                 }
             ],
         }  # fmt: skip
-        return json.dumps(doc, separators=(",", ":")).encode()
+        text = json.dumps(doc, separators=(",", ":")).replace("{", "{{").replace("}", "}}")
+        for name in ("hml", "aml", "hsp", "hs", "asp", "as_", "op", "tot", "up"):
+            text = text.replace(f'"{{{{{name}}}}}"', f"{{{name}}}")
+        return text.replace("{{ts}}", "{ts}")
+
+    def payload(self, q: Quote) -> bytes:
+        """The quote as The Odds API v4 would send it for one event and one bookmaker."""
+        key = (q.game, q.book)
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = self._template(self._games[q.game], q.book)
+        ts = self._stamps.get(q.at)
+        if ts is None:
+            ts = self._stamps[q.at] = q.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return template.format(
+            ts=ts,
+            hml=q.home_ml, aml=q.away_ml, hsp=q.home_spread_price, asp=q.away_spread_price,
+            hs=q.home_spread, as_=-q.home_spread, op=q.over_price, up=q.under_price,
+            tot=q.total,
+        ).encode()  # fmt: skip
 
     def event_id(self, q: Quote) -> str:
         return f"{self._games[q.game].event_id}-{q.book}-t{q.tick}"
