@@ -10,9 +10,15 @@ import faust
 
 from oddsflow.settings import Settings
 
+#: Faust processing guarantee per role. Staging runs at_least_once: its de-dup state is derived
+#: from its own output topics, which makes redelivery harmless (DESIGN.md, "Staging"); faust's
+#: exactly_once stalled after repeated SIGKILLs there. Other roles keep exactly_once.
+PROCESSING_GUARANTEE = {"staging": "at_least_once"}
 
-def create_app(settings: Settings, role: str) -> faust.App:
+
+def create_app(settings: Settings, role: str, processing_guarantee: str | None = None) -> faust.App:
     """A faust app for one worker role; its id is its consumer group."""
+    guarantee = processing_guarantee or PROCESSING_GUARANTEE.get(role, "exactly_once")
     app_id = f"{settings.kafka.topic_prefix}oddsflow-{role}"
     datadir = settings.state_dir / "faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
@@ -27,7 +33,7 @@ def create_app(settings: Settings, role: str) -> faust.App:
         value_serializer="raw",
         web_enabled=False,
         producer_acks=-1,
-        processing_guarantee="exactly_once",
+        processing_guarantee=guarantee,
         producer_linger_ms=5,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=2000,

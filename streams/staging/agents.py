@@ -1,24 +1,31 @@
 """The staging agents (faust): a thin adapter around the pure processor and de-duplicator.
 
 Topology:  raw.odds.*  →  normalize  →  <app>-staging-normalized (keyed by game id)
-           →  dedupe (changelogged table)  →  staging.odds_lines | staging.betting_splits |
-           staging.games;  refusals  →  dlq.staging.
-The repartition by game id puts every record of one game on one partition, so the de-duplication
-table is co-partitioned with its input and several workers can share the work.
+           →  dedupe  →  staging.odds_lines | staging.betting_splits | staging.games;
+           refusals  →  dlq.staging.
+The repartition by game id puts every record of one game on one partition. The dedupe agent
+writes each output to the partition number its input came from, and derives the de-dup state of
+a partition, when it first sees it after an assignment, from those output partitions (see
+DESIGN.md, "Staging"): at-least-once processing then neither loses nor repeats a promoted record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import faust
+from faust.types import TP
 
 from oddsflow.settings import Settings
 from oddsflow.topics import RAW_SOURCES, dlq_topic, raw_topic, topic_name
 from schemas.codec import default_codec
-from streams.staging.dedupe import Deduplicator
+from streams.staging.dedupe import SOURCE_OFFSET_HEADER, PartitionState
+from streams.staging.outputs import rebuild_partition
 from streams.staging.processor import GAME, LINE, SPLIT, Origin, StagingProcessor
 
 log = logging.getLogger("oddsflow.staging")
@@ -36,6 +43,7 @@ class StagingCounters:
         self.records_in: Counter[str] = Counter()
         self.promoted: Counter[str] = Counter()
         self.deduplicated: Counter[str] = Counter()
+        self.replayed: Counter[str] = Counter()
 
 
 def register(app: faust.App, settings: Settings) -> StagingCounters:
@@ -47,7 +55,6 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
     )
     outputs = {schema: app.topic(t(name)) for schema, name in OUTPUTS.items()}
     dlq = app.topic(t(dlq_topic("staging")))
-    seen = app.Table("staging-dedupe", partitions=settings.kafka.partitions)
     tolerance = timedelta(minutes=settings.features.allowed_lateness_minutes)
     processor = StagingProcessor(future_tolerance=tolerance)
     counters = StagingCounters()
@@ -70,18 +77,54 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
             for dead in result.dead:
                 await dlq.send(key=msg.key, value=dead)
 
-    dedupe_store = Deduplicator(seen)
+    output_names = {schema: t(name) for schema, name in OUTPUTS.items()}
+    normalized_name = normalized.get_topic_name()
+    states: dict[int, PartitionState] = {}
+
+    @app.on_partitions_revoked.connect
+    async def forget(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        """Another worker may write a revoked partition: re-read it if it comes back."""
+        for tp in revoked:
+            if tp.topic == normalized_name:
+                states.pop(tp.partition, None)
+
+    async def state_of(partition: int) -> PartitionState:
+        state = states.get(partition)
+        if state is None:
+            started = time.monotonic()
+            loop = asyncio.get_running_loop()
+            state, read = await loop.run_in_executor(
+                None, rebuild_partition, settings, output_names, partition
+            )
+            states[partition] = state
+            log.info(
+                "staging-dedupe: partition %d rebuilt from %d promoted records "
+                "(%d identities, decided up to %s) in %.2fs",
+                partition, read, len(state), state.decided_upto, time.monotonic() - started,
+            )  # fmt: skip
+        return state
 
     @app.agent(normalized, name="staging-dedupe")
     async def dedupe(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            msg = event.message
+            state = await state_of(msg.partition)
             schema = registry.by_fingerprint[bytes(event.value[2:10])].name
             record = decode(event.value)
-            counters.records_in[record["source"]] += 1
-            if dedupe_store.check(schema, record).emit:
-                counters.promoted[record["source"]] += 1
-                await outputs[schema].send(key=event.key, value=event.value)
+            source = record["source"]
+            counters.records_in[source] += 1
+            verdict = state.check(schema, record, msg.offset)
+            if verdict.emit:
+                counters.promoted[source] += 1
+                await outputs[schema].send(
+                    key=event.key,
+                    value=event.value,
+                    partition=msg.partition,
+                    headers=[(SOURCE_OFFSET_HEADER, str(msg.offset).encode())],
+                )
+            elif verdict.reason == "replayed":
+                counters.replayed[source] += 1
             else:
-                counters.deduplicated[record["source"]] += 1
+                counters.deduplicated[source] += 1
 
     return counters

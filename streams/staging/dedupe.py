@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+#: Header on every promoted record: the repartition-topic offset of the record it was decided
+#: from. A rebuilt partition state uses it to tell replayed inputs from new ones.
+SOURCE_OFFSET_HEADER = "oddsflow-staging-src"
+
 # identity fields → value fields, per staging schema
 IDENTITY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "oddsflow.staging.OddsLine": (
@@ -41,7 +45,7 @@ def _plain(v: Any) -> Any:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     emit: bool
-    reason: str  # "changed", "first", "unchanged", "stale"
+    reason: str  # "changed", "first", "unchanged", "stale", "replayed"
 
 
 class Deduplicator:
@@ -69,3 +73,40 @@ class Deduplicator:
                 return Verdict(False, "unchanged")
         self.store[key] = [at, values]
         return Verdict(True, "first" if seen is None else "changed")
+
+    def remember(self, schema: str, record: dict[str, Any]) -> None:
+        """Take ``record`` as the last one emitted for its identity (state rebuilt from outputs)."""
+        _, value_fields = IDENTITY[schema]
+        values = [_plain(record[f]) for f in value_fields]
+        self.store[self.identity(schema, record)] = [_micros(record["event_time"]), values]
+
+
+class PartitionState:
+    """De-dup state of one repartition partition, derived from what the output topics hold.
+
+    The outputs of one schema for one partition are a prefix of the decisions taken in input
+    order (one producer per partition at a time, one in-flight request per broker), so after a
+    crash: inputs up to the highest source offset found on that schema's output were decided and
+    their emissions are there (suppress them as "replayed"); later inputs are decided against a
+    state equal to what was emitted, exactly as the first time. State can never be ahead of the
+    outputs, because it IS the outputs.
+    """
+
+    def __init__(self) -> None:
+        self.dedupe = Deduplicator({})
+        self.decided_upto: dict[str, int] = {}  # schema → highest source offset on its output
+
+    def load(self, schema: str, record: dict[str, Any], source_offset: int | None) -> None:
+        """Replay one record read back from an output topic, in output order."""
+        self.dedupe.remember(schema, record)
+        if source_offset is not None and source_offset > self.decided_upto.get(schema, -1):
+            self.decided_upto[schema] = source_offset
+
+    def check(self, schema: str, record: dict[str, Any], offset: int) -> Verdict:
+        """The verdict for the input at repartition ``offset``."""
+        if offset <= self.decided_upto.get(schema, -1):
+            return Verdict(False, "replayed")
+        return self.dedupe.check(schema, record)
+
+    def __len__(self) -> int:
+        return len(self.dedupe.store)

@@ -1,0 +1,81 @@
+"""Read back what the staging zone promoted for one partition: the source of de-dup state.
+
+The de-dup state of a repartition partition is rebuilt from the same partition number of
+staging.odds_lines, staging.betting_splits and staging.games (the dedupe agent writes each output
+to the partition its input came from), so state can never claim an emission the outputs lack.
+Blocking (confluent-kafka): the agent runs it in an executor thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from oddsflow.kafka_config import consumer_config
+from oddsflow.settings import Settings
+from schemas.codec import default_codec
+from streams.staging.dedupe import SOURCE_OFFSET_HEADER, PartitionState
+
+log = logging.getLogger("oddsflow.staging")
+
+
+def _source_offset(headers: list[tuple[str, bytes]] | None) -> int | None:
+    for name, value in headers or ():
+        if name == SOURCE_OFFSET_HEADER and value:
+            return int(value)
+    return None
+
+
+def rebuild_partition(
+    settings: Settings,
+    topics: Mapping[str, str],
+    partition: int,
+    timeout: float = 120.0,
+) -> tuple[PartitionState, int]:
+    """State of ``partition`` from the committed records of ``topics`` (schema → topic name).
+
+    Returns the state and the number of output records read. Reads each topic's partition from
+    its first record to its end (the last stable offset: read_committed).
+    """
+    codec = default_codec()
+    group = f"{settings.kafka.topic_prefix}oddsflow-staging-rebuild"
+    consumer = Consumer(
+        consumer_config(settings, group, **{"enable.partition.eof": True, "fetch.min.bytes": 1})
+    )
+    state = PartitionState()
+    read = 0
+    try:
+        pending: set[str] = set()
+        assign = []
+        for topic in topics.values():
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                pending.add(topic)
+                assign.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
+        schema_of = {topic: schema for schema, topic in topics.items()}
+        if assign:
+            consumer.assign(assign)
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading back staging outputs of partition {partition}")
+            for msg in consumer.consume(num_messages=2000, timeout=0.1):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.topic())
+                        continue
+                    raise RuntimeError(f"reading back {msg.topic()}: {err}")
+                value = msg.value()
+                if not value:
+                    continue  # a compaction tombstone: nothing was promoted under it
+                state.load(
+                    schema_of[msg.topic()], codec.decode(value), _source_offset(msg.headers())
+                )
+                read += 1
+    finally:
+        consumer.close()
+    return state, read
