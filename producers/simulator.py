@@ -132,7 +132,10 @@ class Simulator:
     drift: bool = True
     _games: list[Game] = field(init=False, default_factory=list)
     _templates: dict[tuple[int, str], str] = field(init=False, default_factory=dict)
-    _stamps: dict[datetime, str] = field(init=False, default_factory=dict)  # one per tick
+    _stamps: dict[datetime, bytes] = field(init=False, default_factory=dict)  # one per tick
+    _rendered: dict[tuple[int, str], tuple[tuple, list[bytes]]] = field(
+        init=False, default_factory=dict
+    )  # the last payload of each book, cut where the timestamp goes
 
     def __post_init__(self) -> None:
         if self.start is None:
@@ -241,18 +244,24 @@ class Simulator:
     def payload(self, q: Quote) -> bytes:
         """The quote as The Odds API v4 would send it for one event and one bookmaker."""
         key = (q.game, q.book)
-        template = self._templates.get(key)
-        if template is None:
-            template = self._templates[key] = self._template(self._games[q.game], q.book)
+        prices = (q.home_ml, q.away_ml, q.home_spread, q.home_spread_price,
+                  q.away_spread_price, q.over_price, q.under_price, q.total)  # fmt: skip
+        cached = self._rendered.get(key)
+        if cached is None or cached[0] != prices:
+            template = self._templates.get(key)
+            if template is None:
+                template = self._templates[key] = self._template(self._games[q.game], q.book)
+            text = template.format(
+                ts="\x00",
+                hml=q.home_ml, aml=q.away_ml, hsp=q.home_spread_price, asp=q.away_spread_price,
+                hs=q.home_spread, as_=-q.home_spread, op=q.over_price, up=q.under_price,
+                tot=q.total,
+            )  # fmt: skip
+            cached = self._rendered[key] = (prices, [p.encode() for p in text.split("\x00")])
         ts = self._stamps.get(q.at)
         if ts is None:
-            ts = self._stamps[q.at] = q.at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return template.format(
-            ts=ts,
-            hml=q.home_ml, aml=q.away_ml, hsp=q.home_spread_price, asp=q.away_spread_price,
-            hs=q.home_spread, as_=-q.home_spread, op=q.over_price, up=q.under_price,
-            tot=q.total,
-        ).encode()  # fmt: skip
+            ts = self._stamps[q.at] = q.at.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+        return ts.join(cached[1])
 
     def event_id(self, q: Quote) -> str:
         return f"{self._games[q.game].event_id}-{q.book}-t{q.tick}"
