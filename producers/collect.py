@@ -97,6 +97,11 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--games", type=int)
     g.add_argument("--books", type=int)
     g.add_argument("--ticks", type=int)
+    g.add_argument(
+        "--truth", type=Path, metavar="FILE",
+        help="inject steam, RLM and sharp-money events (splits on source sbd) and write their "
+        "ground-truth labels to FILE",
+    )  # fmt: skip
     g = parser.add_argument_group("HTTP sources (odds_api needs ODDS_API_KEY in the environment)")
     g.add_argument("--interval", type=parse_interval, default=60.0, help="poll period: 60s, 5m")
     g.add_argument("--once", action="store_true", help="poll once and exit")
@@ -152,7 +157,34 @@ def collect_http(settings: Settings, args: argparse.Namespace) -> int:
     return rc if stats.failed == 0 else 1
 
 
+def publish_truth(settings: Settings, args: argparse.Namespace) -> int:
+    """The simulator with injected, labelled events: odds to raw.odds.simulator, splits to
+    raw.odds.sbd, labels to ``args.truth``."""
+    from producers.simulator_truth import TruthSimulator
+
+    base = simulator_from(settings, args)
+    truth = TruthSimulator(
+        seed=base.seed, games=base.games, books=base.books, ticks=base.ticks,
+        tick_seconds=base.tick_seconds,
+    )  # fmt: skip
+    publishers = {src: Publisher(settings, src) for src in ("simulator", "sbd")}
+    started = time.monotonic()
+    for source, event_id, payload, fetched_at in truth.envelopes():
+        key = truth.sim.key_of(event_id) if source == "simulator" else source
+        publishers[source].publish(event_id, payload, fetched_at, key=key)
+    failed = 0
+    for source, pub in publishers.items():
+        stats = pub.close()
+        failed += stats.failed
+        _summary(source, stats.acked, stats.failed, time.monotonic() - started)
+    truth.write_labels(args.truth)
+    print(f"  ground truth: {len(truth.labels)} labelled events written to {args.truth}")
+    return 0 if failed == 0 else 1
+
+
 def collect(settings: Settings, args: argparse.Namespace) -> int:
+    if args.source == "simulator" and getattr(args, "truth", None):
+        return publish_truth(settings, args)
     if args.source == "simulator":
         pub = publish_simulation(settings, simulator_from(settings, args))
         return 0 if pub.stats.failed == 0 else 1
