@@ -89,11 +89,13 @@ def group_prefix(settings: Settings) -> str:
 
 
 def full_group_name(settings: Settings, group: str) -> str:
-    """``sink`` or ``oddsflow-sink`` mean this deployment's sink group; other names as given."""
+    """``sink`` or ``oddsflow-sink`` mean this deployment's sink group; other names (subscriber
+    groups) get the topic prefix like :func:`oddsflow.ops.subscribe.subscribe` gives them."""
     role = group.removeprefix("oddsflow-")
     if role in ROLES:
         return f"{group_prefix(settings)}{role}"
-    return group
+    prefix = settings.kafka.topic_prefix
+    return group if group.startswith(prefix) else prefix + group
 
 
 def admin_client(settings: Settings) -> AdminClient:

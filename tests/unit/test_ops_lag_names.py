@@ -1,0 +1,16 @@
+"""Group names accepted by `oddsflow lag --group`."""
+
+from __future__ import annotations
+
+from oddsflow.ops.lag import full_group_name
+from oddsflow.settings import Settings
+
+
+def test_roles_and_subscriber_groups_get_the_deployment_prefix() -> None:
+    s = Settings(kafka={"topic_prefix": "t1."})
+    assert full_group_name(s, "sink") == "t1.oddsflow-sink"
+    assert full_group_name(s, "oddsflow-staging") == "t1.oddsflow-staging"
+    assert full_group_name(s, "t1.oddsflow-features") == "t1.oddsflow-features"
+    assert full_group_name(s, "alerts") == "t1.alerts"
+    assert full_group_name(Settings(), "alerts") == "alerts"
+    assert full_group_name(Settings(), "features") == "oddsflow-features"
