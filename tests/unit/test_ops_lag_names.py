@@ -12,5 +12,5 @@ def test_roles_and_subscriber_groups_get_the_deployment_prefix() -> None:
     assert full_group_name(s, "oddsflow-staging") == "t1.oddsflow-staging"
     assert full_group_name(s, "t1.oddsflow-features") == "t1.oddsflow-features"
     assert full_group_name(s, "alerts") == "t1.alerts"
-    assert full_group_name(Settings(), "alerts") == "alerts"
-    assert full_group_name(Settings(), "features") == "oddsflow-features"
+    assert full_group_name(Settings(kafka={"topic_prefix": ""}), "alerts") == "alerts"
+    assert full_group_name(Settings(kafka={"topic_prefix": ""}), "features") == "oddsflow-features"
