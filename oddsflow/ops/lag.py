@@ -62,6 +62,7 @@ class GroupLag:
     observed_at: float  # unix seconds
     partitions: list[PartitionLag] = field(default_factory=list)
     status: Status = Status.OK
+    member_ids: list[str] = field(default_factory=list)
 
     @property
     def lag(self) -> int:
@@ -99,7 +100,10 @@ def full_group_name(settings: Settings, group: str) -> str:
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(client_config(settings, **{"socket.connection.setup.timeout.ms": 5000}))
+    """An admin client that fails within seconds and keeps librdkafka's retries off stderr."""
+    return AdminClient(
+        client_config(settings, **{"socket.connection.setup.timeout.ms": 5000, "log_level": 0})
+    )
 
 
 def _result(fut: Any, what: str, timeout: float) -> Any:
@@ -156,9 +160,16 @@ def committed_offsets(admin: AdminClient, group: str, timeout: float = 10.0) -> 
     }
 
 
+@dataclass(frozen=True)
+class GroupInfo:
+    state: str
+    members: list[str]  # client id @ host of each live member
+    assigned: set[TP]
+
+
 def describe(
     admin: AdminClient, groups: Sequence[str], timeout: float = 10.0
-) -> dict[str, tuple[str, int, set[TP]]]:
+) -> dict[str, GroupInfo]:
     """Per group: its state, live members and the partitions assigned to them."""
     if not groups:
         return {}
@@ -172,7 +183,8 @@ def describe(
             if m.assignment is not None
             for tp in m.assignment.topic_partitions
         }
-        out[group] = (d.state.name, len(d.members), assigned)
+        members = sorted(f"{m.client_id}@{m.host.lstrip('/')}" for m in d.members)
+        out[group] = GroupInfo(d.state.name, members, assigned)
     return out
 
 
@@ -194,6 +206,7 @@ def oldest_unconsumed(
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
                 "isolation.level": "read_uncommitted",
+                "log_level": 0,
                 "fetch.max.bytes": 1 << 20,
                 "max.partition.fetch.bytes": 64 << 10,
             },
@@ -235,16 +248,16 @@ def observe(
     committed = {g: committed_offsets(admin, g, timeout) for g in names}
     parts: set[TP] = set()
     for g in names:
-        parts |= set(committed[g]) | described[g][2]
+        parts |= set(committed[g]) | described[g].assigned
     ends = end_offsets(admin, parts, timeout)
     starts = start_offsets(admin, parts, timeout)
     now = time.time()
     out: list[GroupLag] = []
     positions: dict[tuple[str, TP], int] = {}
     for g in names:
-        state, members, assigned = described[g]
-        gl = GroupLag(g, state, members, now)
-        for tp in sorted(set(committed[g]) | assigned):
+        info = described[g]
+        gl = GroupLag(g, info.state, len(info.members), now, member_ids=info.members)
+        for tp in sorted(set(committed[g]) | info.assigned):
             end = ends.get(tp, 0)
             c = committed[g].get(tp)
             position = max(c if c is not None else starts.get(tp, 0), starts.get(tp, 0))
