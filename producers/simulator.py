@@ -141,14 +141,18 @@ class Simulator:
         if self.start is None:
             now = datetime.now(UTC).replace(microsecond=0)
             self.start = now - timedelta(seconds=self.ticks * self.tick_seconds)
-        rng = random.Random(f"{self.seed}-schedule")
-        teams = list(CODES)
-        rng.shuffle(teams)
+        # 15 games a day, every team once a day: a full season is 2,430 games over 162 days.
         first_pitch = self.start + timedelta(seconds=self.ticks * self.tick_seconds, hours=2)
+        run = f"sim{self.seed}-{self.start:%Y%m%dT%H%M%S}"
+        teams: list[str] = []
         for g in range(self.games):
-            home, away = teams[(2 * g) % 30], teams[(2 * g + 1) % 30]
-            commence = first_pitch + timedelta(minutes=30 * (g // 15))
-            run = f"sim{self.seed}-{self.start:%Y%m%dT%H%M%S}"
+            day, slot = divmod(g, 15)
+            if slot == 0:
+                rng = random.Random(f"{self.seed}-schedule" + (f"-{day}" if day else ""))
+                teams = list(CODES)
+                rng.shuffle(teams)
+            home, away = teams[2 * slot], teams[2 * slot + 1]
+            commence = first_pitch + timedelta(days=day)
             self._games.append(Game(g, home, away, commence, f"{run}-g{g}"))
 
     @property

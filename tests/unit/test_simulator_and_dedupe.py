@@ -69,3 +69,14 @@ def test_dedupe_emits_changes_and_never_re_emits_a_redelivery() -> None:
     assert [v.reason for v in verdicts] == [
         "first", "unchanged", "changed", "stale", "unchanged", "changed",
     ]  # fmt: skip
+
+
+def test_a_whole_season_has_distinct_games_every_team_once_a_day() -> None:
+    from streams.domain.games import game_id
+
+    sim = Simulator(seed=9, games=2430, books=10, ticks=1, start=START)
+    ids = {game_id(g.commence, g.away, g.home, 1) for g in sim.schedule}
+    assert len(ids) == 2430
+    day_one = sim.schedule[:15]
+    assert len({t for g in day_one for t in (g.home, g.away)}) == 30
+    assert sum(1 for _ in sim.quotes()) == 2430 * 10
