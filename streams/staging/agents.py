@@ -30,6 +30,11 @@ from streams.staging.processor import GAME, LINE, SPLIT, Origin, StagingProcesso
 
 log = logging.getLogger("oddsflow.staging")
 
+#: Headers the normalize agent puts on staged candidates and dead letters: the raw record they
+#: come from ("topic:partition:offset") and which part of it they are ("i/n").
+ORIGIN_HEADER = "oddsflow-origin"
+PART_HEADER = "oddsflow-part"
+
 OUTPUTS = {LINE: "staging.odds_lines", SPLIT: "staging.betting_splits", GAME: "staging.games"}
 
 
@@ -46,12 +51,17 @@ class StagingCounters:
         self.replayed: Counter[str] = Counter()
 
 
+def normalized_topic(settings: Settings) -> str:
+    """The internal repartition topic (named as faust names internal topics of this app)."""
+    return f"{settings.kafka.topic_prefix}oddsflow-staging-staging-normalized"
+
+
 def register(app: faust.App, settings: Settings) -> StagingCounters:
     """Add the staging agents to ``app``; returns their live counters."""
     t = lambda logical: topic_name(settings, logical)  # noqa: E731
     raw = app.topic(*(t(raw_topic(s)) for s in RAW_SOURCES))
     normalized = app.topic(
-        f"{app.conf.id}-staging-normalized", partitions=settings.kafka.partitions, internal=True
+        normalized_topic(settings), partitions=settings.kafka.partitions, internal=True
     )
     outputs = {schema: app.topic(t(name)) for schema, name in OUTPUTS.items()}
     dlq = app.topic(t(dlq_topic("staging")))
@@ -72,10 +82,15 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
                 counters.raw_dead[result.source] += 1
             else:
                 counters.parts_dead[result.source] += len(result.dead)
-            for _schema, key, value in result.records:
-                await normalized.send(key=key, value=value)
-            for dead in result.dead:
-                await dlq.send(key=msg.key, value=dead)
+            # lineage for reconciliation: which raw record, which part of it (i/n)
+            origin_h = (ORIGIN_HEADER, f"{msg.topic}:{msg.partition}:{msg.offset}".encode())
+            n = len(result.records) + len(result.dead)
+            for i, (_schema, key, value) in enumerate(result.records):
+                part = (PART_HEADER, f"{i}/{n}".encode())
+                await normalized.send(key=key, value=value, headers=[origin_h, part])
+            for j, dead in enumerate(result.dead, start=len(result.records)):
+                part = (PART_HEADER, f"{j}/{n}".encode())
+                await dlq.send(key=msg.key, value=dead, headers=[origin_h, part])
 
     output_names = {schema: t(name) for schema, name in OUTPUTS.items()}
     normalized_name = normalized.get_topic_name()
