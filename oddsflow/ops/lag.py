@@ -106,7 +106,7 @@ def admin_client(settings: Settings) -> AdminClient:
     )
 
 
-def _result(fut: Any, what: str, timeout: float) -> Any:
+def result_of(fut: Any, what: str, timeout: float) -> Any:
     try:
         return fut.result(timeout=timeout)
     except KafkaException as exc:
@@ -117,14 +117,14 @@ def _result(fut: Any, what: str, timeout: float) -> Any:
 
 def list_groups(settings: Settings, admin: AdminClient, timeout: float = 10.0) -> list[str]:
     """This deployment's consumer groups known to the broker."""
-    listing = _result(
+    listing = result_of(
         admin.list_consumer_groups(request_timeout=timeout), "listing consumer groups", timeout
     )
     prefix = group_prefix(settings)
     return sorted(g.group_id for g in listing.valid if g.group_id.startswith(prefix))
 
 
-def _offsets(
+def list_offsets_at(
     admin: AdminClient, tps: Iterable[TP], spec: OffsetSpec, timeout: float
 ) -> dict[TP, int]:
     request = {TopicPartition(t, p): spec for t, p in tps}
@@ -134,17 +134,17 @@ def _offsets(
         request, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=timeout
     )
     return {
-        (tp.topic, tp.partition): _result(f, f"offsets of {tp.topic}", timeout).offset
+        (tp.topic, tp.partition): result_of(f, f"offsets of {tp.topic}", timeout).offset
         for tp, f in futures.items()
     }
 
 
 def end_offsets(admin: AdminClient, tps: Iterable[TP], timeout: float = 10.0) -> dict[TP, int]:
-    return _offsets(admin, tps, OffsetSpec.latest(), timeout)
+    return list_offsets_at(admin, tps, OffsetSpec.latest(), timeout)
 
 
 def start_offsets(admin: AdminClient, tps: Iterable[TP], timeout: float = 10.0) -> dict[TP, int]:
-    return _offsets(admin, tps, OffsetSpec.earliest(), timeout)
+    return list_offsets_at(admin, tps, OffsetSpec.earliest(), timeout)
 
 
 def committed_offsets(admin: AdminClient, group: str, timeout: float = 10.0) -> dict[TP, int]:
@@ -152,7 +152,7 @@ def committed_offsets(admin: AdminClient, group: str, timeout: float = 10.0) -> 
     futures = admin.list_consumer_group_offsets(
         [ConsumerGroupTopicPartitions(group)], request_timeout=timeout
     )
-    res = _result(futures[group], f"offsets of group {group}", timeout)
+    res = result_of(futures[group], f"offsets of group {group}", timeout)
     return {
         (tp.topic, tp.partition): tp.offset
         for tp in res.topic_partitions or []
@@ -176,7 +176,7 @@ def describe(
     out = {}
     futures = admin.describe_consumer_groups(list(groups), request_timeout=timeout)
     for group, fut in futures.items():
-        d = _result(fut, f"describing group {group}", timeout)
+        d = result_of(fut, f"describing group {group}", timeout)
         assigned = {
             (tp.topic, tp.partition)
             for m in d.members
