@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 #: Header on every promoted record: the repartition-topic offset of the record it was decided
 #: from. A rebuilt partition state uses it to tell replayed inputs from new ones.
 SOURCE_OFFSET_HEADER = "oddsflow-staging-src"
+
+#: How long after first pitch a game's identities are kept (event time): odds stop moving once a
+#: game is under way, so the state holds a few days of games, not the season.
+DEFAULT_TTL = timedelta(hours=36)
 
 # identity fields → value fields, per staging schema
 IDENTITY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -92,21 +96,62 @@ class PartitionState:
     outputs, because it IS the outputs.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ttl: timedelta | None = DEFAULT_TTL, sweep_every: int = 5000) -> None:
         self.dedupe = Deduplicator({})
         self.decided_upto: dict[str, int] = {}  # schema → highest source offset on its output
+        self.ttl_micros = None if ttl is None else int(ttl.total_seconds() * 1_000_000)
+        self.sweep_every = sweep_every
+        self.watermark = 0  # highest event time seen (micros): the clock the TTL runs on
+        self.first_pitch: dict[str, int] = {}  # game id → commence time (micros)
+        self._since_sweep = 0
+        self.expired = 0
 
     def load(self, schema: str, record: dict[str, Any], source_offset: int | None) -> None:
         """Replay one record read back from an output topic, in output order."""
+        self._observe(record)
         self.dedupe.remember(schema, record)
         if source_offset is not None and source_offset > self.decided_upto.get(schema, -1):
             self.decided_upto[schema] = source_offset
 
     def check(self, schema: str, record: dict[str, Any], offset: int) -> Verdict:
         """The verdict for the input at repartition ``offset``."""
+        self._observe(record)
         if offset <= self.decided_upto.get(schema, -1):
             return Verdict(False, "replayed")
         return self.dedupe.check(schema, record)
+
+    def _observe(self, record: dict[str, Any]) -> None:
+        at = _micros(record["event_time"])
+        if at > self.watermark:
+            self.watermark = at
+        commence = record.get("commence_time")
+        if commence is not None:
+            self.first_pitch[record["game_id"]] = _micros(commence)
+        self._since_sweep += 1
+        if self._since_sweep >= self.sweep_every:
+            self.sweep()
+
+    def sweep(self) -> int:
+        """Forget the identities of games that began more than the TTL before the watermark.
+
+        Event time, not wall time: a replay of last season expires as the live feed would. A
+        record of an expired game arriving later is decided afresh ("first").
+        """
+        self._since_sweep = 0
+        if self.ttl_micros is None:
+            return 0
+        horizon = self.watermark - self.ttl_micros
+        gone = {g for g, t in self.first_pitch.items() if t < horizon}
+        if not gone:
+            return 0
+        store = self.dedupe.store
+        keys = [k for k in store if k.split("|", 2)[1] in gone]
+        for k in keys:
+            del store[k]
+        for g in gone:
+            del self.first_pitch[g]
+        self.expired += len(keys)
+        return len(keys)
 
     def __len__(self) -> int:
         return len(self.dedupe.store)

@@ -78,4 +78,5 @@ def rebuild_partition(
                 read += 1
     finally:
         consumer.close()
+    state.sweep()  # games past the TTL at the outputs' event-time watermark
     return state, read
