@@ -175,16 +175,19 @@ class FeatureEngine:
         return out
 
     def expire(self, before: datetime) -> list[Output]:
-        """Drop games that are final, or whose first pitch (else last event) is before ``before``.
+        """Drop games whose first pitch (else last event) is before ``before``.
 
-        Their buffered events are released first, so expiring never loses an output.
+        Their buffered events are released first, so expiring never loses an output. A final
+        state does not drop a game by itself: it can arrive before the game's last lines (another
+        topic; captures such as Pinnacle's carry the final score on every pre-game row), and a
+        game dropped while its lines still come would restart from empty state.
         """
         cut = to_us(before)
         out: list[Output] = []
         for gid in sorted(self._games):
             g = self._games[gid]
             ref = g["commence"] if g["commence"] is not None else g["max"]
-            if g["final"] or (ref is not None and ref < cut):
+            if ref is not None and ref < cut:
                 if g["buf"]:
                     self._release(g, None, out)
                 del self._games[gid]

@@ -1,0 +1,265 @@
+"""One input partition's feature state: its engine, its event-time clock, flush and expiry.
+
+Why per partition: a partition's records arrive in a fixed order whatever the replay speed, the
+number of workers or the restarts, so every decision taken from that order alone (when a game's
+buffer is released, when a game is dropped) is the same on every replay. One engine shared by
+several partitions would let one partition's progress decide another's, and the result would
+depend on how fast each was consumed.
+
+Event time drives everything:
+
+* The partition's clock is the newest event time it has seen; its watermark is the clock minus
+  ``allowed_lateness_minutes``. A game whose newest event is behind that watermark is idle: its
+  buffered instants (the engine holds the last ``allowed_lateness`` of each game) are flushed.
+  A record of that game arriving later with an older time is counted late, as it would be by the
+  partition's watermark anyway.
+* A game whose first pitch (else newest event) is more than ``STATE_RETENTION`` behind the clock
+  is expired: released, then dropped from the engine and from the table (bounded state). Checked
+  each time the clock enters a new ``EXPIRE_STEP`` of event time.
+* End of input (a backfill, a test) has no later record to advance the clock: ``flush_all`` is
+  what the agent's idle timer calls after a quiet period (see ``agent.py``).
+
+The state of one game is stored as JSON bytes (``encode_game``/``decode_game``), with the
+partition's own clock in a separate entry, so a restarted worker resumes the same decisions.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import json
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+from oddsflow.settings import FeatureSettings
+from streams.features.engine import FeatureEngine, Output
+from streams.features.odds import MINUTE_US, from_us, to_us
+
+#: A game's state is dropped this long (in the partition's event time) after its first pitch.
+STATE_RETENTION = timedelta(hours=12)
+#: Expiry is checked when the partition's clock enters a new step of this length.
+EXPIRE_STEP_US = 60 * MINUTE_US
+#: Table key of a partition's own entry (clock, next expiry); game ids never start with NUL.
+META_PREFIX = b"\x00partition|"
+
+LINE, SPLIT, GAME = "line", "split", "game"
+KINDS = (LINE, SPLIT, GAME)
+#: An input topic with nothing queued holds the others back at most this long (wall clock).
+ALIGN_IDLE_SECONDS = 2.0
+
+
+def record_time_us(kind: str, rec: dict[str, Any]) -> int:
+    """The event time the engine files the record under (a game may lack event_time)."""
+    if kind == GAME:
+        return to_us(rec.get("event_time") or rec.get("ingested_at") or rec["commence_time"])
+    return to_us(rec["event_time"])
+
+
+def meta_key(partition: int) -> bytes:
+    return META_PREFIX + str(partition).encode()
+
+
+class PartitionFeatures:
+    """The engine of one partition plus the event-time bookkeeping that flushes and expires it."""
+
+    def __init__(self, settings: FeatureSettings, partition: int) -> None:
+        self.partition = partition
+        self.engine = FeatureEngine(settings)
+        self._lateness = settings.allowed_lateness_minutes * MINUTE_US
+        self._retention = int(STATE_RETENTION.total_seconds() * 1_000_000)
+        self.clock: int | None = None
+        self.next_expire: int | None = None
+        self.newest: dict[str, int] = {}
+        self.flushed: set[str] = set()
+        self._idle: list[tuple[int, str]] = []  # (newest, game) heap; stale entries skipped
+        self.inputs = AlignedInputs(0.0)
+        self.queue_dirty = False  # the aligned inputs' queues changed since the last write
+        self.touched: set[str] = set()  # games whose stored state must be rewritten
+        self.dropped: set[str] = set()  # games whose stored state must be deleted
+        self._handlers = {
+            LINE: self.engine.process_line,
+            SPLIT: self.engine.process_split,
+            GAME: self.engine.process_game,
+        }
+
+    # ------------------------------------------------------------------ processing
+
+    def process(self, kind: str, rec: dict[str, Any]) -> list[Output]:
+        """One staged record, in partition order: advance the clock, then feed the engine."""
+        t = record_time_us(kind, rec)
+        gid = rec["game_id"]
+        out: list[Output] = []
+        if self.clock is None or t > self.clock:
+            self.clock = t
+            self._advance(out)
+        out += self._handlers[kind](rec)
+        if t > self.newest.get(gid, -(1 << 62)):
+            self.newest[gid] = t
+            heapq.heappush(self._idle, (t, gid))
+        self.flushed.discard(gid)
+        self.dropped.discard(gid)
+        self.touched.add(gid)
+        return out
+
+    def _advance(self, out: list[Output]) -> None:
+        assert self.clock is not None
+        wm = self.clock - self._lateness
+        idle = self._idle
+        while idle and idle[0][0] < wm:
+            t, gid = heapq.heappop(idle)
+            if self.newest.get(gid) == t and gid not in self.flushed:
+                out += self.engine.flush(gid)
+                self.flushed.add(gid)
+                self.touched.add(gid)
+        if self.next_expire is None or self.clock >= self.next_expire:
+            self.next_expire = (self.clock // EXPIRE_STEP_US + 1) * EXPIRE_STEP_US
+            out += self.expire(self.clock - self._retention)
+
+    def expire(self, before_us: int) -> list[Output]:
+        """Release and drop the games the engine expires at ``before_us``."""
+        had = set(self.engine.game_ids())
+        out = self.engine.expire(from_us(before_us))
+        for gid in had - set(self.engine.game_ids()):
+            self.newest.pop(gid, None)
+            self.flushed.discard(gid)
+            self.touched.discard(gid)
+            self.dropped.add(gid)
+        return out
+
+    def flush_all(self) -> list[Output]:
+        """End of input: release every game's buffered instants (the idle timer calls this)."""
+        out: list[Output] = []
+        for gid in self.engine.game_ids():
+            if gid not in self.flushed:
+                out += self.engine.flush(gid)
+                self.flushed.add(gid)
+                self.touched.add(gid)
+        return out
+
+    def pending(self) -> bool:
+        """Whether some game may still hold buffered instants."""
+        return any(gid not in self.flushed for gid in self.newest)
+
+    # ------------------------------------------------------------------ persistence
+
+    def take_changes(self) -> list[tuple[bytes, bytes | None]]:
+        """Table writes since the last call: touched games, dropped games (None), the meta."""
+        changes: list[tuple[bytes, bytes | None]] = []
+        for gid in sorted(self.touched):
+            changes.append((gid.encode(), self.encode_game(gid)))
+        for gid in sorted(self.dropped):
+            changes.append((gid.encode(), None))
+        if changes or self.queue_dirty:
+            meta = {
+                "p": self.partition,
+                "clock": self.clock,
+                "next_expire": self.next_expire,
+                "queue": self.inputs.queued(),
+            }
+            changes.append((meta_key(self.partition), json.dumps(meta).encode()))
+        self.queue_dirty = False
+        self.touched.clear()
+        self.dropped.clear()
+        return changes
+
+    def encode_game(self, gid: str) -> bytes:
+        doc = {
+            "p": self.partition,
+            "newest": self.newest.get(gid),
+            "flushed": gid in self.flushed,
+            "g": self.engine.snapshot(gid),
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    def restore(
+        self,
+        entries: dict[bytes, bytes],
+        decode: Callable[[bytes], dict[str, Any]],
+        now: float = 0.0,
+    ) -> int:
+        """Install this partition's stored games, clock and queued inputs; returns games."""
+        self.inputs = AlignedInputs(now)
+        meta = entries.get(meta_key(self.partition))
+        if meta is not None:
+            m = json.loads(meta)
+            self.clock, self.next_expire = m["clock"], m["next_expire"]
+            self.inputs.requeue(m.get("queue", []), decode, now)
+        n = 0
+        for key, raw in entries.items():
+            if key.startswith(META_PREFIX) or raw is None:
+                continue
+            doc = json.loads(raw)
+            if doc["p"] != self.partition:
+                continue
+            gid = key.decode()
+            self.engine.restore(gid, doc["g"])
+            if doc["newest"] is not None:
+                self.newest[gid] = doc["newest"]
+                heapq.heappush(self._idle, (doc["newest"], gid))
+            if doc["flushed"]:
+                self.flushed.add(gid)
+            n += 1
+        return n
+
+
+class AlignedInputs:
+    """Merges one partition's three input topics in event-time order before the engine.
+
+    Faust reads each topic at its own pace: a small topic (games, splits) can be delivered whole
+    while the lines topic is still at its start, and its event times would push every game's
+    watermark past the lines still to come. So records wait in one queue per topic and are
+    released smallest event time first, as long as every topic has something queued. A topic
+    with an empty queue stops holding the others back when it has caught up with its end of
+    log (``caught_up``) or received nothing for ``ALIGN_IDLE_SECONDS`` (it is idle: splits of a
+    source that sent none). Disorder that still gets through is within the engine's lateness.
+    Queued records are stored with the partition's state (``queued``/``requeue``): Kafka counts
+    them consumed once the batch that brought them is done.
+    """
+
+    def __init__(self, now: float) -> None:
+        self.queues: dict[str, deque[tuple[int, int, bytes, dict[str, Any]]]] = {
+            k: deque() for k in KINDS
+        }
+        self.arrived: dict[str, float] = {k: now for k in KINDS}
+        self.size = 0
+
+    def put(self, kind: str, offset: int, value: bytes, rec: dict[str, Any], now: float) -> None:
+        self.queues[kind].append((record_time_us(kind, rec), offset, value, rec))
+        self.arrived[kind] = now
+        self.size += 1
+
+    def release(
+        self, now: float, caught_up: Callable[[str], bool]
+    ) -> Iterator[tuple[str, int, dict[str, Any]]]:
+        """(kind, offset, record) in merged order, while no busy topic's queue is empty."""
+        queues = self.queues
+        while self.size:
+            best: tuple[int, int] | None = None
+            pick = ""
+            for rank, kind in enumerate(KINDS):
+                q = queues[kind]
+                if q:
+                    key = (q[0][0], rank)
+                    if best is None or key < best:
+                        best, pick = key, kind
+                elif now - self.arrived[kind] < ALIGN_IDLE_SECONDS and not caught_up(kind):
+                    return
+            _, offset, _, rec = queues[pick].popleft()
+            self.size -= 1
+            yield pick, offset, rec
+
+    def queued(self) -> list[list[object]]:
+        return [
+            [kind, off, base64.b64encode(v).decode()]
+            for kind in KINDS
+            for _, off, v, _ in self.queues[kind]
+        ]
+
+    def requeue(
+        self, items: list[list[Any]], decode: Callable[[bytes], dict[str, Any]], now: float
+    ) -> None:
+        for kind, off, v in items:
+            value = base64.b64decode(v)
+            self.put(kind, off, value, decode(value), now)
