@@ -1,0 +1,103 @@
+"""The /metrics endpoint: lag, group status, records per topic, dead letters, quality."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, datetime
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+from oddsflow.ops.lag import admin_client
+from oddsflow.ops.metrics import add_metrics_arguments, make_app
+from oddsflow.settings import Settings
+from oddsflow.topics import topic_name
+from sinks.bench import odds_line, produce_odds_lines
+
+
+def _samples(text: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            out[series] = float(value)
+    return out
+
+
+async def _seed_database(s: Settings) -> None:
+    ops = s.pipeline.zones.operational
+    at = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    conn = await asyncpg.connect(s.postgres.dsn)
+    try:
+        await conn.executemany(
+            f"INSERT INTO {ops}.dead_letters (stage, origin_topic, origin_partition,"
+            " origin_offset, key, original, error_class, reason, failed_at, kafka_topic,"
+            " kafka_partition, kafka_offset) VALUES ('staging', 't', 0, $1, NULL, '\\x00',"
+            " 'parse_error', 'bad', $2, 't', 0, $1)",
+            [(i, at) for i in range(3)],
+        )
+        for minute, rate in ((0, 0.5), (1, 0.95)):  # the latest window counts
+            await conn.execute(
+                f"INSERT INTO {ops}.quality (source, stage, window_start, records_in, promoted,"
+                " deduplicated, dead_lettered, pass_rate, emitted_at, kafka_topic,"
+                " kafka_partition, kafka_offset) VALUES ('simulator', 'staging',"
+                " $1, 20, 19, 0, 1, $2, $1, 't', 0, $3)",
+                at.replace(minute=minute), rate, minute,
+            )  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def test_metrics_endpoint_reports_the_pipeline(pipeline_settings: Settings) -> None:
+    s = pipeline_settings
+    topic = topic_name(s, "staging.odds_lines")
+    group = f"{s.kafka.topic_prefix}oddsflow-sink"
+    assert produce_odds_lines(s, [odds_line(i) for i in range(10)]) == 10
+    admin = admin_client(s)
+    reset = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p, 0) for p in (0, 1)])
+    await asyncio.to_thread(admin.alter_consumer_group_offsets([reset])[group].result, 10)
+    await _seed_database(s)
+
+    runner = web.AppRunner(make_app(s, min_interval=0))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/metrics") as resp,
+        ):
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = await resp.text()
+    finally:
+        await runner.cleanup()
+    m = _samples(text)
+    lag = {
+        k: v
+        for k, v in m.items()
+        if k.startswith(f'oddsflow_consumer_lag_records{{group="{group}"')
+    }
+    assert sum(lag.values()) == 10 and len(lag) == 2
+    ages = [
+        v for k, v in m.items() if k.startswith(f'oddsflow_consumer_lag_seconds{{group="{group}"')
+    ]
+    assert all(0 < a < 120 for a in ages if a) and any(ages)
+    assert m[f'oddsflow_consumer_group_status{{group="{group}",status="STOP"}}'] == 4
+    assert m[f'oddsflow_consumer_group_members{{group="{group}"}}'] == 0
+    assert m[f'oddsflow_topic_records{{topic="{topic}"}}'] == 10
+    assert m['oddsflow_dead_letters{stage="staging",error_class="parse_error"}'] == 3
+    assert m['oddsflow_quality_pass_rate{source="simulator",stage="staging"}'] == 0.95
+    assert m["oddsflow_kafka_up"] == 1 and m["oddsflow_database_up"] == 1
+    assert "# TYPE oddsflow_consumer_lag_records gauge" in text
+
+
+def test_binds_loopback_by_default() -> None:
+    parser = argparse.ArgumentParser()
+    add_metrics_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.host, args.port) == ("127.0.0.1", 9464)
