@@ -133,6 +133,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_schemas)
 
+    from oddsflow.ops import health, lag, metrics, replay, subscribe, topology
+
+    def ops(
+        sub_: argparse._SubParsersAction, name: str, add: Callable, run: Callable, h: str
+    ) -> None:
+        s = sub_.add_parser(name, help=h)
+        add(s)
+        s.set_defaults(func=lambda a, st: run(st, a))
+
+    ops(sub, "lag", lag.add_lag_arguments, lag.run_lag, "consumer lag and Burrow status per group")
+    ops(sub, "subscribe", subscribe.add_subscribe_arguments, subscribe.run_subscribe,
+        "print the decoded records of a topic")  # fmt: skip
+    ops(sub, "replay", replay.add_replay_arguments, replay.run_replay,
+        "reset a group to a time to reprocess a zone (backfill)")  # fmt: skip
+    ops(sub, "topology", topology.add_topology_arguments, topology.run_topology,
+        "sources, agents, topics, sinks and tables, from the code's own wiring")  # fmt: skip
+    ops(sub, "metrics", metrics.add_metrics_arguments, metrics.run_metrics,
+        "serve Prometheus /metrics (127.0.0.1 by default)")  # fmt: skip
+    p_pipe = sub.add_parser("pipeline", help="the roadmap's pipeline commands")
+    pipe = p_pipe.add_subparsers(dest="pipeline_cmd", required=True)
+    ops(pipe, "health", health.add_health_arguments, health.run_health,
+        "broker, database, workers, lag, dead letters; non-zero exit when unhealthy")  # fmt: skip
+    ops(pipe, "status", health.add_status_arguments, health.run_status,
+        "workers, lag, throughput and last error per stage")  # fmt: skip
+
     from oddsflow.bench.cli import add_bench_arguments, run_bench
 
     s = sub.add_parser("bench", help="throughput, latency and memory of every stage")

@@ -80,8 +80,11 @@ if __name__ == "__main__":
     import json
     import sys
 
+    from oddsflow.admin import create_topics
+    from oddsflow.bench.stages import isolated_settings
     from oddsflow.settings import load_settings
 
-    s = load_settings()
+    s = isolated_settings(load_settings())  # never into the real raw topics
+    create_topics(s)
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     print(json.dumps({"publish": bench_publish(s, n), "replay": bench_replay(s)}, indent=2))
