@@ -74,6 +74,10 @@ def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_data(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "promote":
+        from oddsflow.ops.pipeline import run_promote
+
+        return run_promote(settings, args)
     if args.action == "status":
         from sinks.status import data_status, format_status
 
@@ -122,10 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_collect)
 
     s = sub.add_parser("data", help="what each zone's tables hold; retention purge")
-    s.add_argument("action", choices=["status", "purge"])
+    s.add_argument("action", choices=["status", "purge", "promote"])
     s.add_argument(
         "--zone", default="all", choices=["raw", "staging", "curated", "operational", "all"]
     )
+    s.add_argument("--from", dest="src", choices=["raw", "staging"], help="promote: source zone")
+    s.add_argument("--to", dest="dst", choices=["staging", "curated"], help="promote: target")
+    s.add_argument("--quiet", type=float, default=5.0, help="promote: seconds without movement")
+    s.add_argument("--timeout", type=float, default=3600.0)
     s.set_defaults(func=cmd_data)
 
     s = sub.add_parser("schemas", help="topic contracts: list them, check their evolution")
@@ -153,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
         "serve Prometheus /metrics (127.0.0.1 by default)")  # fmt: skip
     p_pipe = sub.add_parser("pipeline", help="the roadmap's pipeline commands")
     pipe = p_pipe.add_subparsers(dest="pipeline_cmd", required=True)
+    from oddsflow.ops import pipeline as pipeline_ops
+
+    ops(pipe, "run", pipeline_ops.add_run_arguments, pipeline_ops.run_run,
+        "run the zones' workers until the input is drained (one-off runs, backfills)")  # fmt: skip
     ops(pipe, "health", health.add_health_arguments, health.run_health,
         "broker, database, workers, lag, dead letters; non-zero exit when unhealthy")  # fmt: skip
     ops(pipe, "status", health.add_status_arguments, health.run_status,

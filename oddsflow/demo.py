@@ -31,11 +31,14 @@ from sinks.migrate import migrate
 
 
 def start_workers(
-    settings: Settings, log_dir: Path, env: dict[str, str] | None = None
+    settings: Settings,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    roles: tuple[str, ...] = ROLES,
 ) -> dict[str, subprocess.Popen[bytes]]:
     log_dir.mkdir(parents=True, exist_ok=True)
     procs = {}
-    for role in ROLES:
+    for role in roles:
         with open(log_dir / f"worker-{role}.log", "wb") as log:
             procs[role] = subprocess.Popen(
                 [sys.executable, "-m", "oddsflow.cli", "worker", role],
