@@ -1,16 +1,79 @@
-"""librdkafka client configuration from settings, shared by every confluent-kafka client."""
+"""Kafka client configuration from settings, shared by every client of the project.
+
+confluent-kafka clients take :func:`client_config` (and its producer/consumer variants); the
+faust apps take :func:`faust_credentials`. Both carry the same security settings, so a broker
+that requires TLS + SCRAM is reached by every client once the settings say so.
+"""
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Any
 
-from oddsflow.settings import Settings
+from oddsflow.settings import SecurityProtocol, Settings
+
+
+def ca_location(settings: Settings) -> Path | None:
+    """The CA bundle to verify the broker with: configured, else the local CA if there is one."""
+    if settings.kafka.ca_file is not None:
+        return settings.kafka.ca_file
+    local = settings.state_dir / "tls" / "ca.pem"
+    return local if local.exists() else None
+
+
+def security_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka's security keys: TLS with hostname verification, SCRAM when SASL_SSL."""
+    k = settings.kafka
+    if k.security_protocol is SecurityProtocol.PLAINTEXT:
+        return {}
+    cfg: dict[str, Any] = {
+        "security.protocol": k.security_protocol.value,
+        "ssl.endpoint.identification.algorithm": "https",
+    }
+    ca = ca_location(settings)
+    if ca is not None:
+        cfg["ssl.ca.location"] = str(ca)
+    if k.security_protocol is SecurityProtocol.SASL_SSL:
+        cfg.update(
+            {
+                "sasl.mechanism": k.sasl_mechanism,
+                "sasl.username": k.sasl_username,
+                "sasl.password": k.password,
+            }
+        )
+    return cfg
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """A client TLS context that verifies the broker's certificate and name (for aiokafka)."""
+    ca = ca_location(settings)
+    return ssl.create_default_context(cafile=str(ca) if ca else None)
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """``broker_credentials`` for a faust app: None (PLAINTEXT), TLS, or SCRAM over TLS."""
+    k = settings.kafka
+    if k.security_protocol is SecurityProtocol.PLAINTEXT:
+        return None
+    import faust
+
+    if k.security_protocol is SecurityProtocol.SSL:
+        return faust.SSLCredentials(ssl_context(settings))
+    return faust.SASLCredentials(
+        username=k.sasl_username,
+        password=k.password,
+        ssl_context=ssl_context(settings),
+        mechanism=k.sasl_mechanism,
+    )
 
 
 def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """Every confluent-kafka client's base: where the broker is and how to authenticate."""
     cfg: dict[str, Any] = {
         "bootstrap.servers": settings.kafka.bootstrap_servers,
         "client.id": settings.kafka.client_id,
+        **security_config(settings),
     }
     cfg.update(extra)
     return cfg

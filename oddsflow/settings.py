@@ -12,9 +12,17 @@ import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlencode
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +32,27 @@ from pydantic_settings import (
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: A config key whose name matches this holds a secret: never read from a config file, never
+#: echoed in an error message. ``*_file`` keys (a path to the secret) are not secrets.
+_SECRET_KEY = re.compile(r"password|passwd|secret|api_?key|token", re.IGNORECASE)
+REDACTED = "<redacted>"
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a config key names a secret (and so must come from the environment or a file)."""
+    return bool(_SECRET_KEY.search(key)) and not key.lower().endswith("_file")
+
+
+def _read_secret_file(path: Path, key: str) -> SecretStr:
+    """The secret in ``path`` (one trailing newline dropped); the message never shows content."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read the {key} file {str(path)!r}: {exc.strerror}") from None
+    text = text[:-1] if text.endswith("\n") else text
+    if not text:
+        raise ValueError(f"the {key} file {str(path)!r} is empty")
+    return SecretStr(text)
 
 
 class PipelineMode(StrEnum):
@@ -83,15 +112,56 @@ class PipelineSettings(BaseModel):
     retention: Retention = Retention()
 
 
+class SecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_SSL = "SASL_SSL"
+
+
 class KafkaSettings(BaseModel):
+    """Where the broker is and how every client (confluent-kafka and faust) authenticates."""
+
     bootstrap_servers: str = "127.0.0.1:19092"
     controller_port: int = 19093
+    #: PLAINTEXT for a trusted local broker; SSL (TLS) or SASL_SSL (TLS + SCRAM) on a shared
+    #: network.
+    security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    #: From ODDSFLOW_KAFKA__SASL_PASSWORD or the file ODDSFLOW_KAFKA__SASL_PASSWORD_FILE names.
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+    #: CA bundle that signed the broker's certificate; default: the local CA (state_dir/tls/ca.pem)
+    #: when it exists, else the system's trust store.
+    ca_file: Path | None = None
+    #: Local broker only, when security_protocol is not PLAINTEXT: a PLAINTEXT listener bound to
+    #: 127.0.0.1 for the broker's own traffic and for creating SCRAM users (default
+    #: controller_port + 1).
+    internal_port: Annotated[int, Field(gt=0, lt=65536)] | None = None
     partitions: Annotated[int, Field(gt=0)] = 2
     replication_factor: Annotated[int, Field(gt=0)] = 1
     client_id: str = "oddsflow"
     topic_prefix: str = ""  # tests and side-by-side backfills use their own topic namespace
     kafka_version: str = "4.1.1"
     heap: str = "512m"
+
+    @model_validator(mode="after")
+    def _credentials(self) -> KafkaSettings:
+        if self.sasl_password is None and self.sasl_password_file is not None:
+            self.sasl_password = _read_secret_file(self.sasl_password_file, "kafka.sasl_password")
+        if self.security_protocol is SecurityProtocol.SASL_SSL and (
+            not self.sasl_username or self.sasl_password is None
+        ):
+            raise ValueError(
+                "security_protocol SASL_SSL needs kafka.sasl_username and a password from "
+                "ODDSFLOW_KAFKA__SASL_PASSWORD or ODDSFLOW_KAFKA__SASL_PASSWORD_FILE"
+            )
+        return self
+
+    @property
+    def password(self) -> str | None:
+        """The SCRAM password in clear, for the client libraries only (never log it)."""
+        return self.sasl_password.get_secret_value() if self.sasl_password else None
 
     @property
     def host(self) -> str:
@@ -102,20 +172,56 @@ class KafkaSettings(BaseModel):
         return int(self.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
 
 
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
 class PostgresSettings(BaseModel):
+    """Where the database is; TLS and the password travel in the DSN every client uses."""
+
     host: str = "127.0.0.1"
     port: Annotated[int, Field(gt=0, lt=65536)] = 15432
     database: str = "oddsflow"
     user: str = "oddsflow"
-    password: str | None = None  # from ODDSFLOW_POSTGRES__PASSWORD only
+    #: From ODDSFLOW_POSTGRES__PASSWORD or the file ODDSFLOW_POSTGRES__PASSWORD_FILE names.
+    password: SecretStr | None = None
+    password_file: Path | None = None
     url: str | None = None  # DATABASE_URL: use that server instead of a local one
+    #: libpq's sslmode; verify-full checks the server certificate against ``sslrootcert`` and its
+    #: name against ``host``. None leaves the client's default (prefer).
+    sslmode: SslMode | None = None
+    sslrootcert: Path | None = None
+
+    @model_validator(mode="after")
+    def _password(self) -> PostgresSettings:
+        if self.password is None and self.password_file is not None:
+            self.password = _read_secret_file(self.password_file, "postgres.password")
+        return self
+
+    def _url(self, password: str | None) -> str:
+        auth = quote(self.user, safe="")
+        if password:
+            auth += ":" + (password if password == REDACTED else quote(password, safe=""))
+        url = f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+        query: dict[str, str] = {}
+        if self.sslmode:
+            query["sslmode"] = self.sslmode
+        if self.sslrootcert:
+            query["sslrootcert"] = str(self.sslrootcert)
+        return url + ("?" + urlencode(query, safe="/") if query else "")
 
     @property
     def dsn(self) -> str:
+        """The connection string, password included: pass it to a driver, never print it."""
         if self.url:
             return self.url
-        auth = self.user if not self.password else f"{self.user}:{self.password}"
-        return f"postgresql://{auth}@{self.host}:{self.port}/{self.database}"
+        return self._url(self.password.get_secret_value() if self.password else None)
+
+    @property
+    def display_dsn(self) -> str:
+        """The DSN with any password replaced, for messages and logs."""
+        if self.url:
+            return re.sub(r"(://[^:/@]+:)[^@]*@", rf"\1{REDACTED}@", self.url)
+        return self._url(REDACTED if self.password else None)
 
 
 class FeatureSettings(BaseModel):
@@ -176,8 +282,49 @@ class Settings(BaseSettings):
             init_settings,
             env_settings,
             _DatabaseUrl(settings_cls),
-            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+            _TomlWithoutSecrets(settings_cls, toml_file=toml_path),
         )
+
+
+def _secret_paths(data: object, path: tuple[str, ...] = ()) -> list[str]:
+    """Dotted keys under ``data`` that name secrets."""
+    if not isinstance(data, dict):
+        return []
+    found = []
+    for key, value in data.items():
+        here = (*path, str(key))
+        if is_secret_key(str(key)) and value is not None:
+            found.append(".".join(here))
+        found.extend(_secret_paths(value, here))
+    return found
+
+
+class _TomlWithoutSecrets(TomlConfigSettingsSource):
+    """config.toml, refused outright if it holds a secret: those are committed and shared."""
+
+    def __init__(self, settings_cls: type[BaseSettings], toml_file: Path) -> None:
+        import tomllib
+
+        self._path = toml_file
+        try:
+            super().__init__(settings_cls, toml_file=toml_file)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"oddsflow: {toml_file} is not valid TOML: {exc}") from None
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        secrets = _secret_paths(data)
+        if secrets:
+            hints = ", ".join(
+                f"{key} (set ODDSFLOW_{key.upper().replace('.', '__')} or "
+                f"ODDSFLOW_{key.upper().replace('.', '__')}_FILE instead)"
+                for key in secrets
+            )
+            raise SettingsError(
+                f"oddsflow: {self._path} holds a secret: {hints}. Secrets never go in a config "
+                "file; take the value out of it and put it in the environment or a file."
+            )
+        return data
 
 
 class _DatabaseUrl(PydanticBaseSettingsSource):
@@ -202,8 +349,21 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
-            lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+            got = REDACTED if is_secret_key(key) else _redact(err.get("input"))
+            lines.append(f"  {key}: {err['msg']} (got {got!r})")
         raise SettingsError("oddsflow: bad configuration\n" + "\n".join(lines)) from None
+
+
+def _redact(value: object) -> object:
+    """``value`` with every secret-named key's value replaced: error messages echo inputs."""
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if is_secret_key(str(k)) and v is not None else _redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, BaseModel):
+        return _redact(value.model_dump())
+    return value
 
 
 @lru_cache(maxsize=1)

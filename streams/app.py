@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import faust
 
+from oddsflow.kafka_config import faust_credentials
 from oddsflow.settings import Settings
 
 #: Faust processing guarantee per role. Staging runs at_least_once: its de-dup state is derived
@@ -25,6 +26,7 @@ def create_app(settings: Settings, role: str, processing_guarantee: str | None =
     return faust.App(
         app_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        broker_credentials=faust_credentials(settings),  # TLS / SCRAM from settings
         store="rocksdb://",
         datadir=str(datadir),
         topic_partitions=settings.kafka.partitions,

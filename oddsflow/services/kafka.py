@@ -4,6 +4,12 @@ No Docker and no internet here: ``mvn dependency:copy-dependencies`` fetches the
 once into ``.local/kafka/<version>/libs`` (the second ``up`` downloads nothing), storage is
 formatted once, and ``java -cp libs/* kafka.Kafka`` runs detached with a small heap.
 Ready means an AdminClient call succeeds, not an open port.
+
+With ``kafka.security_protocol`` SSL or SASL_SSL the client listener speaks TLS with a
+certificate from the local CA (``services/tls.py``) and, for SASL_SSL, authenticates with SCRAM;
+the user ``kafka.sasl_username`` is created (or its password reset) at every start through a
+PLAINTEXT listener bound to 127.0.0.1 (``kafka.internal_port``), which also carries the broker's
+own traffic.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pathlib import Path
 
 from oddsflow.services.prereq import PrerequisiteError, require_binary, require_free_port
 from oddsflow.services.process import read_pid, stop_pid, tail
-from oddsflow.settings import Settings
+from oddsflow.settings import SecurityProtocol, Settings
 
 LOG4J_VERSION = "2.24.3"
 
@@ -88,19 +94,62 @@ def paths(settings: Settings) -> KafkaPaths:
     return KafkaPaths(settings.state_dir / "kafka")
 
 
-def server_properties(settings: Settings, p: KafkaPaths) -> str:
+INTERNAL_HOST = "127.0.0.1"
+
+
+def internal_port(settings: Settings) -> int:
+    return settings.kafka.internal_port or settings.kafka.controller_port + 1
+
+
+def _secured(settings: Settings) -> bool:
+    return settings.kafka.security_protocol is not SecurityProtocol.PLAINTEXT
+
+
+def _listener_lines(settings: Settings) -> list[str]:
     k = settings.kafka
     host, port, cport = k.host, k.port, k.controller_port
+    if not _secured(settings):
+        return [
+            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
+            f"advertised.listeners=PLAINTEXT://{host}:{port}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        ]
+    from oddsflow.services import tls
+
+    proto, iport = k.security_protocol.value, internal_port(settings)
+    store, store_password = tls.ensure_pkcs12(settings.state_dir, "kafka")
+    lines = [
+        f"listeners={proto}://{host}:{port},INTERNAL://{INTERNAL_HOST}:{iport},"
+        f"CONTROLLER://{host}:{cport}",
+        f"advertised.listeners={proto}://{host}:{port},INTERNAL://{INTERNAL_HOST}:{iport}",
+        "inter.broker.listener.name=INTERNAL",
+        f"listener.security.protocol.map={proto}:{proto},INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "ssl.keystore.type=PKCS12",
+        f"ssl.keystore.location={store}",
+        f"ssl.keystore.password={store_password}",
+        "ssl.client.auth=none",
+    ]
+    if k.security_protocol is SecurityProtocol.SASL_SSL:
+        mech = k.sasl_mechanism
+        lines += [
+            f"listener.name.sasl_ssl.sasl.enabled.mechanisms={mech}",
+            f"listener.name.sasl_ssl.{mech.lower()}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        ]
+    return lines
+
+
+def server_properties(settings: Settings, p: KafkaPaths) -> str:
+    k = settings.kafka
+    host, cport = k.host, k.controller_port
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{host}:{cport}",
-            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-            f"advertised.listeners=PLAINTEXT://{host}:{port}",
+            *_listener_lines(settings),
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             f"log.dirs={p.data}",
             f"num.partitions={k.partitions}",
             "offsets.topic.replication.factor=1",
@@ -175,21 +224,49 @@ def _java_cmd(settings: Settings, p: KafkaPaths, *args: str) -> list[str]:
     ]
 
 
-def is_ready(settings: Settings, timeout: float = 2.0) -> bool:
+def _answers(config: dict[str, object], timeout: float) -> bool:
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "log_level": 0,
-            "logger": _silent_logger(),
-        }
-    )
+    admin = AdminClient({**config, "log_level": 0, "logger": _silent_logger()})
     try:
         md = admin.list_topics(timeout=timeout)
     except Exception:
         return False
     return bool(md.brokers)
+
+
+def is_ready(settings: Settings, timeout: float = 2.0) -> bool:
+    """The broker answers a client configured exactly like the project's (TLS, SCRAM)."""
+    from oddsflow.kafka_config import client_config
+
+    return _answers(client_config(settings), timeout)
+
+
+def _internal_config(settings: Settings) -> dict[str, object]:
+    return {"bootstrap.servers": f"{INTERNAL_HOST}:{internal_port(settings)}"}
+
+
+def ensure_scram_user(settings: Settings, username: str, password: str) -> None:
+    """Create ``username`` (or reset its password) through the local INTERNAL listener."""
+    from confluent_kafka.admin import (
+        AdminClient,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+
+    mech = ScramMechanism[settings.kafka.sasl_mechanism.replace("-", "_")]
+    admin = AdminClient({**_internal_config(settings), "log_level": 0})
+    upsert = UserScramCredentialUpsertion(
+        username, ScramCredentialInfo(mech, 8192), password.encode()
+    )
+    futures = admin.alter_user_scram_credentials([upsert])
+    try:
+        futures[username].result(timeout=15)
+    except Exception as exc:  # the broker's answer names the user, never the password
+        raise PrerequisiteError(
+            f"oddsflow: could not create the Kafka SCRAM user {username!r}: {exc}"
+        ) from None
 
 
 def _silent_logger():  # type: ignore[no-untyped-def]
@@ -216,6 +293,13 @@ def start(settings: Settings, timeout: float = 90.0) -> str:
         require_free_port(
             k.host, k.controller_port, "the Kafka controller", "ODDSFLOW_KAFKA__CONTROLLER_PORT"
         )
+        if _secured(settings):
+            require_free_port(
+                INTERNAL_HOST,
+                internal_port(settings),
+                "the Kafka internal listener",
+                "ODDSFLOW_KAFKA__INTERNAL_PORT",
+            )
     ensure_jars(settings, p)
     for d in (p.data, p.logs):
         d.mkdir(parents=True, exist_ok=True)
@@ -256,9 +340,14 @@ def start(settings: Settings, timeout: float = 90.0) -> str:
         p.pid.write_text(str(proc.pid))
         pid = proc.pid
     deadline = time.monotonic() + timeout
+    user_ready = k.security_protocol is not SecurityProtocol.SASL_SSL
     while time.monotonic() < deadline:
-        if is_ready(settings, timeout=1.0):
-            return f"Kafka {k.kafka_version} ready at {k.bootstrap_servers} (pid {pid})"
+        if not user_ready and _answers(_internal_config(settings), timeout=1.0):
+            ensure_scram_user(settings, k.sasl_username or "", k.password or "")
+            user_ready = True
+        if user_ready and is_ready(settings, timeout=1.0):
+            how = "" if not _secured(settings) else f" ({k.security_protocol.value})"
+            return f"Kafka {k.kafka_version} ready at {k.bootstrap_servers}{how} (pid {pid})"
         if read_pid(p.pid) is None:
             raise PrerequisiteError(
                 "oddsflow: the Kafka broker exited during start-up; its log says:\n"

@@ -2,6 +2,11 @@
 
 initdb into ``.local/postgres`` and pg_ctl on the configured port. Postgres refuses to run as
 root, so when we are root the server runs as the unprivileged ``postgres`` user (runuser).
+
+With ``postgres.sslmode`` require/verify-ca/verify-full the local server gets a certificate from
+the local CA (``services/tls.py``, ``<state_dir>/tls/ca.pem`` is the ``sslrootcert`` to verify it
+with) and pg_hba accepts TCP connections over TLS only. With ``postgres.password`` set when the
+cluster is created, TCP connections authenticate with SCRAM instead of being trusted.
 """
 
 from __future__ import annotations
@@ -77,6 +82,47 @@ def _prepare_dir(root: Path) -> None:
                 break
 
 
+def _tls_wanted(settings: Settings) -> bool:
+    return settings.postgres.sslmode in ("require", "verify-ca", "verify-full")
+
+
+def _owned_by_server(path: Path, mode: int) -> None:
+    os.chmod(path, mode)
+    if _as_root():
+        import pwd
+
+        pw = pwd.getpwnam(RUN_AS)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def _configure_tls(settings: Settings, data: Path) -> None:
+    """Server certificate in the data folder, ssl on, and only TLS over TCP (pg_hba)."""
+    from oddsflow.services import tls
+
+    hosts = tuple(dict.fromkeys((settings.postgres.host, *tls.HOSTS)))
+    server = tls.ensure_server_cert(settings.state_dir, "postgres", hosts)
+    for src, dst in ((server.cert, data / "server.crt"), (server.key, data / "server.key")):
+        dst.write_bytes(src.read_bytes())
+        _owned_by_server(dst, 0o600)
+    conf = data / "postgresql.conf"
+    if "# oddsflow tls" not in conf.read_text():
+        with conf.open("a") as f:
+            f.write(
+                "\n# oddsflow tls\nssl = on\nssl_cert_file = 'server.crt'\n"
+                "ssl_key_file = 'server.key'\nssl_min_protocol_version = 'TLSv1.2'\n"
+            )
+    method = "scram-sha-256" if settings.postgres.password else "trust"
+    hba = data / "pg_hba.conf"
+    hba.write_text(
+        "# written by oddsflow: TCP over TLS only\n"
+        "local     all all                trust\n"
+        f"hostssl   all all 127.0.0.1/32   {method}\n"
+        f"hostssl   all all ::1/128        {method}\n"
+        "hostnossl all all all            reject\n"
+    )
+    _owned_by_server(hba, 0o600)
+
+
 def is_external(settings: Settings) -> bool:
     return settings.postgres.url is not None
 
@@ -110,20 +156,30 @@ def start(settings: Settings) -> str:
     bins = bindir()
     _prepare_dir(root)
     if not (data / "PG_VERSION").exists():
-        _run(
-            [
-                str(bins / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                pg.user,
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "-N",
-            ]
-        )
+        auth = ["--auth=trust"]
+        pwfile = root / ".initdb-password"
+        if pg.password is not None:
+            pwfile.touch(mode=0o600)
+            pwfile.write_text(pg.password.get_secret_value() + "\n")
+            _owned_by_server(pwfile, 0o600)
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+        try:
+            _run(
+                [
+                    str(bins / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    pg.user,
+                    *auth,
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "-N",
+                ]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         conf = data / "postgresql.conf"
         extra = (
             f"\nport = {pg.port}\nlisten_addresses = '{pg.host}'\n"
@@ -134,6 +190,8 @@ def start(settings: Settings) -> str:
         _run(["sh", "-c", f"cat >> {conf} <<'EOF'{extra}EOF"])
     status_proc = _run([str(bins / "pg_ctl"), "-D", str(data), "status"], check=False)
     if status_proc.returncode != 0:
+        if _tls_wanted(settings):
+            _configure_tls(settings, data)
         require_free_port(pg.host, pg.port, "Postgres", "ODDSFLOW_POSTGRES__PORT")
         proc = _run(
             [
@@ -154,16 +212,15 @@ def start(settings: Settings) -> str:
                 "oddsflow: Postgres did not start; its log says:\n" + tail(root / "server.log")
             )
     asyncio.run(_ensure_database(settings))
-    return f"Postgres ready at {pg.host}:{pg.port}/{pg.database} (data in {data})"
+    how = f", TLS {pg.sslmode}" if _tls_wanted(settings) else ""
+    return f"Postgres ready at {pg.host}:{pg.port}/{pg.database} (data in {data}{how})"
 
 
 async def _ensure_database(settings: Settings) -> None:
     import asyncpg
 
     pg = settings.postgres
-    conn = await asyncpg.connect(
-        host=pg.host, port=pg.port, user=pg.user, database="postgres", timeout=10
-    )
+    conn = await asyncpg.connect(pg.dsn, database="postgres", timeout=10)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", pg.database)
         if not exists:
