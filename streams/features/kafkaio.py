@@ -20,6 +20,7 @@ from oddsflow.kafka_config import consumer_config, producer_config
 from oddsflow.settings import Settings
 from oddsflow.topics import raw_topic, topic_name
 from schemas.codec import default_codec
+from streams.staging.dedupe import IDENTITY
 from streams.staging.processor import GAME, LINE, SPLIT, Origin, StagingProcessor
 
 STAGING_TOPIC = {LINE: "staging.odds_lines", SPLIT: "staging.betting_splits", GAME: "staging.games"}
@@ -29,13 +30,17 @@ Staged = tuple[str, bytes, bytes]  # (catalog topic, key, encoded value)
 Envelope = tuple[str, str, bytes, datetime, str, dict[str, str]]
 
 
-def stage(envelopes: Iterable[Envelope]) -> tuple[list[Staged], int]:
+def stage(envelopes: Iterable[Envelope], dedupe: bool = False) -> tuple[list[Staged], int]:
     """Raw envelopes → encoded staging records in input order, and the number of dead letters.
 
     ``fetched_at`` is the envelope's, never the wall clock, so the same envelopes always stage
-    to the same bytes (ingestion time breaks ties between records of one instant).
+    to the same bytes (ingestion time breaks ties between records of one instant). ``dedupe``
+    forwards a record only when its values changed for its identity, as the staging worker does
+    for sources that re-send unchanged snapshots (the simulator).
     """
     codec = default_codec()
+    decode = codec.decode
+    last: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     encode = codec.encoder("oddsflow.raw.RawEnvelope")
     proc = StagingProcessor()
     out: list[Staged] = []
@@ -54,7 +59,16 @@ def stage(envelopes: Iterable[Envelope]) -> tuple[list[Staged], int]:
         origin = Origin(raw_topic(source), 0, offset, event_id.encode())
         result = proc.process(origin, value, now=fetched_at)
         dead += len(result.dead)
-        out += [(STAGING_TOPIC[schema], key, val) for schema, key, val in result.records]
+        for schema, key, val in result.records:
+            if dedupe:
+                rec = decode(val)
+                ident, fields = IDENTITY[schema]
+                k = (schema, *(rec[f] for f in ident))
+                v = tuple(rec[f] for f in fields)
+                if last.get(k) == v:
+                    continue
+                last[k] = v
+            out.append((STAGING_TOPIC[schema], key, val))
     return out, dead
 
 

@@ -1,0 +1,112 @@
+"""Throughput of one feature worker process over Kafka (staged lines/s), for the benchmark.
+
+The synthetic staged lines of ``bench.py`` are published to staging.odds_lines before the
+worker starts; the worker (``oddsflow worker features``, one process) then reads the backlog.
+The processing time is taken from the outputs' own Kafka timestamps (first to last curated
+record), so the worker's start-up and the reader's polling are not counted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from oddsflow.kafka_config import consumer_config
+from oddsflow.settings import FeatureSettings, Settings
+from oddsflow.topics import topic_name
+from schemas.codec import default_codec
+from streams.features.agent import IDLE_FLUSH_ENV, OUTPUTS
+from streams.features.bench import synthetic_lines
+from streams.features.kafkaio import publish_staged
+from streams.features.partitioned import PartitionFeatures
+
+
+def _expected_outputs(lines: list[dict[str, Any]], settings: FeatureSettings) -> int:
+    """How many curated records the worker must publish (the same code, in process)."""
+    pf = PartitionFeatures(settings, 0)
+    n = sum(len(pf.process("line", r)) for r in lines)
+    return n + len(pf.flush_all())
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ODDSFLOW_KAFKA__BOOTSTRAP_SERVERS"] = settings.kafka.bootstrap_servers
+    env["ODDSFLOW_KAFKA__TOPIC_PREFIX"] = settings.kafka.topic_prefix
+    env[IDLE_FLUSH_ENV] = "2"
+    return env
+
+
+def bench_feature_worker(settings: Settings, n: int = 100_000, timeout: float = 300) -> dict:
+    """Staged lines/s of one feature worker on ``n`` synthetic lines (topics must exist)."""
+    lines = synthetic_lines(n)
+    expected = _expected_outputs(lines, settings.features)
+    encode = default_codec().encoder("oddsflow.staging.OddsLine")
+    staged = [("staging.odds_lines", r["game_id"].encode(), encode(r)) for r in lines]
+    publish_staged(settings, staged)
+    names = [topic_name(settings, t) for t in OUTPUTS]
+    consumer = Consumer(consumer_config(settings, f"{settings.kafka.topic_prefix}bench-reader"))
+    parts = []
+    for name in names:
+        meta = consumer.list_topics(name, timeout=10).topics[name]
+        parts += [TopicPartition(name, p, 0) for p in meta.partitions]
+    consumer.assign(parts)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oddsflow.cli", "worker", "features"],
+        env=_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    seen = 0
+    first = last = None
+    counts: Counter[str] = Counter()
+    peak_rss_kb = 0
+    try:
+        deadline = time.monotonic() + timeout
+        while seen < expected and time.monotonic() < deadline and proc.poll() is None:
+            for msg in consumer.consume(10_000, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                ts = msg.timestamp()[1] / 1000.0
+                first = ts if first is None else min(first, ts)
+                last = ts if last is None else max(last, ts)
+                counts[msg.topic()] += 1
+                seen += 1
+            peak_rss_kb = max(peak_rss_kb, _rss_kb(proc.pid))
+    finally:
+        consumer.close()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    took = (last - first) if first is not None and last is not None else float("nan")
+    return {
+        "lines": n,
+        "outputs_expected": expected,
+        "outputs_seen": seen,
+        "seconds": round(took, 3),
+        "lines_per_s": round(n / took) if took and took > 0 else None,
+        "outputs_per_s": round(seen / took) if took and took > 0 else None,
+        "worker_peak_rss_mb": round(peak_rss_kb / 1024, 1),
+    }
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
