@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ops(pipe, "run", pipeline_ops.add_run_arguments, pipeline_ops.run_run,
         "run the zones' workers until the input is drained (one-off runs, backfills)")  # fmt: skip
+    ops(pipe, "quality", pipeline_ops.add_quality_arguments, pipeline_ops.run_quality,
+        "reconciliation per source: raw in = promoted + de-duplicated + dead-lettered")  # fmt: skip
     ops(pipe, "health", health.add_health_arguments, health.run_health,
         "broker, database, workers, lag, dead letters; non-zero exit when unhealthy")  # fmt: skip
     ops(pipe, "status", health.add_status_arguments, health.run_status,

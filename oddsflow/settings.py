@@ -241,6 +241,8 @@ class FeatureSettings(BaseModel):
     sharp_moderate_min_bets: int = 50
     sharp_premium_min_bets: int = 100
     consensus_quote_horizon_minutes: Annotated[int, Field(gt=0)] = 60
+    # After this long without input, a partition releases what it holds (end of a backfill).
+    idle_flush_seconds: Annotated[float, Field(gt=0)] = 30.0
 
 
 class SimulatorSettings(BaseModel):

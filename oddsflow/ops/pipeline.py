@@ -157,3 +157,34 @@ def run_promote(settings: Settings, args: argparse.Namespace) -> int:
     if (args.src, args.dst) not in (("raw", "staging"), ("staging", "curated")):
         raise SystemExit("oddsflow: promote one zone at a time: raw → staging or staging → curated")
     return run_zone(settings, args.dst, args.quiet, args.timeout)
+
+
+def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--zone", default="staging", choices=("staging", "all"))
+    parser.add_argument("--json", action="store_true")
+
+
+def run_quality(settings: Settings, args: argparse.Namespace) -> int:
+    """Per source, raw in = promoted + de-duplicated + dead-lettered; exit 1 when unbalanced."""
+    import json
+
+    from streams.staging.reconcile import reconcile
+
+    rows = [r for r in reconcile(settings, "staging") if r["raw_in"]]
+    if args.json:
+        print(json.dumps(rows, default=str))
+    else:
+        print(
+            f"{'source':15} {'raw in':>8} {'promoted':>9} {'dedup':>8} {'dead':>6} {'pending':>8}"
+            f" {'unexpl.':>8} | {'parts':>7} {'promoted':>9} {'dedup':>8} {'dead':>6}  balanced"
+        )
+        for r in rows:
+            print(
+                f"{r['source']:15} {r['raw_in']:>8} {r['raw_promoted']:>9}"
+                f" {r['raw_deduplicated']:>8} {r['raw_dead_lettered']:>6} {r['raw_pending']:>8}"
+                f" {r['raw_unexplained']:>8} | {r['parts']:>7} {r['promoted']:>9}"
+                f" {r['deduplicated']:>8} {r['dead_lettered']:>6}  {r['balanced']}"
+            )
+        if not rows:
+            print("no raw records yet")
+    return 0 if all(r["balanced"] for r in rows) else 1

@@ -11,7 +11,8 @@ record order alone, so a replay, a restart or another worker makes the same deci
 * Idle flush: the engine holds each game's newest ``allowed_lateness`` minutes until event time
   moves on. A partition whose clock passes a game releases it (``partitioned.py``); at the end of
   the input nothing moves the clock, so a timer flushes a partition that has received nothing for
-  ``idle_flush_seconds`` (env ``ODDSFLOW_FEATURES_IDLE_FLUSH_SECONDS``, default 30) of wall time.
+  ``[features] idle_flush_seconds`` of wall time (default 30;
+  env ``ODDSFLOW_FEATURES__IDLE_FLUSH_SECONDS``).
   That is the one wall-clock decision: deterministic for a complete input (a backfill, a test),
   and in live data a record of a flushed game older than its newest record is counted late.
 * Late records are not merged: each one becomes an ``operational.pipeline_events`` record
@@ -55,13 +56,7 @@ OUTPUTS = (
 EVENTS = "operational.pipeline_events"
 BATCH_MAX = 2000
 BATCH_WITHIN = 0.05  # seconds: a batch closes when full or after this long
-IDLE_FLUSH_ENV = "ODDSFLOW_FEATURES_IDLE_FLUSH_SECONDS"
-DEFAULT_IDLE_FLUSH_SECONDS = 30.0
-
-
-def idle_flush_seconds() -> float:
-    """Quiet period after which a partition's buffered instants are released (end of input)."""
-    return float(os.environ.get(IDLE_FLUSH_ENV, DEFAULT_IDLE_FLUSH_SECONDS))
+IDLE_FLUSH_ENV = "ODDSFLOW_FEATURES__IDLE_FLUSH_SECONDS"  # [features] idle_flush_seconds
 
 
 def register(app: faust.App, settings: Settings) -> Counter[str]:
@@ -75,7 +70,7 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
     events_topic = topic_name(settings, EVENTS)
     encode_event = codec.encoder(spec(EVENTS).schema)
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    idle_s = idle_flush_seconds()
+    idle_s = settings.features.idle_flush_seconds
 
     inputs = app.topic(*input_topics)
     state = app.Table(

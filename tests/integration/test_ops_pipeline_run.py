@@ -44,6 +44,14 @@ async def test_full_run_drains_every_zone_and_is_idempotent(pipeline_settings: S
         )
         assert moved == -20.0
         assert f"{z.staging}.odds_lines" in first.stdout and "+20" in first.stdout
+        quality = subprocess.run(
+            [sys.executable, "-m", "oddsflow.cli", "pipeline", "quality", "--zone", "staging"],
+            env=settings_env(s), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert quality.returncode == 0, quality.stdout + quality.stderr
+        sim_row = next(line for line in quality.stdout.splitlines() if line.startswith("simulator"))
+        # 150 raw records: 2 carry the jumps... every record's parts are accounted for.
+        assert sim_row.split()[1] == "150" and sim_row.endswith("True")
         second = _run(s, "--full")
         assert second.returncode == 0, second.stderr
         assert "+" not in second.stdout.split("rows added per table:")[1]
