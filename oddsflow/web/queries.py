@@ -168,7 +168,7 @@ async def quality(conn: asyncpg.Connection, settings: Settings) -> list[dict[str
     ops = settings.pipeline.zones.operational
     rows = await conn.fetch(
         f"""
-        SELECT source, stage, sum(records_in) AS records_in,
+        SELECT source, stage, sum(records_in)::bigint AS records_in,
                sum(promoted + deduplicated)::float8 / nullif(sum(records_in), 0) AS pass_rate,
                (array_agg(pass_rate ORDER BY window_start DESC))[1] AS latest_pass_rate,
                max(window_start) AS latest_window

@@ -149,13 +149,31 @@
     return `${name}: ${p.y.toFixed(1)}% (fair ${american(p.y / 100)}, ${p.books} books)`;
   }
 
+  // every chart spans the same time range, so the markets line up one above the other
+  function span() {
+    let lo = Infinity, hi = -Infinity;
+    for (const m of MARKETS) {
+      const s = state[m];
+      for (const pts of [...s.books.values(), s.consensus]) {
+        if (pts.length) { lo = Math.min(lo, pts[0].x); hi = Math.max(hi, pts[pts.length - 1].x); }
+      }
+    }
+    return lo <= hi ? [lo, hi] : [undefined, undefined];
+  }
+
   function render(market) {
     const s = state[market];
+    const [lo, hi] = span();
+    charts[market].options.scales.x.min = lo;
+    charts[market].options.scales.x.max = hi;
     const sets = [];
     let i = 0;
     for (const [book, pts] of [...s.books.entries()].sort()) {
       const color = PALETTE[i++ % PALETTE.length];
-      sets.push({ label: book, kind: "book", data: pts, borderColor: color, backgroundColor: color,
+      // a price holds until the book changes it: draw it on to the end of the range
+      const last = pts[pts.length - 1];
+      const data = hi > last.x ? [...pts, { ...last, x: hi, held: true }] : pts;
+      sets.push({ label: book, kind: "book", data, borderColor: color, backgroundColor: color,
         stepped: true, borderWidth: 1.5, pointRadius: 0 });
     }
     sets.push({ label: "consensus", kind: "consensus", data: s.consensus, borderColor: "#f5f5f5",
@@ -202,7 +220,7 @@
     scheduled = true;
     requestAnimationFrame(() => {
       scheduled = false;
-      for (const m of dirty) render(m);
+      MARKETS.forEach(render);  // the shared time range may have grown
       dirty.clear();
     });
   }
