@@ -103,15 +103,23 @@ async def _live_ready(base: str) -> None:
 
 @asynccontextmanager
 async def browser_page() -> AsyncIterator[Any]:
-    """A headless Chromium page; page errors fail the test."""
+    """A headless Chromium page; a script error or a request off this host fails the test."""
     async with playwright_api.async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []
+            elsewhere: list[str] = []  # the pages must work offline: nothing but our server
             page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on(
+                "request",
+                lambda r: (
+                    None if r.url.startswith("http://127.0.0.1:") else elsewhere.append(r.url)
+                ),
+            )
             yield page
             assert not errors, errors
+            assert not elsewhere, elsewhere
         finally:
             await browser.close()
 
