@@ -172,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     ops(pipe, "status", health.add_status_arguments, health.run_status,
         "workers, lag, throughput and last error per stage")  # fmt: skip
 
+    from oddsflow.web import add_web_arguments, run_web
+
+    ops(sub, "web", add_web_arguments, run_web,
+        "web view: line charts with steam/RLM/sharp markers, live; operations page")  # fmt: skip
+
     from oddsflow.bench.cli import add_bench_arguments, run_bench
 
     s = sub.add_parser("bench", help="throughput, latency and memory of every stage")
