@@ -234,6 +234,12 @@ def oldest_unconsumed(
     return found
 
 
+def is_internal_state_topic(topic: str) -> bool:
+    """Faust assigns its tables' changelogs to the group for recovery but never commits them:
+    they are state, not input, and counting them as lag would report a false STALL."""
+    return topic.endswith("-changelog") or topic.endswith("__assignor-__leader")
+
+
 def observe(
     settings: Settings, groups: Sequence[str] | None = None, timeout: float = 10.0
 ) -> list[GroupLag]:
@@ -258,6 +264,8 @@ def observe(
         info = described[g]
         gl = GroupLag(g, info.state, len(info.members), now, member_ids=info.members)
         for tp in sorted(set(committed[g]) | info.assigned):
+            if is_internal_state_topic(tp[0]):
+                continue
             end = ends.get(tp, 0)
             c = committed[g].get(tp)
             position = max(c if c is not None else starts.get(tp, 0), starts.get(tp, 0))

@@ -110,3 +110,12 @@ def test_group_status_is_the_worst_partition() -> None:
     assert each == {("t", 0): Status.OK, ("t", 1): Status.WARN, ("u", 0): Status.STALL}
     assert status is Status.STALL
     assert group_status({}, now=0, members=0, rules=RULES) == (Status.OK, {})
+
+
+def test_faust_changelogs_are_state_not_lag() -> None:
+    from oddsflow.ops.lag import is_internal_state_topic
+
+    assert is_internal_state_topic("t1.oddsflow-features-features-state-changelog")
+    assert is_internal_state_topic("oddsflow-staging-__assignor-__leader")
+    assert not is_internal_state_topic("staging.odds_lines")
+    assert not is_internal_state_topic("oddsflow-staging-staging-normalized")
