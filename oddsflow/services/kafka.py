@@ -227,8 +227,8 @@ def _java_cmd(settings: Settings, p: KafkaPaths, *args: str) -> list[str]:
 def _answers(config: dict[str, object], timeout: float) -> bool:
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({**config, "log_level": 0, "logger": _silent_logger()})
-    try:
+    try:  # a CA file not made yet (first start) is "not ready", not an error
+        admin = AdminClient({**config, "log_level": 0, "logger": _silent_logger()})
         md = admin.list_topics(timeout=timeout)
     except Exception:
         return False
