@@ -3,20 +3,229 @@
 Each role has its own consumer group, so several processes of one role share partitions and take
 over from each other. ``all`` supervises one process per role (same groups as running them apart)
 and forwards SIGTERM/SIGINT to them.
+
+Operating a worker (environment, because the same variables reach the children of ``all``):
+
+* ``ODDSFLOW_WORKER_HEALTH_PORT`` (default 0 = off): serve ``/live`` and ``/ready`` on
+  127.0.0.1 at that port (``all`` gives staging, features and sink the port, port+1 and port+2).
+  Liveness answers while the event loop turns (a heartbeat task, not just the HTTP handler, so a
+  loop blocked for seconds fails it); readiness needs assigned input partitions and no rebalance
+  in progress (faust), or an assignment and a reachable database (sink). Both return JSON.
+* ``ODDSFLOW_LOG_FORMAT=json``: one JSON object per log line (time, level, logger, message, role,
+  pid), for log shippers; default is the readable text format.
+* ``ODDSFLOW_WORKER_STOP_TIMEOUT`` (default 8 s): SIGTERM stops consuming, finishes the batch in
+  hand, commits and exits; if that has not happened within this bound the process exits with
+  status 70 anyway (what is not committed is re-read by the next owner: nothing is lost).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
 
 from oddsflow.settings import Settings
 
 ROLES = ("staging", "features", "sink")
+HEALTH_PORT_ENV = "ODDSFLOW_WORKER_HEALTH_PORT"
+LOG_FORMAT_ENV = "ODDSFLOW_LOG_FORMAT"
+STOP_TIMEOUT_ENV = "ODDSFLOW_WORKER_STOP_TIMEOUT"
+HEARTBEAT_SECONDS = 0.5
+#: Liveness fails when the heartbeat is older than this: the event loop is stuck.
+LIVE_STALE_SECONDS = 10.0
+EX_STOP_TIMEOUT = 70
+
+log = logging.getLogger("oddsflow.worker")
+
+
+# -- structured logs ------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, so log shippers need no parsing rules."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__()
+        self.role = role
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "role": self.role,
+            "pid": record.process,
+        }
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+def log_format() -> str:
+    fmt = os.environ.get(LOG_FORMAT_ENV, "text").strip().lower()
+    if fmt not in ("text", "json"):
+        raise SystemExit(f"oddsflow: {LOG_FORMAT_ENV} must be 'text' or 'json', not {fmt!r}")
+    return fmt
+
+
+def apply_log_format(role: str) -> None:
+    """Put the JSON formatter on the root handlers (after faust/mode configured them)."""
+    if log_format() != "json":
+        return
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    for handler in root.handlers:
+        handler.setFormatter(JsonFormatter(role))
+
+
+# -- bounded stop -----------------------------------------------------------------------------
+
+
+def stop_timeout() -> float:
+    try:
+        return float(os.environ.get(STOP_TIMEOUT_ENV, "8"))
+    except ValueError:
+        raise SystemExit(f"oddsflow: {STOP_TIMEOUT_ENV} must be a number of seconds") from None
+
+
+_watchdog_armed = threading.Event()
+
+
+def arm_stop_watchdog(role: str) -> None:
+    """After a stop signal, exit within :func:`stop_timeout` whatever the shutdown is doing."""
+    if _watchdog_armed.is_set():
+        return
+    _watchdog_armed.set()
+    seconds = stop_timeout()
+    log.info("%s worker stopping (at most %.0fs)", role, seconds)
+
+    def expire() -> None:
+        log.error("%s worker did not stop within %.0fs: exiting", role, seconds)
+        logging.shutdown()
+        os._exit(EX_STOP_TIMEOUT)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+
+
+# -- liveness and readiness -------------------------------------------------------------------
+
+
+class Probe:
+    """What /live and /ready report for one worker process."""
+
+    def __init__(self, role: str, ready: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+        self.role = role
+        self._ready = ready
+        self.beat = time.monotonic()
+        self.loop_lag = 0.0  # how late the last heartbeat woke up (seconds)
+
+    async def heartbeat(self) -> None:
+        """Proves the loop turns: a blocked loop stops updating ``beat``."""
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            now = time.monotonic()
+            self.loop_lag = max(now - before - HEARTBEAT_SECONDS, 0.0)
+            self.beat = now
+
+    def live(self) -> tuple[bool, dict[str, Any]]:
+        age = time.monotonic() - self.beat
+        return age < LIVE_STALE_SECONDS, {
+            "role": self.role,
+            "pid": os.getpid(),
+            "heartbeat_age_s": round(age, 3),
+            "loop_lag_ms": round(self.loop_lag * 1000, 1),
+        }
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        try:
+            ok, details = self._ready()
+        except Exception as exc:  # not started yet, or torn down: not ready, say why
+            ok, details = False, {"error": str(exc) or type(exc).__name__}
+        return ok, {"role": self.role, "pid": os.getpid(), **details}
+
+
+def health_port() -> int:
+    raw = os.environ.get(HEALTH_PORT_ENV, "0")
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SystemExit(
+            f"oddsflow: {HEALTH_PORT_ENV} must be a port number, not {raw!r}"
+        ) from None
+    if not 0 <= port < 65536:
+        raise SystemExit(f"oddsflow: {HEALTH_PORT_ENV} must be 0..65535, not {port}")
+    return port
+
+
+def health_app(probe: Probe) -> web.Application:
+    """``/live`` and ``/ready``: 200 or 503 with a JSON body."""
+
+    def answer(result: tuple[bool, dict[str, Any]]) -> web.Response:
+        ok, body = result
+        return web.json_response({"ok": ok, **body}, status=200 if ok else 503)
+
+    async def live(_request: web.Request) -> web.Response:
+        return answer(probe.live())
+
+    async def ready(_request: web.Request) -> web.Response:
+        return answer(probe.ready())
+
+    app = web.Application()
+    app.router.add_get("/live", live)
+    app.router.add_get("/ready", ready)
+    return app
+
+
+async def serve_health(probe: Probe, port: int) -> None:
+    """Run the heartbeat and (when ``port``) the endpoints until cancelled."""
+    beat = asyncio.create_task(probe.heartbeat())
+    runner: web.AppRunner | None = None
+    try:
+        if port:
+            runner = web.AppRunner(health_app(probe), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            log.info("%s worker health on http://127.0.0.1:%d/live and /ready", probe.role, port)
+        await asyncio.Event().wait()
+    finally:
+        beat.cancel()
+        if runner is not None:
+            await runner.cleanup()
+
+
+# -- the roles --------------------------------------------------------------------------------
+
+
+def faust_ready(app: Any, input_topics: set[str]) -> Callable[[], tuple[bool, dict[str, Any]]]:
+    """Ready: partitions of the role's input topics assigned, no rebalance in progress."""
+
+    def ready() -> tuple[bool, dict[str, Any]]:
+        assigned = sorted(
+            (tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in input_topics
+        )
+        rebalancing = bool(app.rebalancing)
+        return bool(assigned) and not rebalancing, {
+            "assigned": [f"{t}:{p}" for t, p in assigned],
+            "rebalancing": rebalancing,
+        }
+
+    return ready
 
 
 def run_faust(settings: Settings, role: str) -> int:
@@ -30,8 +239,31 @@ def run_faust(settings: Settings, role: str) -> int:
     else:
         from streams.features.agent import register
     register(app, settings)
+    inputs = {name for agent in app.agents.values() for name in agent.channel.topics}  # type: ignore[attr-defined]
+    probe = Probe(role, faust_ready(app, inputs))
+    port = health_port()
+
+    @app.task
+    async def health() -> None:
+        await serve_health(probe, port)
+
+    class RoleWorker(Worker):
+        """faust's worker with our log format and a bounded stop."""
+
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            apply_log_format(role)
+
+        def _on_sigterm(self) -> None:
+            arm_stop_watchdog(role)
+            super()._on_sigterm()
+
+        def _on_sigint(self) -> None:
+            arm_stop_watchdog(role)
+            super()._on_sigint()
+
     verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
-    worker = Worker(
+    worker = RoleWorker(
         app, loglevel="INFO" if verbose else "WARN", quiet=not verbose, redirect_stdouts=False
     )
     worker.execute_from_commandline()
@@ -41,21 +273,50 @@ def run_faust(settings: Settings, role: str) -> int:
 def run_sink(settings: Settings, topics: list[str] | None) -> int:
     from sinks.connector import SinkConnector
 
+    apply_log_format("sink")
+    connector = SinkConnector(settings, topics=topics)
+
+    def ready() -> tuple[bool, dict[str, Any]]:
+        consumer = connector._consumer
+        if consumer is None:
+            return False, {"assigned": [], "database": "not started"}
+        assigned = sorted((tp.topic, tp.partition) for tp in consumer.assignment())
+        database_ok = not connector._paused  # paused = waiting for the database
+        return bool(assigned) and database_ok, {
+            "assigned": [f"{t}:{p}" for t, p in assigned],
+            "database": "ok" if database_ok else "waiting",
+        }
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            arm_stop_watchdog("sink")
+            stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await SinkConnector(settings, topics=topics).run(stop)
+            loop.add_signal_handler(sig, on_signal)
+        health = asyncio.create_task(serve_health(Probe("sink", ready), health_port()))
+        try:
+            await connector.run(stop)
+        finally:
+            health.cancel()
+            await asyncio.gather(health, return_exceptions=True)
 
     asyncio.run(main())
     return 0
 
 
 def run_all(settings: Settings) -> int:
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "oddsflow.cli", "worker", role]) for role in ROLES
-    ]
+    base = health_port()
+    procs = []
+    for i, role in enumerate(ROLES):
+        env = dict(os.environ)
+        env[HEALTH_PORT_ENV] = str(base + i if base else 0)
+        procs.append(
+            subprocess.Popen([sys.executable, "-m", "oddsflow.cli", "worker", role], env=env)
+        )
 
     def forward(signum: int, _frame: object) -> None:
         for p in procs:
@@ -70,6 +331,7 @@ def run_all(settings: Settings) -> int:
 
 
 def run_worker(settings: Settings, role: str, topics: list[str] | None = None) -> int:
+    log_format()  # a bad value stops start-up with the reason
     if role == "sink":
         return run_sink(settings, topics)
     if role == "all":

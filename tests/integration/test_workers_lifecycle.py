@@ -1,0 +1,180 @@
+"""Always-on workers: health endpoints, JSON logs, and a SIGTERM that commits what was consumed.
+
+A staging and a sink worker are stopped with SIGTERM while records are flowing; each must exit
+within 10 s, and its group's committed offsets must equal exactly what it consumed:
+- staging (normalize): per raw partition, 1 + the highest raw offset named by the
+  ``oddsflow-origin`` header of the records it wrote to the repartition topic;
+- sink: the positions stored with the rows in ``operational.sink_offsets``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from confluent_kafka import Consumer, TopicPartition
+
+from oddsflow.kafka_config import consumer_config
+from oddsflow.ops.lag import admin_client, committed_offsets, end_offsets
+from oddsflow.settings import Settings
+from oddsflow.topics import topic_name
+from oddsflow.worker import HEALTH_PORT_ENV, LOG_FORMAT_ENV
+from producers.collect import publish_simulation
+from producers.simulator import Simulator
+from streams.staging.agents import ORIGIN_HEADER, normalized_topic
+from tests.conftest import settings_env
+from tests.helpers import wait_for
+
+TP = tuple[str, int]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def spawn(
+    settings: Settings, role: str, log: Path, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """One ``oddsflow worker ROLE`` process; SIGKILLed afterwards if it is still running."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "oddsflow.cli", "-v", "worker", role],
+            stdout=out, stderr=subprocess.STDOUT, env={**settings_env(settings), **env},
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def sigterm(p: subprocess.Popen[bytes], within: float = 10.0) -> float:
+    """SIGTERM ``p``; its exit status once gone, and how long that took."""
+    started = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"worker still running {within:.0f}s after SIGTERM") from None
+    return time.monotonic() - started
+
+
+async def get_json(port: int, path: str) -> tuple[int, dict]:
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}{path}", timeout=aiohttp.ClientTimeout(3)) as r,
+        ):
+            return r.status, await r.json()
+    except aiohttp.ClientError as exc:
+        return 0, {"error": str(exc)}
+
+
+def origins(settings: Settings, topic: str) -> dict[TP, int]:
+    """Per raw partition, the highest raw offset any record of ``topic`` names as its origin."""
+    consumer = Consumer(consumer_config(settings, f"{settings.kafka.topic_prefix}check"))
+    try:
+        md = consumer.list_topics(topic, timeout=10)
+        parts = [TopicPartition(topic, p, 0) for p in md.topics[topic].partitions]
+        ends = {tp.partition: consumer.get_watermark_offsets(tp)[1] for tp in parts}
+        consumer.assign(parts)
+        out: dict[TP, int] = {}
+        done = {p for p, end in ends.items() if end == 0}
+        while len(done) < len(parts):
+            msg = consumer.poll(2.0)
+            if msg is None:
+                break  # only transaction markers left
+            if msg.error():
+                continue
+            raw_topic, raw_p, raw_off = dict(msg.headers())[ORIGIN_HEADER].decode().rsplit(":", 2)
+            key = (raw_topic, int(raw_p))
+            out[key] = max(out.get(key, -1), int(raw_off))
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                done.add(msg.partition())
+        return out
+    finally:
+        consumer.close()
+
+
+async def test_sigterm_commits_what_was_consumed_and_exits_quickly(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    s = pipeline_settings
+    sim = Simulator(seed=3, games=6, books=5, ticks=100, tick_seconds=30)
+    raw = topic_name(s, "raw.odds.simulator")
+    port = free_port()
+    with (
+        spawn(s, "staging", tmp_path / "staging.log",
+              **{HEALTH_PORT_ENV: str(port), LOG_FORMAT_ENV: "json"}) as staging,
+        spawn(s, "sink", tmp_path / "sink.log", **{HEALTH_PORT_ENV: str(port + 1)}) as sink,
+    ):  # fmt: skip
+        _status, live = await wait_for(
+            lambda: get_json(port, "/live"), lambda r: r[0] == 200, timeout=60, what="/live"
+        )
+        assert live["role"] == "staging" and live["heartbeat_age_s"] < 10
+        _status, ready = await wait_for(
+            lambda: get_json(port, "/ready"), lambda r: r[0] == 200, timeout=60, what="/ready"
+        )
+        assert f"{raw}:0" in ready["assigned"] and ready["rebalancing"] is False
+        sink_ready = await wait_for(
+            lambda: get_json(port + 1, "/ready"), lambda r: r[0] == 200, timeout=60
+        )
+        assert sink_ready[1]["database"] == "ok" and sink_ready[1]["assigned"]
+
+        assert publish_simulation(s, sim, progress=False).stats.acked == 6 * 5 * 100
+        admin = admin_client(s)
+        group = f"{s.kafka.topic_prefix}oddsflow-staging"
+
+        async def consumed() -> int:
+            return sum(n for (t, _p), n in committed_offsets(admin, group).items() if t == raw)
+
+        # mid-stream: some of the input committed, not all of it
+        await wait_for(consumed, lambda n: n >= 300, timeout=90, what="staging under way")
+        took = {"staging": sigterm(staging), "sink": sigterm(sink)}
+    assert took["staging"] < 10 and took["sink"] < 10, took
+    assert staging.returncode == 0 and sink.returncode == 0, (staging.returncode, sink.returncode)
+
+    # staging: committed == 1 + last raw record whose output reached the repartition topic
+    committed = committed_offsets(admin, group)
+    written = origins(s, normalized_topic(s))
+    raw_committed = {tp: off for tp, off in committed.items() if tp[0] == raw}
+    assert raw_committed == {tp: off + 1 for tp, off in written.items()}
+    ends = end_offsets(admin, list(raw_committed))
+    assert sum(raw_committed.values()) < sum(ends.values()), "stopped mid-stream"
+
+    # sink: Kafka's committed offsets == the positions committed with the rows
+    sink_group = f"{s.kafka.topic_prefix}oddsflow-sink"
+    conn = await asyncpg.connect(s.postgres.dsn)
+    try:
+        rows = await conn.fetch(
+            f"SELECT topic, kafka_partition, next_offset FROM {s.pipeline.zones.operational}"
+            ".sink_offsets WHERE consumer_group = $1",
+            sink_group,
+        )
+    finally:
+        await conn.close()
+    stored = {(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
+    assert stored and sum(stored.values()) > 0
+    assert committed_offsets(admin, sink_group) == stored
+
+    # structured logs: every staging line is a JSON object naming the role
+    lines = [x for x in (tmp_path / "staging.log").read_text().splitlines() if x.startswith("{")]
+    docs = [json.loads(x) for x in lines]
+    assert docs and all(d["role"] == "staging" and d["level"] for d in docs)
+    assert any("stopping" in d["message"] for d in docs)
