@@ -92,8 +92,9 @@ class Retention(BaseModel):
     raw_retention_days: int = 90
     staging_retention_days: int = 365
     curated_retention_days: int = -1
+    purge_interval_minutes: Annotated[int, Field(gt=0)] = 60  # the sink worker's purge
 
-    @field_validator("*")
+    @field_validator("raw_retention_days", "staging_retention_days", "curated_retention_days")
     @classmethod
     def _not_negative(cls, value: int) -> int:
         if value < -1 or value == 0:
@@ -235,6 +236,10 @@ class FeatureSettings(BaseModel):
     steam_threshold_points: Annotated[float, Field(gt=0)] = 0.5
     rlm_lookback_minutes: Annotated[int, Field(gt=0)] = 60
     rlm_tiers: list[float] = [55, 65, 75]
+    # Smallest net move over the lookback that counts as a line move for RLM: below it, drift
+    # and rounding (1-3 cents) would make the signal fire on noise. Same scale as steam's.
+    rlm_min_move_cents: Annotated[float, Field(ge=0)] = 10
+    rlm_min_move_points: Annotated[float, Field(ge=0)] = 0.5
     sharp_moderate: float = 10
     sharp_strong: float = 15
     sharp_premium: float = 20

@@ -510,8 +510,13 @@ class SinkConnector:
         s.batches += 1
         s.last_message_at = time.time()
 
-    async def run(self, stop: asyncio.Event, idle_exit: float | None = None) -> SinkStats:
-        """Sink until ``stop`` is set (or, with ``idle_exit``, after that many idle seconds)."""
+    async def run(
+        self, stop: asyncio.Event, idle_exit: float | None = None, purge: bool = False
+    ) -> SinkStats:
+        """Sink until ``stop`` is set (or, with ``idle_exit``, after that many idle seconds).
+
+        With ``purge``, also apply the zones' retention every ``purge_interval_minutes``.
+        """
         self._loop = loop = asyncio.get_running_loop()
         self._stop = stop
         # min_size=0: a worker started while the database is down waits for it, not dies.
@@ -532,6 +537,11 @@ class SinkConnector:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        purger = None
+        if purge:
+            from sinks.retention import purge_periodically
+
+            purger = asyncio.create_task(purge_periodically(self.settings, stop))
         idle_since = time.monotonic()
         carry: list[Message] = []
         pending: tuple[_Batch, asyncio.Task[_Outcome]] | None = None
@@ -563,6 +573,9 @@ class SinkConnector:
         except _Stopped:
             log.warning("stopped during a database outage; the last batch was not written")
         finally:
+            if purger is not None:
+                purger.cancel()
+                await asyncio.gather(purger, return_exceptions=True)
             if pending is not None and not pending[1].done():
                 pending[1].cancel()
                 await asyncio.gather(pending[1], return_exceptions=True)

@@ -1,14 +1,18 @@
 """Retention: the roadmap's ``[pipeline.retention]`` days applied to the tables and the topics.
 
-Tables lose rows older than their zone's days by the row's own event (or fetch) time, so a
-replayed backfill of old data is purged like live data; -1 keeps a zone forever. Topics get the
-same horizon as ``retention.ms`` (``oddsflow.admin.topic_config`` sets it at creation;
-:func:`align_topic_retention` updates topics that already exist after the config changed).
+Tables lose rows that arrived (``loaded_at``) longer ago than their zone's days, as Kafka ages
+records by when they were appended: a backfill of 2016 lines is kept for the zone's days from the
+day it was loaded, not deleted on arrival; -1 keeps a zone forever. Topics get the same horizon as
+``retention.ms`` (``oddsflow.admin.topic_config`` sets it at creation; :func:`align_topic_retention`
+updates topics that already exist after the config changed). The sink worker runs the purge every
+``purge_interval_minutes`` (:func:`purge_periodically`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,14 +23,9 @@ from oddsflow.admin import admin_client
 from oddsflow.settings import Settings
 from oddsflow.topics import CATALOG, TopicSpec, Zone, topic_name
 
-# The column that says how old a row is; tables not named here use event_time.
-TIME_COLUMN: dict[str, str] = {
-    "odds_envelopes": "fetched_at",
-    "steam_moves": "detected_at",
-    "quality": "window_start",
-    "pipeline_events": "at",
-    "dead_letters": "failed_at",
-}
+log = logging.getLogger("oddsflow.retention")
+
+AGE_COLUMN = "loaded_at"  # every sink table has it: when the row arrived
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def table_retention(settings: Settings) -> list[TableRetention]:
             seen[table] = TableRetention(
                 spec.zone,
                 table,
-                TIME_COLUMN.get(spec.table, "event_time"),
+                AGE_COLUMN,
                 zone_days(settings, spec.zone),
             )
     return list(seen.values())
@@ -81,6 +80,20 @@ async def purge_async(settings: Settings, now: datetime | None = None) -> dict[s
     finally:
         await conn.close()
     return deleted
+
+
+async def purge_periodically(settings: Settings, stop: asyncio.Event) -> None:
+    """Purge now and then every ``purge_interval_minutes`` until ``stop``; never raises."""
+    interval = settings.pipeline.retention.purge_interval_minutes * 60
+    while not stop.is_set():
+        try:
+            deleted = await purge_async(settings)
+            if any(deleted.values()):
+                log.info("retention purge: %s", {t: n for t, n in deleted.items() if n})
+        except Exception as exc:  # an outage: the next round tries again
+            log.warning("retention purge failed (%s); retrying in %ss", exc, interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
 def purge(settings: Settings, now: datetime | None = None) -> dict[str, int]:

@@ -19,7 +19,15 @@ from oddsflow.kafka_config import client_config
 from oddsflow.settings import Settings
 from oddsflow.topics import CATALOG, Zone, topic_name
 from sinks.connector import DEFAULT_GROUP
-from sinks.retention import TIME_COLUMN
+
+# The column holding a row's event time, where it is not called event_time.
+EVENT_TIME_COLUMN: dict[str, str] = {
+    "odds_envelopes": "fetched_at",
+    "steam_moves": "detected_at",
+    "quality": "window_start",
+    "pipeline_events": "at",
+    "dead_letters": "failed_at",
+}
 
 ZONES = ("raw", "staging", "curated", "operational", "all")
 
@@ -62,7 +70,7 @@ async def data_status_async(
         if zone != "all" and spec.zone.value != zone:
             continue
         table = f"{spec.schema_name(settings)}.{spec.table}"
-        column = TIME_COLUMN.get(spec.table, "event_time")
+        column = EVENT_TIME_COLUMN.get(spec.table, "event_time")
         tables.setdefault(table, (spec.zone, column, []))[2].append(topic_name(settings, spec.name))
     all_topics = [t for _, _, ts in tables.values() for t in ts]
     marks = await asyncio.to_thread(_end_and_start, settings, all_topics)

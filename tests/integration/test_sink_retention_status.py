@@ -1,4 +1,5 @@
-"""Retention purges tables by event time and sets topics' retention.ms; data status reports lag."""
+"""Retention purges tables by arrival time (loaded_at) and sets topics' retention.ms;
+data status reports lag."""
 
 from __future__ import annotations
 
@@ -41,26 +42,27 @@ async def test_purge_deletes_rows_older_than_the_zone_keeps(pipeline_settings: S
                 f"INSERT INTO {z.staging}.odds_lines (game_id, commence_time, home_team,"
                 " away_team, book, market, side, price_american, price_decimal, implied_prob,"
                 " event_time, ingested_at, source, source_event_id, kafka_topic,"
-                " kafka_partition, kafka_offset) VALUES ('g', $1, 'PIT', 'STL', 'b',"
-                " 'moneyline', 'home', -110, 1.91, 0.52, $1, $1, 's', $2, 't', 0, $3)",
-                at, f"e{days}", days,
+                " kafka_partition, kafka_offset, loaded_at) VALUES ('g', $1, 'PIT', 'STL', 'b',"
+                " 'moneyline', 'home', -110, 1.91, 0.52, $4, $1, 's', $2, 't', 0, $3, $1)",
+                at, f"e{days}", days, datetime(2016, 4, 3, tzinfo=UTC) + timedelta(minutes=days),
             )  # fmt: skip
             await conn.execute(
                 f"INSERT INTO {z.raw}.odds_envelopes (event_id, source, fetched_at, content_type,"
-                " payload, request, kafka_topic, kafka_partition, kafka_offset)"
-                " VALUES ($1, 'sim', $2, 'json', '\\x00', '{}', 't', 0, $3)",
+                " payload, request, kafka_topic, kafka_partition, kafka_offset, loaded_at)"
+                " VALUES ($1, 'sim', $2, 'json', '\\x00', '{}', 't', 0, $3, $2)",
                 f"e{days}", at, days,
             )  # fmt: skip
             await conn.execute(
                 f"INSERT INTO {z.curated}.consensus (game_id, market, side, event_time,"
                 " median_novig_prob, spread_novig_prob, best_price_american, best_book,"
-                " book_count, kafka_topic, kafka_partition, kafka_offset) VALUES ('g',"
-                " 'moneyline', 'home', $1, 0.5, 0.01, -105, 'b', 3, 't', 0, $2)",
+                " book_count, kafka_topic, kafka_partition, kafka_offset, loaded_at) VALUES ('g',"
+                " 'moneyline', 'home', $1, 0.5, 0.01, -105, 'b', 3, 't', 0, $2, $1)",
                 at, days,
             )  # fmt: skip
 
         deleted = await purge_async(s, now=NOW)
-        assert deleted[f"{z.staging}.odds_lines"] == 2  # 31 and 400 days old
+        # loaded 31 and 400 days ago; the 2016 event time of all four does not matter
+        assert deleted[f"{z.staging}.odds_lines"] == 2
         assert deleted[f"{z.raw}.odds_envelopes"] == 1  # only the 400-day one
         assert f"{z.curated}.consensus" not in deleted  # -1: kept forever
         assert deleted[f"{z.operational}.dead_letters"] == 0
@@ -112,3 +114,33 @@ async def test_data_status_shows_rows_newest_event_and_lag(pipeline_settings: Se
     everything = await data_status_async(s, "all")
     assert {r.zone for r in everything} == {"raw", "staging", "curated", "operational"}
     assert len(everything) == len({r.table for r in everything})
+
+
+async def test_the_sink_purges_on_a_schedule_and_stops_with_it(pipeline_settings: Settings) -> None:
+    import asyncio
+
+    from sinks.retention import purge_periodically
+    from tests.helpers import wait_for
+
+    s = with_retention(pipeline_settings, raw=90, staging=30, curated=-1)
+    z = s.pipeline.zones
+    conn = await asyncpg.connect(s.postgres.dsn)
+    try:
+        await conn.execute(
+            f"INSERT INTO {z.raw}.odds_envelopes (event_id, source, fetched_at, content_type,"
+            " payload, request, kafka_topic, kafka_partition, kafka_offset, loaded_at)"
+            " VALUES ('old', 'sim', now(), 'json', '\\x00', '{}', 't', 0, 1,"
+            " now() - interval '91 days'), ('new', 'sim', now(), 'json', '\\x00', '{}', 't', 0,"
+            " 2, now())"
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(purge_periodically(s, stop))
+
+        async def ids() -> list[str]:
+            return [r[0] for r in await conn.fetch(f"SELECT event_id FROM {z.raw}.odds_envelopes")]
+
+        assert await wait_for(ids, lambda v: v == ["new"], timeout=30) == ["new"]
+        stop.set()
+        await asyncio.wait_for(task, 5)  # the hourly wait ends with the stop, not the hour
+    finally:
+        await conn.close()
