@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ import asyncpg
 from confluent_kafka import Producer
 
 from oddsflow.admin import admin_client, create_topics
+from oddsflow.isolation import isolated_settings
 from oddsflow.kafka_config import producer_config
 from oddsflow.settings import Settings
 from oddsflow.topics import BY_NAME, topic_name
@@ -84,16 +84,7 @@ def produce_odds_lines(settings: Settings, records: list[dict[str, Any]]) -> int
 
 
 def _bench_settings(settings: Settings) -> Settings:
-    tag = "bench" + uuid.uuid4().hex[:8]
-    data = settings.model_dump()
-    data["kafka"]["topic_prefix"] = f"{tag}."
-    data["pipeline"]["zones"] = {
-        "raw": f"{tag}_raw",
-        "staging": f"{tag}_staging",
-        "curated": f"{tag}_curated",
-        "operational": f"{tag}_ops",
-    }
-    return Settings(**data)
+    return isolated_settings(settings, kind="bench")
 
 
 async def _row_by_row(s: Settings, rows: list[tuple]) -> float:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from oddsflow.isolation import child_env, isolated_settings
 from oddsflow.settings import Settings, load_settings
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -62,38 +62,12 @@ def service_settings() -> Iterator[Settings]:
 @pytest.fixture
 def settings(service_settings: Settings) -> Settings:
     """Per-test settings: unique topic prefix and unique Postgres schemas."""
-    tag = "t" + uuid.uuid4().hex[:8]
-    data = service_settings.model_dump()
-    data["kafka"]["topic_prefix"] = f"{tag}."
-    data["pipeline"]["zones"] = {
-        "raw": f"{tag}_raw",
-        "staging": f"{tag}_staging",
-        "curated": f"{tag}_curated",
-        "operational": f"{tag}_ops",
-    }
-    return Settings(**data)
+    return isolated_settings(service_settings)
 
 
 def settings_env(s: Settings) -> dict[str, str]:
     """Environment that makes a child `oddsflow` process use exactly these settings."""
-    z = s.pipeline.zones
-    env = dict(os.environ)
-    env.update(
-        {
-            "ODDSFLOW_KAFKA__BOOTSTRAP_SERVERS": s.kafka.bootstrap_servers,
-            "ODDSFLOW_KAFKA__TOPIC_PREFIX": s.kafka.topic_prefix,
-            "ODDSFLOW_PIPELINE__ZONES__RAW": z.raw,
-            "ODDSFLOW_PIPELINE__ZONES__STAGING": z.staging,
-            "ODDSFLOW_PIPELINE__ZONES__CURATED": z.curated,
-            "ODDSFLOW_PIPELINE__ZONES__OPERATIONAL": z.operational,
-        }
-    )
-    if s.postgres.url:
-        env["DATABASE_URL"] = s.postgres.url
-    else:
-        env["ODDSFLOW_POSTGRES__PORT"] = str(s.postgres.port)
-        env["ODDSFLOW_POSTGRES__HOST"] = s.postgres.host
-    return env
+    return child_env(s)
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from oddsflow.bench.harness import Measurement, proc_cpu_seconds, proc_peak_rss_mb, timed
+from oddsflow.isolation import child_env
+from oddsflow.isolation import isolated_settings as _isolated
 from oddsflow.kafka_config import client_config, consumer_config, producer_config
 from oddsflow.settings import Settings
 from oddsflow.topics import raw_topic, topic_name
@@ -51,38 +53,12 @@ CURATED_OUT = (
 
 def isolated_settings(settings: Settings, tag: str | None = None) -> Settings:
     """Settings with a unique topic prefix and unique Postgres schemas (as the tests do)."""
-    tag = tag or "b" + uuid.uuid4().hex[:8]
-    data = settings.model_dump()
-    data["kafka"]["topic_prefix"] = f"{tag}."
-    data["pipeline"]["zones"] = {
-        "raw": f"{tag}_raw",
-        "staging": f"{tag}_staging",
-        "curated": f"{tag}_curated",
-        "operational": f"{tag}_ops",
-    }
-    return Settings(**data)
+    return _isolated(settings, tag, kind="b")
 
 
 def settings_env(s: Settings) -> dict[str, str]:
     """Environment that makes a child ``oddsflow`` process use exactly these settings."""
-    z = s.pipeline.zones
-    env = dict(os.environ)
-    env.update(
-        {
-            "ODDSFLOW_KAFKA__BOOTSTRAP_SERVERS": s.kafka.bootstrap_servers,
-            "ODDSFLOW_KAFKA__TOPIC_PREFIX": s.kafka.topic_prefix,
-            "ODDSFLOW_PIPELINE__ZONES__RAW": z.raw,
-            "ODDSFLOW_PIPELINE__ZONES__STAGING": z.staging,
-            "ODDSFLOW_PIPELINE__ZONES__CURATED": z.curated,
-            "ODDSFLOW_PIPELINE__ZONES__OPERATIONAL": z.operational,
-        }
-    )
-    if s.postgres.url:
-        env["DATABASE_URL"] = s.postgres.url
-    else:
-        env["ODDSFLOW_POSTGRES__PORT"] = str(s.postgres.port)
-        env["ODDSFLOW_POSTGRES__HOST"] = s.postgres.host
-    return env
+    return child_env(s)
 
 
 def simulator(n: int, seed: int = 7, days_back: int = 1) -> Simulator:

@@ -1,0 +1,28 @@
+"""A child process gets exactly the parent's settings through the environment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from oddsflow.isolation import child_env, isolated_settings
+from oddsflow.settings import load_settings
+
+
+def test_isolated_settings_have_their_own_topics_and_schemas() -> None:
+    a, b = isolated_settings(load_settings()), isolated_settings(load_settings())
+    assert a.kafka.topic_prefix != b.kafka.topic_prefix
+    assert a.pipeline.zones.raw.endswith("_raw") and a.pipeline.zones.raw != b.pipeline.zones.raw
+
+
+def test_a_child_process_loads_the_same_settings() -> None:
+    s = isolated_settings(
+        load_settings(features={"idle_flush_seconds": 3, "velocity_windows_minutes": [5, 30]})
+    )
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "from oddsflow.settings import load_settings; print(load_settings().model_dump_json())"],
+        env=child_env(s), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(out.stdout) == json.loads(s.model_dump_json())
