@@ -73,13 +73,23 @@ def _prepare_dir(root: Path) -> None:
                 "as; install the postgresql package or run oddsflow as a normal user"
             ) from None
         os.chown(root, pw.pw_uid, pw.pw_gid)
-        # Postgres must be able to reach its data dir through every parent folder.
-        for parent in root.parents:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                os.chmod(parent, mode | 0o001)
-            if parent == Path("/"):
-                break
+        _traversable(root)
+
+
+def _traversable(root: Path) -> None:
+    """Let Postgres reach its data dir through every parent folder (as root: o+x on each).
+
+    Done again before pg_ctl runs: something else may have tightened a parent meanwhile
+    (pytest resets its temporary base folder to 0700 when another session starts).
+    """
+    if not _as_root():
+        return
+    for parent in root.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, mode | 0o001)
+        if parent == Path("/"):
+            break
 
 
 def _tls_wanted(settings: Settings) -> bool:
@@ -236,6 +246,7 @@ def stop(settings: Settings) -> str:
     if not (data / "PG_VERSION").exists():
         return "Postgres not running"
     bins = bindir()
+    _traversable(data)
     if _run([str(bins / "pg_ctl"), "-D", str(data), "status"], check=False).returncode != 0:
         return "Postgres not running"
     _run([str(bins / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "60", "stop"])

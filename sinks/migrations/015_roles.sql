@@ -1,9 +1,10 @@
 -- Least-privilege roles, so no reader or writer needs the owner's (superuser's) login.
 --   oddsflow_analyst          reads the CURATED zone ({curated}) and nothing else: for analysts
 --                             and subscribers.
---   oddsflow_sink_<zone>      a sink that serves one zone: reads and writes (insert, upsert) that
---                             zone's tables, plus its bookkeeping ({operational}.sink_offsets and
---                             .dead_letters); no other table, no DDL.
+--   oddsflow_sink_<zone>      a sink that serves one zone: reads and writes (insert, upsert, and
+--                             the retention purge's delete) that zone's tables, plus its
+--                             bookkeeping ({operational}.sink_offsets and .dead_letters); no other
+--                             table, no DDL.
 --   oddsflow_sink             the generic sink serving every zone: member of the four above.
 -- Roles are cluster-wide and NOLOGIN: grant them to login users
 -- (GRANT oddsflow_analyst TO alice). Created only when missing, so every database and every set
@@ -64,15 +65,17 @@ BEGIN
                 AS z(role, schema)
     LOOP
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', zone.schema, zone.role);
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA %I TO %I',
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO %I',
                        zone.schema, zone.role);
         EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO %I',
                        zone.schema, zone.role);
         EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I'
-                       ' GRANT SELECT, INSERT, UPDATE ON TABLES TO %I', zone.schema, zone.role);
+                       ' GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I',
+                       zone.schema, zone.role);
         -- The sink's bookkeeping lives in the operational zone, whatever zone it serves.
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', '{operational}', zone.role);
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE ON %I.sink_offsets, %I.dead_letters TO %I',
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I.sink_offsets, %I.dead_letters'
+                       ' TO %I',
                        '{operational}', '{operational}', zone.role);
         EXECUTE format('GRANT %I TO oddsflow_sink', zone.role);
     END LOOP;

@@ -15,11 +15,13 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -61,11 +63,15 @@ def _free_ports(n: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A private TLS + SCRAM broker and a private TLS Postgres, started once, stopped after."""
+def secure() -> Iterator[Settings]:
+    """A private TLS + SCRAM broker and a private TLS Postgres, started once, stopped after.
+
+    Their state lives in a folder of its own, not pytest's: other sessions rotate pytest's
+    temporary folders (and reset their permissions) while these servers run.
+    """
     if not (SHARED_LIBS / ".complete").exists():
         pytest.skip("the local Kafka jars are not assembled (run `oddsflow services up` once)")
-    state = tmp_path_factory.mktemp("secure-state")
+    state = Path(tempfile.mkdtemp(prefix="oddsflow-secure-"))
     (state / "kafka").mkdir()
     (state / "kafka" / "libs").symlink_to(SHARED_LIBS)
     kport, cport, iport, pport = _free_ports(4)
@@ -96,8 +102,11 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         print(f"\nprivate TLS Kafka + Postgres up in {time.monotonic() - started:.1f}s")
         yield s
     finally:
-        pg_service.stop(s)
-        kafka_service.stop(s)
+        try:
+            pg_service.stop(s)
+        finally:
+            kafka_service.stop(s)
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def _per_test(s: Settings) -> Settings:
@@ -180,7 +189,7 @@ class SliceRun:
 
 
 @pytest.fixture(scope="module")
-def slice_run(secure: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SliceRun]:
+def slice_run(secure: Settings) -> Iterator[SliceRun]:
     """Publisher + staging worker + sink worker + a plain consumer, all over TLS + SCRAM."""
     s = _per_test(secure)
     started = time.monotonic()
@@ -188,8 +197,9 @@ def slice_run(secure: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
     asyncio.run(migrate(s))
     sink_user = f"{s.kafka.topic_prefix.rstrip('.')}_sink"
     asyncio.run(_login_role(s, sink_user, SINK_PASSWORD, "oddsflow_sink"))
-    log_dir = tmp_path_factory.mktemp("secure-logs")
-    env = _env(s, tmp_path_factory.mktemp("secrets"), sink_user, SINK_PASSWORD)
+    log_dir = secure.state_dir / "run-logs"
+    log_dir.mkdir()
+    env = _env(s, secure.state_dir / "secrets", sink_user, SINK_PASSWORD)
 
     # The publisher runs here: its log records (DEBUG, every logger) go to a file too.
     handler = logging.FileHandler(log_dir / "publisher.log")
@@ -462,6 +472,7 @@ def test_roles_analyst_reads_curated_only_and_sink_writes_its_zone_only(
             await sink.execute(
                 f"UPDATE {z.operational}.sink_offsets SET next_offset = 43 WHERE topic = 't'"
             )
+            await sink.execute(f"DELETE FROM {z.raw}.odds_envelopes WHERE false")  # retention
             assert (
                 await sink.fetchval(f"SELECT next_offset FROM {z.operational}.sink_offsets") == 43
             )

@@ -161,3 +161,16 @@ def test_plaintext_adds_no_security_keys_and_no_faust_credentials() -> None:
     assert security_config(s) == {}
     assert faust_credentials(s) is None
     assert "security.protocol" not in client_config(s)
+
+
+def test_the_faust_app_gets_scram_over_tls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from streams.app import create_app
+
+    _sasl_env(monkeypatch)
+    monkeypatch.setenv("ODDSFLOW_KAFKA__SASL_PASSWORD", SECRET)
+    app = create_app(load_settings(state_dir=tmp_path), "features")
+    creds = app.conf.broker_credentials
+    assert creds.protocol.value == "SASL_SSL" and creds.mechanism.value == "SCRAM-SHA-512"
+    assert creds.username == "svc" and creds.password == SECRET
+    assert creds.ssl_context.check_hostname is True
+    assert SECRET not in repr(creds)
