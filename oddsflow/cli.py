@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from confluent_kafka import KafkaException
+
 from oddsflow.settings import Settings, load_settings
 
 
@@ -201,6 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args, settings)
     except KeyboardInterrupt:
         return 130
+    except KafkaException as exc:  # one line saying what failed, not a traceback
+        err = exc.args[0] if exc.args else exc
+        print(f"oddsflow: Kafka refused: {getattr(err, 'str', lambda: err)()}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -208,7 +208,7 @@ def run_demo(settings: Settings, seconds: float = 60.0) -> int:
     asyncio.run(_summary(settings, run_id, started_at, {"published": pub.stats.acked}))
     print(
         f"\nDone in {time.monotonic() - started:.0f}s. Kafka and Postgres are still running for"
-        f" you to explore (psql {settings.postgres.dsn}); worker logs are in {log_dir}."
+        f" you to explore (psql {settings.postgres.display_dsn}); worker logs are in {log_dir}."
         "\nStop everything with: make down"
     )
     return 0
