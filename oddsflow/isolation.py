@@ -14,6 +14,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from oddsflow.settings import Settings
 
 
@@ -37,6 +39,8 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
             _flatten(f"{prefix}__{k.upper()}", v, out)
     elif value is None:
         return
+    elif isinstance(value, SecretStr):  # a child needs the secret itself, not its mask
+        out[prefix] = value.get_secret_value()
     elif isinstance(value, Enum):
         out[prefix] = str(value.value)
     elif isinstance(value, bool | int | float | str | Path):

@@ -26,3 +26,8 @@ def test_a_child_process_loads_the_same_settings() -> None:
         env=child_env(s), capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(out.stdout) == json.loads(s.model_dump_json())
+
+
+def test_secrets_reach_the_child_unmasked() -> None:
+    s = load_settings(postgres={"password": "s3cr3t-pw"})
+    assert child_env(s, base={})["ODDSFLOW_POSTGRES__PASSWORD"] == "s3cr3t-pw"
