@@ -3,9 +3,19 @@
 Measured at scrape time (at most once per ``min_interval`` seconds; scrapes in between get the
 last text): consumer lag in records and seconds with the Burrow status and live members per
 group, records per topic (end offsets: ``rate()`` of it is a stage's throughput), dead letters
-by stage and class, and the latest quality pass rate per source and stage. Binds 127.0.0.1 by
-default: it is an operator's endpoint, not a public one. Written in the text exposition format
-directly, so no client library is needed.
+by stage and class, the latest quality pass rate per source and stage, records consumed per
+group (committed offsets summed: ``rate()`` of it is the stage's throughput) and an end-to-end
+latency histogram per table.
+
+Latency is publish → row: a row's ``loaded_at`` minus the broker timestamp of the record it came
+from (its lineage: topic, partition, offset), so for ``raw_data`` it is the collector's publish
+to the row, and for later zones the hop from the stage that published the record. Each row is
+counted once: every scrape looks only at rows loaded after the newest one already counted (at
+most ``LATENCY_SAMPLE`` per table per scrape, the newest; the first scrape looks back
+``LATENCY_LOOKBACK``), and the record timestamps are read back from Kafka.
+
+Binds 127.0.0.1 by default: it is an operator's endpoint, not a public one. Written in the text
+exposition format directly, so no client library is needed.
 """
 
 from __future__ import annotations
@@ -14,17 +24,25 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import asyncpg
 from aiohttp import web
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from oddsflow.kafka_config import client_config
 from oddsflow.ops.burrow import Rules
 from oddsflow.ops.lag import LagMonitor, admin_client, end_offsets
 from oddsflow.settings import Settings
 from oddsflow.topics import CATALOG, topic_name
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: Histogram buckets of the end-to-end latency, seconds.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
+LATENCY_SAMPLE = 2000
+LATENCY_LOOKBACK = timedelta(minutes=5)
 
 
 def _escape(value: str) -> str:
@@ -53,8 +71,136 @@ class Exposition:
             series = f"{name}{{{label_text}}}" if labels else name
             self.lines.append(f"{series} {_number(value)}")
 
+    def histogram(
+        self, name: str, help_text: str, series: Iterable[tuple[dict[str, str], Histogram]]
+    ) -> None:
+        """Cumulative ``_bucket`` series (``le``), ``_sum`` and ``_count`` per label set."""
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} histogram")
+        for labels, h in series:
+            base = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
+            sep = "," if base else ""
+            running = 0
+            for bound, n in zip((*h.buckets, float("inf")), h.counts, strict=True):
+                running += n
+                le = "+Inf" if bound == float("inf") else _number(bound)
+                self.lines.append(f'{name}_bucket{{{base}{sep}le="{le}"}} {running}')
+            suffix = f"{{{base}}}" if base else ""
+            self.lines.append(f"{name}_sum{suffix} {_number(h.total)}")
+            self.lines.append(f"{name}_count{suffix} {running}")
+
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
+
+
+@dataclass
+class Histogram:
+    """Counts per bucket (the last one is +Inf), not cumulative; and the sum of observations."""
+
+    buckets: tuple[float, ...] = LATENCY_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+
+    def observe(self, value: float) -> None:
+        i = next((i for i, b in enumerate(self.buckets) if value <= b), len(self.buckets))
+        self.counts[i] += 1
+        self.total += value
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+def record_timestamps(
+    settings: Settings, wanted: dict[tuple[str, int], set[int]], timeout: float = 5.0
+) -> dict[tuple[str, int, int], float]:
+    """Broker timestamps (unix s) of the given offsets, read back with a group-less consumer.
+
+    Each partition is read from its lowest wanted offset to its highest: the wanted offsets are
+    the newest rows' lineage, so the ranges are short.
+    """
+    if not wanted:
+        return {}
+    consumer = Consumer(
+        client_config(
+            settings,
+            **{
+                "group.id": "oddsflow-metrics-probe",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "isolation.level": "read_committed",
+                "log_level": 0,
+            },
+        )
+    )
+    found: dict[tuple[str, int, int], float] = {}
+    last = {tp: max(offs) for tp, offs in wanted.items()}
+    done: set[tuple[str, int]] = set()
+    try:
+        consumer.assign([TopicPartition(t, p, min(offs)) for (t, p), offs in wanted.items()])
+        deadline = time.monotonic() + timeout
+        while len(done) < len(wanted) and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.2):
+                tp = (msg.topic(), msg.partition())
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        done.add(tp)
+                    continue
+                if msg.offset() in wanted.get(tp, ()):
+                    _kind, ms = msg.timestamp()
+                    if ms > 0:
+                        found[(*tp, msg.offset())] = ms / 1000.0
+                if msg.offset() >= last.get(tp, -1):
+                    done.add(tp)
+                    consumer.pause([TopicPartition(*tp)])
+    finally:
+        consumer.close()
+    return found
+
+
+def sink_tables(settings: Settings) -> list[str]:
+    """Every table the sink writes (several topics can share one), qualified."""
+    from sinks.mapping import mapping_for
+
+    return sorted({mapping_for(settings, s).qualified_table for s in CATALOG})
+
+
+class LatencyTracker:
+    """Cumulative publish → row latency per table; each row observed once (see module doc)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.tables = sink_tables(settings)
+        self.histograms: dict[str, Histogram] = {t: Histogram() for t in self.tables}
+        self._after: dict[str, datetime] = {}  # newest loaded_at already counted, per table
+
+    async def update(self, conn: asyncpg.Connection) -> None:
+        rows_by_table: dict[str, Sequence[asyncpg.Record]] = {}
+        for table in self.tables:
+            after = self._after.get(table)
+            rows = await conn.fetch(
+                f"SELECT kafka_topic, kafka_partition, kafka_offset, loaded_at FROM {table}"
+                " WHERE loaded_at > coalesce($1, now() - $2::interval)"
+                " ORDER BY loaded_at DESC LIMIT $3",
+                after, LATENCY_LOOKBACK, LATENCY_SAMPLE,
+            )  # fmt: skip
+            if rows:
+                rows_by_table[table] = rows
+                self._after[table] = rows[0]["loaded_at"]
+        wanted: dict[tuple[str, int], set[int]] = {}
+        for rows in rows_by_table.values():
+            for r in rows:
+                wanted.setdefault((r["kafka_topic"], r["kafka_partition"]), set()).add(
+                    r["kafka_offset"]
+                )
+        stamps = await asyncio.to_thread(record_timestamps, self.settings, wanted)
+        for table, rows in rows_by_table.items():
+            h = self.histograms[table]
+            for r in rows:
+                ts = stamps.get((r["kafka_topic"], r["kafka_partition"], r["kafka_offset"]))
+                if ts is not None:
+                    h.observe(max(r["loaded_at"].timestamp() - ts, 0.0))
 
 
 def _topic_records(settings: Settings) -> list[tuple[dict[str, str], float]]:
@@ -77,6 +223,7 @@ class MetricsCollector:
     def __init__(self, settings: Settings, min_interval: float = 1.0) -> None:
         self.settings = settings
         self.monitor = LagMonitor(settings, rules=Rules())
+        self.latency = LatencyTracker(settings)
         self.min_interval = min_interval
         self._last: tuple[float, str] | None = None
         self._lock = asyncio.Lock()
@@ -121,6 +268,12 @@ class MetricsCollector:
             [({"group": g.group}, g.members) for g in groups],
         )  # fmt: skip
         out.metric(
+            "oddsflow_group_consumed_records", "counter",
+            "Committed offsets summed over the group's partitions; rate() is the stage's"
+            " throughput",
+            [({"group": g.group}, sum(p.committed or 0 for p in g.partitions)) for g in groups],
+        )  # fmt: skip
+        out.metric(
             "oddsflow_topic_records", "counter",
             "End offsets summed over partitions; rate() is the topic's throughput", records,
         )  # fmt: skip
@@ -143,6 +296,7 @@ class MetricsCollector:
                 f"SELECT DISTINCT ON (source, stage) source, stage, pass_rate"
                 f" FROM {ops}.quality ORDER BY source, stage, window_start DESC"
             )
+            await self.latency.update(conn)
         finally:
             await conn.close()
         out.metric("oddsflow_database_up", "gauge", "1 when Postgres answered", [({}, 1)])
@@ -155,6 +309,11 @@ class MetricsCollector:
             "Latest quality report's pass rate per source and stage (0..1)",
             [({"source": r["source"], "stage": r["stage"]}, r["pass_rate"]) for r in quality],
         )  # fmt: skip
+        out.histogram(
+            "oddsflow_e2e_latency_seconds",
+            "Publish to row in Postgres: loaded_at minus the broker timestamp of the row's record",
+            [({"table": t}, h) for t, h in self.latency.histograms.items() if h.count],
+        )
 
 
 def make_app(settings: Settings, min_interval: float = 1.0) -> web.Application:

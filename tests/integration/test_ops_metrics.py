@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import aiohttp
@@ -12,10 +13,11 @@ from aiohttp import web
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
 from oddsflow.ops.lag import admin_client
-from oddsflow.ops.metrics import add_metrics_arguments, make_app
+from oddsflow.ops.metrics import MetricsCollector, add_metrics_arguments, make_app
 from oddsflow.settings import Settings
 from oddsflow.topics import topic_name
 from sinks.bench import odds_line, produce_odds_lines
+from sinks.connector import SinkConnector
 
 
 def _samples(text: str) -> dict[str, float]:
@@ -101,3 +103,44 @@ def test_binds_loopback_by_default() -> None:
     add_metrics_arguments(parser)
     args = parser.parse_args([])
     assert (args.host, args.port) == ("127.0.0.1", 9464)
+
+
+def _histogram(m: dict[str, float], name: str, table: str) -> tuple[dict[str, float], float, float]:
+    """Cumulative buckets by ``le``, the sum and the count of one table's histogram."""
+    label = f'table="{table}"'
+    buckets = {
+        k.split(',le="')[1].rstrip('"}'): v
+        for k, v in m.items()
+        if k.startswith(f"{name}_bucket{{{label},")
+    }
+    return buckets, m[f"{name}_sum{{{label}}}"], m[f"{name}_count{{{label}}}"]
+
+
+async def test_end_to_end_latency_counts_each_row_once(pipeline_settings: Settings) -> None:
+    s = pipeline_settings
+    table = f"{s.pipeline.zones.staging}.odds_lines"
+    collector = MetricsCollector(s, min_interval=0)
+    name = "oddsflow_e2e_latency_seconds"
+
+    async def sink_all() -> None:
+        sink = SinkConnector(s, topics=["staging.odds_lines"], group="latency-test")
+        stats = await sink.run(asyncio.Event(), idle_exit=1.5)
+        assert stats.consumed > 0
+
+    started = time.time()
+    assert produce_odds_lines(s, [odds_line(i) for i in range(10)]) == 10
+    await sink_all()
+    elapsed = time.time() - started
+    first = _samples(await collector.collect())
+    buckets, total, count = _histogram(first, name, table)
+    assert count == 10 and buckets["+Inf"] == 10
+    assert 0 <= total <= 10 * elapsed  # each row's latency is within the time the test took
+    les = [float(k) for k in buckets if k != "+Inf"]
+    assert les == sorted(les) and list(buckets.values()) == sorted(buckets.values())
+
+    # the next scrape counts only rows loaded since: 5 new ones, nothing twice
+    assert produce_odds_lines(s, [odds_line(i) for i in range(10, 15)]) == 5
+    await sink_all()
+    second = _samples(await collector.collect())
+    assert _histogram(second, name, table)[2] == 15
+    assert _samples(await collector.collect())[f'{name}_count{{table="{table}"}}'] == 15
