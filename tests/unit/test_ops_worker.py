@@ -1,0 +1,103 @@
+"""Worker plumbing without a broker: JSON log lines, /live and /ready, settings from the env,
+and the latency histogram's exposition."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from oddsflow.ops.metrics import Exposition, Histogram
+from oddsflow.worker import (
+    HEALTH_PORT_ENV,
+    LIVE_STALE_SECONDS,
+    LOG_FORMAT_ENV,
+    JsonFormatter,
+    Probe,
+    health_app,
+    health_port,
+    log_format,
+)
+
+
+def test_json_log_line_carries_role_level_and_message() -> None:
+    record = logging.LogRecord("oddsflow.sink", logging.WARNING, __file__, 1, "lag %d", (7,), None)
+    doc = json.loads(JsonFormatter("sink").format(record))
+    assert (doc["role"], doc["level"], doc["logger"], doc["message"]) == (
+        "sink", "WARNING", "oddsflow.sink", "lag 7",
+    )  # fmt: skip
+    assert doc["ts"].endswith("+00:00") and isinstance(doc["pid"], int)
+
+
+def test_settings_from_the_environment_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(HEALTH_PORT_ENV, raising=False)
+    monkeypatch.delenv(LOG_FORMAT_ENV, raising=False)
+    assert health_port() == 0 and log_format() == "text"  # off and readable by default
+    monkeypatch.setenv(HEALTH_PORT_ENV, "8081")
+    monkeypatch.setenv(LOG_FORMAT_ENV, "JSON")
+    assert health_port() == 8081 and log_format() == "json"
+    monkeypatch.setenv(HEALTH_PORT_ENV, "http")
+    with pytest.raises(SystemExit, match=HEALTH_PORT_ENV):
+        health_port()
+    monkeypatch.setenv(LOG_FORMAT_ENV, "xml")
+    with pytest.raises(SystemExit, match="'text' or 'json'"):
+        log_format()
+
+
+async def test_live_and_ready_endpoints() -> None:
+    state = {"assigned": []}
+
+    def ready() -> tuple[bool, dict]:
+        if state.get("boom"):
+            raise RuntimeError("consumer not started")
+        return bool(state["assigned"]), {"assigned": state["assigned"]}
+
+    probe = Probe("staging", ready)
+    beat = asyncio.create_task(probe.heartbeat())
+    runner = web.AppRunner(health_app(probe))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+
+    async def get(path: str) -> tuple[int, dict]:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}{path}") as r:
+            return r.status, await r.json()
+
+    try:
+        status, body = await get("/live")
+        assert status == 200 and body["ok"] is True and body["role"] == "staging"
+        assert await get("/ready") == (503, {"ok": False, "role": "staging",
+                                            "pid": body["pid"], "assigned": []})  # fmt: skip
+        state["assigned"] = ["raw:0"]
+        assert (await get("/ready"))[0] == 200
+        state["boom"] = True
+        status, body = await get("/ready")
+        assert status == 503 and body["error"] == "consumer not started"
+        probe.beat = time.monotonic() - LIVE_STALE_SECONDS - 1  # as if the loop had stalled
+        beat.cancel()
+        status, body = await get("/live")
+        assert status == 503 and body["heartbeat_age_s"] > LIVE_STALE_SECONDS
+    finally:
+        beat.cancel()
+        await runner.cleanup()
+
+
+def test_histogram_exposition_is_cumulative() -> None:
+    h = Histogram(buckets=(0.5, 1.0), counts=[0, 0, 0])
+    for v in (0.2, 0.7, 0.9, 4.0):
+        h.observe(v)
+    out = Exposition()
+    out.histogram("lat", "latency", [({"table": "t"}, h)])
+    assert out.text().splitlines()[2:] == [
+        'lat_bucket{table="t",le="0.5"} 1',
+        'lat_bucket{table="t",le="1"} 3',
+        'lat_bucket{table="t",le="+Inf"} 4',
+        'lat_sum{table="t"} 5.8',
+        'lat_count{table="t"} 4',
+    ]
