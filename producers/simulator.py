@@ -1,9 +1,13 @@
 """A market simulator: games × books × markets of realistic American prices, deterministic per seed.
 
 Each book quotes moneyline, run line (spread) and total with a vig, drifting with the market's
-true probability and sometimes jumping. Every tick, every book publishes a snapshot in The Odds
-API v4 event shape (one event, one bookmaker), unchanged prices included, as a real poller would:
-the staging zone's de-duplication is what turns snapshots into price changes.
+true probability and sometimes jumping. The jumps are real steam moves (every book follows within
+a few ticks) that nobody labels: a ground-truth run (``producers/simulator_truth.py``) switches
+them off (``market_jumps=False``) and quietens the drift (``volatility``), so that only its
+injected, labelled events meet the feature definitions.
+Every tick, every book publishes a snapshot in The Odds API v4 event shape (one event, one
+bookmaker), unchanged prices included, as a real poller would: the staging zone's
+de-duplication is what turns snapshots into price changes.
 ``scripted_jumps`` move one book's home moneyline by a known number of cents at a known tick, so
 tests can assert exact curated values.
 """
@@ -48,6 +52,9 @@ class ScriptedJump:
     book: str
     tick: int
     cents: int  # moves the home moneyline; negative = money on home
+    # Move the away moneyline the other way too, as a book moving its line keeps its hold
+    # (moving one side only changes the hold: a long grind would drive it below zero).
+    both_sides: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,8 @@ class _Book:
     o: float
     home_favourite: bool
     shift: int = 0
-    memo_key: tuple[float, float, int] | None = None
+    away_shift: int = 0
+    memo_key: tuple[float, float, int, int] | None = None
     memo: tuple[int, int, float, int, int, int, int] = (0, 0, 0.0, 0, 0, 0, 0)
 
 
@@ -112,12 +120,18 @@ class _Market:
         }
         return cls(rng, p_home, p_over, total, quotes)
 
-    def step(self) -> None:
-        """Random drift, and now and then a jump of three points of probability."""
-        self.p_home = min(0.8, max(0.2, self.p_home + self.rng.gauss(0, 0.002)))
-        self.p_over = min(0.6, max(0.4, self.p_over + self.rng.gauss(0, 0.002)))
+    def step(self, volatility: float = 0.002, jumps: bool = True) -> None:
+        """Random drift, and now and then a jump of three points of probability.
+
+        The same random draws are taken whatever the arguments, so switching the jumps off or
+        scaling the drift changes only those, not the rest of the market's path.
+        """
+        self.p_home = min(0.8, max(0.2, self.p_home + self.rng.gauss(0, volatility)))
+        self.p_over = min(0.6, max(0.4, self.p_over + self.rng.gauss(0, volatility)))
         if self.rng.random() < 0.01:
-            self.p_home += self.rng.choice((-0.03, 0.03))
+            jump = self.rng.choice((-0.03, 0.03))
+            if jumps:
+                self.p_home += jump
 
 
 @dataclass
@@ -130,6 +144,10 @@ class Simulator:
     start: datetime | None = None  # time of tick 0; default: so the last tick is about now
     scripted_jumps: tuple[ScriptedJump, ...] = ()
     drift: bool = True
+    # Per-tick standard deviation of the true probabilities' random walk.
+    volatility: float = 0.002
+    # Unlabelled background steam: 1 % of ticks move a game's true probability by 3 points.
+    market_jumps: bool = True
     _games: list[Game] = field(init=False, default_factory=list)
     _templates: dict[tuple[int, str], str] = field(init=False, default_factory=dict)
     _stamps: dict[datetime, bytes] = field(init=False, default_factory=dict)  # one per tick
@@ -166,24 +184,29 @@ class Simulator:
     def quotes(self) -> Iterator[Quote]:
         """Every book's snapshot for every game at every tick, in time order."""
         assert self.start is not None
-        jumps = {(j.game, j.book, j.tick): j.cents for j in self.scripted_jumps}
+        jumps: dict[tuple[int, str, int], tuple[int, int]] = {}
+        for j in self.scripted_jumps:
+            home, away = jumps.get((j.game, j.book, j.tick), (0, 0))
+            jumps[(j.game, j.book, j.tick)] = (home + j.cents, away - j.cents * j.both_sides)
         markets = [_Market.open(game, self.book_names, self.seed) for game in self._games]
         for tick in range(self.ticks):
             at = self.start + timedelta(seconds=tick * self.tick_seconds)
             for game, market in zip(self._games, markets, strict=True):
                 if self.drift:
-                    market.step()
+                    market.step(self.volatility, self.market_jumps)
                 for b in self.book_names:
                     book = market.books[b]
                     if tick == 0 or not self.drift or market.rng.random() < 0.35:
                         book.p, book.o = market.p_home + book.bias, market.p_over
-                    book.shift += jumps.get((game.index, b, tick), 0)
+                    home, away = jumps.get((game.index, b, tick), (0, 0))
+                    book.shift += home
+                    book.away_shift += away
                     yield self._quote(game, b, tick, at, book, market.total)
 
     def _quote(
         self, game: Game, book: str, tick: int, at: datetime, s: _Book, total: float
     ) -> Quote:
-        memo_key = (s.p, s.o, s.shift)
+        memo_key = (s.p, s.o, s.shift, s.away_shift)
         if s.memo_key != memo_key:  # most books keep their prices most ticks
             s.memo_key, s.memo = memo_key, self._prices(s)
         hml, aml, hs, hsp, asp, op, up = s.memo
@@ -199,6 +222,8 @@ class Simulator:
         p = min(0.85, max(0.15, round(s.p, 3)))
         home_ml = shift_cents(prob_to_american(p + half_vig), s.shift)
         away_ml = prob_to_american(1 - p + half_vig)
+        if s.away_shift:  # shift_cents(-100, 0) is +100: only shift when there is a shift
+            away_ml = shift_cents(away_ml, s.away_shift)
         home_spread = -1.5 if s.home_favourite else 1.5  # the run line is set at the open
         cover = min(0.8, max(0.2, round((p - 0.18) if s.home_favourite else (p + 0.18), 2)))
         o = round(s.o, 2)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
-from producers.simulator import ScriptedJump, Simulator, prob_to_american, shift_cents
+import pytest
+
+from producers.simulator import ScriptedJump, Simulator, _Market, prob_to_american, shift_cents
 from streams.staging.dedupe import Deduplicator
 
 START = datetime(2026, 4, 1, 17, 0, tzinfo=UTC)
@@ -17,6 +20,40 @@ def test_same_seed_same_payloads_other_seed_other_payloads() -> None:
     c = [p for _, p, _ in Simulator(seed=4, start=START).envelopes()]
     assert a == b and a != c
     assert len(a) == 6 * 5 * 120
+
+
+def test_default_output_is_what_it_was_before_the_jump_and_volatility_switches() -> None:
+    h = hashlib.sha256()
+    for eid, payload, _ in Simulator(seed=3, games=4, books=5, ticks=200, start=START).envelopes():
+        h.update(eid.encode())
+        h.update(payload)
+    # digest of the same run at commit 36c4ee1, before ``market_jumps`` and ``volatility``
+    assert h.hexdigest() == "7eb4f2d1827f8329e3ed058c0533998545e8953c561bf2c10da9df7afea13c80"
+
+
+def test_market_jumps_off_keeps_the_drift_and_drops_only_the_jumps() -> None:
+    game = Simulator(seed=3, games=1, start=START).schedule[0]
+    on, off = _Market.open(game, ("pinnacle",), 3), _Market.open(game, ("pinnacle",), 3)
+    gaps = []
+    for _ in range(400):
+        p_on, p_off = on.p_home, off.p_home
+        on.step()
+        off.step(jumps=False)
+        assert abs(off.p_home - p_off) < 0.01  # drift only: sd 0.002 a tick
+        gaps.append(round((on.p_home - p_on) - (off.p_home - p_off), 9))
+    # the same draws: the two paths differ by the jumps alone (3 points, about 1 % of ticks)
+    assert set(gaps) == {0.0, 0.03, -0.03}
+    assert 1 <= sum(1 for g in gaps if g) <= 12
+
+
+def test_volatility_scales_the_drift() -> None:
+    game = Simulator(seed=3, games=1, start=START).schedule[0]
+    loud, quiet = _Market.open(game, ("pinnacle",), 3), _Market.open(game, ("pinnacle",), 3)
+    p0 = loud.p_home
+    for _ in range(50):
+        loud.step(jumps=False)
+        quiet.step(volatility=0.0005, jumps=False)
+    assert quiet.p_home - p0 == pytest.approx((loud.p_home - p0) / 4)
 
 
 def test_prices_are_valid_american_odds_with_vig() -> None:
@@ -44,6 +81,18 @@ def test_a_scripted_jump_moves_one_book_only() -> None:
     homes = {(q.book, q.tick): q.home_ml for q in sim.quotes()}
     assert homes[("pinnacle", 2)] == shift_cents(homes[("pinnacle", 1)], -20)
     assert homes[("draftkings", 2)] == homes[("draftkings", 1)]
+
+
+def test_a_jump_on_both_sides_keeps_the_books_hold() -> None:
+    jumps = (
+        ScriptedJump(0, "pinnacle", 2, 20, both_sides=True),
+        ScriptedJump(0, "pinnacle", 2, 20),
+    )
+    sim = Simulator(seed=2, games=1, books=1, ticks=3, start=START, drift=False,
+                    scripted_jumps=jumps)  # fmt: skip
+    q = {q.tick: q for q in sim.quotes()}
+    assert q[2].home_ml == shift_cents(q[1].home_ml, 40)  # the two jumps add up
+    assert q[2].away_ml == shift_cents(q[1].away_ml, -20)  # only one moves the away side
 
 
 def _line(price: int, minutes: int) -> dict:
