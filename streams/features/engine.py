@@ -109,6 +109,11 @@ class FeatureEngine:
         # History needed behind the current instant: the largest window any feature looks back.
         self._keep = max(self._vmax * MINUTE_US, self._steam_w, self._rlm_l)
         self._tiers = sorted(s.rlm_tiers)
+        # RLM needs a real move: the smallest net move of the primary series that counts.
+        self._rlm_min = {
+            m: s.rlm_min_move_cents if u == "cents" else s.rlm_min_move_points
+            for m, u in PRIMARY_UNIT.items()
+        }
         self._games: dict[str, dict[str, Any]] = {}
         self._late: list[dict[str, Any]] = []
         self.late_count = 0
@@ -248,6 +253,7 @@ class FeatureEngine:
             "steam": {},
             "splits": {},
             "rlm": {},
+            "rlm_held": {},
             "closing": None,
             "final": False,
         }
@@ -680,36 +686,52 @@ class FeatureEngine:
         if not streams:
             return
         move = self._net_move(g, market, t)
-        state = g["rlm"].setdefault(market, {})
+        state = g["rlm"].setdefault(market, {})  # stream -> condition now: [side, tier] or None
+        # stream -> [side, tier, last instant it held] (older snapshots have no "rlm_held")
+        episodes = g.setdefault("rlm_held", {}).setdefault(market, {})
+        fav = None
+        if move and abs(move) >= self._rlm_min[market]:  # a move too small to be RLM is drift
+            fav = favoured_side(market, move)
         for stream in sorted(streams):
             sides = streams[stream]
             cond = None
-            fav = favoured_side(market, move) if move else None
             if fav is not None:
                 other_tickets = self._side_split(sides, OTHER_SIDE[fav])[0]
                 if other_tickets is not None:
                     passed = [tr for tr in self._tiers if other_tickets > tr]
                     if passed:
                         cond = [fav, _tier_label(passed[-1])]
-            if cond != state.get(stream):
-                state[stream] = cond
-                if cond is not None:
-                    tickets, money, bets = self._side_split(sides, cond[0])
-                    out.append(
-                        self._signal(
-                            g,
-                            market,
-                            "reverse_line_movement",
-                            cond[0],
-                            cond[1],
-                            t_dt,
-                            stream,
-                            tickets,
-                            money,
-                            bets,
-                            move,
-                        )
-                    )
+            prev = state.get(stream)
+            state[stream] = cond
+            if cond is None:
+                continue
+            # One signal per RLM, as for steam: a condition that comes back with the same side
+            # and tier within a lookback of when it last held is the same move (a median
+            # hovering at the minimum must not re-raise it at every cent of drift).
+            last = episodes.get(stream)
+            episodes[stream] = [cond[0], cond[1], t]
+            if (
+                last is not None
+                and last[:2] == cond
+                and (prev is not None or t - last[2] < self._rlm_l)
+            ):
+                continue
+            tickets, money, bets = self._side_split(sides, cond[0])
+            out.append(
+                self._signal(
+                    g,
+                    market,
+                    "reverse_line_movement",
+                    cond[0],
+                    cond[1],
+                    t_dt,
+                    stream,
+                    tickets,
+                    money,
+                    bets,
+                    move,
+                )
+            )
 
     # ------------------------------------------------------------------ feature vectors
 

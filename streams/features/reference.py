@@ -211,6 +211,7 @@ def _one_game(
     markets = ("moneyline", "spread", "total")
     steam_last: dict[tuple[str, str], datetime] = {}
     rlm_state: dict[tuple[str, str], Any] = {}
+    rlm_held: dict[tuple[str, str], tuple[Any, datetime]] = {}  # last (side, tier) held, when
     vectors_at: dict[str, dict[str, Any]] | None = None
     finished = False
 
@@ -528,7 +529,12 @@ def _one_game(
                     return 100.0 - opp[0], None if opp[1] is None else 100.0 - opp[1], None
 
                 cond = None
-                if move:
+                least = (
+                    cfg.rlm_min_move_cents
+                    if _MAIN_UNIT[market] == "cents"
+                    else cfg.rlm_min_move_points
+                )
+                if move and abs(move) >= least:
                     fav = _money_side(market, move)
                     assert fav is not None
                     minority_other = share(_OPP[fav])[0]
@@ -536,24 +542,32 @@ def _one_game(
                         hit = [x for x in sorted(cfg.rlm_tiers) if minority_other > x]
                         if hit:
                             cond = (fav, f"{hit[-1]:g}")
-                if cond != rlm_state.get((market, f"{src}|{book}")):
-                    rlm_state[(market, f"{src}|{book}")] = cond
-                    if cond is not None:
-                        tk, mo, bets = share(cond[0])
-                        out.append(
-                            signal(
-                                market,
-                                "reverse_line_movement",
-                                cond[0],
-                                cond[1],
-                                src,
-                                book,
-                                tk,
-                                mo,
-                                bets,
-                                move,
-                            )
-                        )
+                key = (market, f"{src}|{book}")
+                was = rlm_state.get(key)
+                rlm_state[key] = cond
+                if cond is None:
+                    continue
+                # the same (side, tier) again within a lookback of when it last held: same RLM
+                held = rlm_held.get(key)
+                rlm_held[key] = (cond, t)
+                lookback = timedelta(minutes=cfg.rlm_lookback_minutes)
+                if held is not None and held[0] == cond and (was == cond or t - held[1] < lookback):
+                    continue
+                tk, mo, bets = share(cond[0])
+                out.append(
+                    signal(
+                        market,
+                        "reverse_line_movement",
+                        cond[0],
+                        cond[1],
+                        src,
+                        book,
+                        tk,
+                        mo,
+                        bets,
+                        move,
+                    )
+                )
 
         # a final game fills the targets
         for g in sorted(

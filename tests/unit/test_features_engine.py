@@ -260,6 +260,48 @@ def test_reverse_line_movement_tiers(away_tickets: float, tier: str | None) -> N
     assert (r["line_move"], r["unit"]) == (-10.0, "cents")
 
 
+def _rlm_times(out: list[tuple[str, dict[str, Any]]]) -> list[tuple[datetime, str, str]]:
+    rlm = of(out, "curated.sharp_signals", signal_type="reverse_line_movement")
+    return [(r["event_time"], r["side"], r["tier"]) for r in rlm]
+
+
+def test_reverse_line_movement_needs_the_minimum_move() -> None:
+    # 80 % of tickets on away; the home moneyline falls 5 cents, then 10 in all
+    lines = [line("a", 0, -110), line("b", 0, -110), line("a", 5, -115), line("b", 6, -115)]
+    lines += [line("a", 20, -120), line("b", 21, -120)]
+    splits = [split(1, "away", 80, None, total_bets=None)]
+    assert _rlm_times(run(lines, splits)) == [(at(21), "home", "75")]
+    # with no minimum, the median's first 2.5 cents are already RLM (as before the minimum)
+    loose = FeatureSettings(rlm_min_move_cents=0)
+    assert _rlm_times(run(lines, splits, settings=loose)) == [(at(5), "home", "75")]
+
+
+def test_reverse_line_movement_minimum_in_points_on_spreads() -> None:
+    def sp(book: str, minutes: float, price: int, points: float) -> dict[str, Any]:
+        return line(book, minutes, price, market="spread", points=points)
+
+    lines = [sp("a", 0, -110, -1.5), sp("b", 0, -110, -1.5)]
+    lines += [sp("a", 5, -130, -1.5), sp("b", 5, -130, -1.5)]  # price only: not a line move
+    splits = [split(1, "away", 70, None, total_bets=None, market="spread")]
+    assert _rlm_times(run(lines, splits)) == []
+    lines += [sp("a", 10, -110, -2.0), sp("b", 11, -110, -2.0)]  # half a point toward home
+    out = run(lines, splits)
+    assert _rlm_times(out) == [(at(11), "home", "65")]
+    r = of(out, "curated.sharp_signals", signal_type="reverse_line_movement")[0]
+    assert (r["line_move"], r["unit"]) == (-0.5, "points")
+
+
+def test_reverse_line_movement_is_one_signal_until_it_lapses_for_a_lookback() -> None:
+    lines = [line(b, 0, -110) for b in "abc"]
+    lines += [line("a", 10, -120), line("b", 10, -120)]  # median -10: raised
+    lines += [line("b", 12, -118)]  # median 8 cents: below the minimum
+    lines += [line("b", 14, -121)]  # 10 again within the lookback: the same RLM
+    lines += [line("a", 20, -110), line("b", 20, -110)]  # back where it was
+    lines += [line("a", 80, -120), line("b", 80, -120)]  # 66 minutes later: a new RLM
+    splits = [split(5, "away", 80, None, total_bets=None)]
+    assert _rlm_times(run(lines, splits)) == [(at(10), "home", "75"), (at(80), "home", "75")]
+
+
 def test_late_events_are_counted_not_merged() -> None:
     engine = FeatureEngine(FeatureSettings(allowed_lateness_minutes=10))
     out = engine.process_line(line("a", 0, -110))
