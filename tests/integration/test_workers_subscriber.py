@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from oddsflow.ops.lag import admin_client, committed_offsets, end_offsets
 from oddsflow.ops.subscribe import subscribe
 from oddsflow.settings import Settings
+from oddsflow.topics import topic_name
 from producers.collect import publish_simulation
 from producers.simulator import ScriptedJump, Simulator
 from schemas.models import Side, SteamMove
@@ -25,6 +27,7 @@ from streams.features.agent import IDLE_FLUSH_ENV
 from streams.features.kafkaio import TopicReader
 from streams.features.reference import reference_features
 from tests.helpers import wait_for, workers
+from tests.integration.test_workers_lifecycle import sigterm
 
 START = datetime(2026, 4, 4, 17, 0, tzinfo=UTC)
 MOVERS = ("pinnacle", "draftkings", "fanduel")
@@ -73,6 +76,7 @@ async def test_subscriber_receives_exactly_the_injected_steam_moves(
                 return reader.count("staging.odds_lines")
 
             assert await wait_for(staged, lambda n: n >= 2 * 4 * 6 + 4, timeout=120) == 52
+            await staged()  # games and splits of the same payloads, if any still in flight
             lines = reader.records["staging.odds_lines"]
             splits = reader.records["staging.betting_splits"]
             games = reader.records["staging.games"]
@@ -88,6 +92,20 @@ async def test_subscriber_receives_exactly_the_injected_steam_moves(
         assert all(p.poll() is None for p in procs.values()), "a worker died"
         # nothing more arrives after them (the group committed what it received)
         assert await take(s, None, idle=4) == []
+        # SIGTERM: the features worker exits within 10 s having committed all it consumed
+        took = sigterm(procs["features"])
+        assert took < 10 and procs["features"].returncode == 0, took
+        admin = admin_client(s)
+        inputs = {topic_name(s, t) for t in STAGING}
+        committed = {
+            tp: off
+            for tp, off in committed_offsets(
+                admin, f"{s.kafka.topic_prefix}oddsflow-features"
+            ).items()
+            if tp[0] in inputs
+        }
+        ends = end_offsets(admin, [(t, p) for t in inputs for p in range(s.kafka.partitions)])
+        assert committed == {tp: end for tp, end in ends.items() if end > 0}
 
     assert sorted(got, key=lambda m: m.move_id) == expected
     # and what arrived is the injected move: that game, its books, toward home
