@@ -60,6 +60,14 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from oddsflow.worker import run_worker
 
+    overrides = {
+        k: v
+        for k, v in (("health_port", args.health_port), ("log_format", args.log_format))
+        if v is not None
+    }
+    if overrides:
+        worker = settings.worker.model_validate({**settings.worker.model_dump(), **overrides})
+        settings = settings.model_copy(update={"worker": worker})
     return run_worker(settings, args.role, topics=args.topics)
 
 
@@ -119,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("worker", help="run an always-on worker until stopped")
     s.add_argument("role", choices=["staging", "features", "sink", "all"])
     s.add_argument("--topics", nargs="*", help="sink only: catalog topics to write")
+    s.add_argument(
+        "--health-port", type=int, help="serve /live and /ready on 127.0.0.1:PORT ([worker])"
+    )
+    s.add_argument("--log-format", choices=["text", "json"], help="json: one object per line")
     s.set_defaults(func=cmd_worker)
 
     from producers.collect import add_collect_arguments

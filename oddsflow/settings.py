@@ -258,6 +258,19 @@ class SimulatorSettings(BaseModel):
     tick_seconds: Annotated[int, Field(gt=0)] = 30
 
 
+class WorkerSettings(BaseModel):
+    """How an always-on worker is operated (``oddsflow worker``)."""
+
+    health_port: Annotated[int, Field(ge=0, lt=65536)] = 0  # /live and /ready; 0 = off
+    log_format: Literal["text", "json"] = "text"
+    stop_timeout_seconds: Annotated[float, Field(gt=0)] = 8.0  # SIGTERM to exit, at most
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
 class Settings(BaseSettings):
     """Everything oddsflow reads from outside its code."""
 
@@ -272,6 +285,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     features: FeatureSettings = FeatureSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    worker: WorkerSettings = WorkerSettings()
     state_dir: Path = PROJECT_ROOT / ".local"
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"  # real captures, never copied in
 

@@ -4,16 +4,17 @@ Each role has its own consumer group, so several processes of one role share par
 over from each other. ``all`` supervises one process per role (same groups as running them apart)
 and forwards SIGTERM/SIGINT to them.
 
-Operating a worker (environment, because the same variables reach the children of ``all``):
+Operating a worker: ``[worker]`` settings (config.toml, ``ODDSFLOW_WORKER__<KEY>``, or the flags
+``--health-port`` and ``--log-format``; the children of ``all`` inherit them):
 
-* ``ODDSFLOW_WORKER_HEALTH_PORT`` (default 0 = off): serve ``/live`` and ``/ready`` on
+* ``health_port`` (default 0 = off): serve ``/live`` and ``/ready`` on
   127.0.0.1 at that port (``all`` gives staging, features and sink the port, port+1 and port+2).
   Liveness answers while the event loop turns (a heartbeat task, not just the HTTP handler, so a
   loop blocked for seconds fails it); readiness needs assigned input partitions and no rebalance
   in progress (faust), or an assignment and a reachable database (sink). Both return JSON.
-* ``ODDSFLOW_LOG_FORMAT=json``: one JSON object per log line (time, level, logger, message, role,
+* ``log_format = "json"``: one JSON object per log line (time, level, logger, message, role,
   pid), for log shippers; default is the readable text format.
-* ``ODDSFLOW_WORKER_STOP_TIMEOUT`` (default 8 s): SIGTERM stops consuming, finishes the batch in
+* ``stop_timeout_seconds`` (default 8): SIGTERM stops consuming, finishes the batch in
   hand, commits and exits; if that has not happened within this bound the process exits with
   status 70 anyway (what is not committed is re-read by the next owner: nothing is lost).
 """
@@ -35,12 +36,12 @@ from typing import Any
 
 from aiohttp import web
 
+from oddsflow.isolation import child_env
 from oddsflow.settings import Settings
 
 ROLES = ("staging", "features", "sink")
-HEALTH_PORT_ENV = "ODDSFLOW_WORKER_HEALTH_PORT"
-LOG_FORMAT_ENV = "ODDSFLOW_LOG_FORMAT"
-STOP_TIMEOUT_ENV = "ODDSFLOW_WORKER_STOP_TIMEOUT"
+HEALTH_PORT_ENV = "ODDSFLOW_WORKER__HEALTH_PORT"  # [worker] health_port
+LOG_FORMAT_ENV = "ODDSFLOW_WORKER__LOG_FORMAT"  # [worker] log_format
 HEARTBEAT_SECONDS = 0.5
 #: Liveness fails when the heartbeat is older than this: the event loop is stuck.
 LIVE_STALE_SECONDS = 10.0
@@ -73,16 +74,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
-def log_format() -> str:
-    fmt = os.environ.get(LOG_FORMAT_ENV, "text").strip().lower()
-    if fmt not in ("text", "json"):
-        raise SystemExit(f"oddsflow: {LOG_FORMAT_ENV} must be 'text' or 'json', not {fmt!r}")
-    return fmt
-
-
-def apply_log_format(role: str) -> None:
+def apply_log_format(settings: Settings, role: str) -> None:
     """Put the JSON formatter on the root handlers (after faust/mode configured them)."""
-    if log_format() != "json":
+    if settings.worker.log_format != "json":
         return
     root = logging.getLogger()
     if not root.handlers:
@@ -94,22 +88,15 @@ def apply_log_format(role: str) -> None:
 # -- bounded stop -----------------------------------------------------------------------------
 
 
-def stop_timeout() -> float:
-    try:
-        return float(os.environ.get(STOP_TIMEOUT_ENV, "8"))
-    except ValueError:
-        raise SystemExit(f"oddsflow: {STOP_TIMEOUT_ENV} must be a number of seconds") from None
-
-
 _watchdog_armed = threading.Event()
 
 
-def arm_stop_watchdog(role: str) -> None:
-    """After a stop signal, exit within :func:`stop_timeout` whatever the shutdown is doing."""
+def arm_stop_watchdog(settings: Settings, role: str) -> None:
+    """After a stop signal, exit within ``[worker] stop_timeout_seconds`` whatever happens."""
     if _watchdog_armed.is_set():
         return
     _watchdog_armed.set()
-    seconds = stop_timeout()
+    seconds = settings.worker.stop_timeout_seconds
     log.info("%s worker stopping (at most %.0fs)", role, seconds)
 
     def expire() -> None:
@@ -158,19 +145,6 @@ class Probe:
         except Exception as exc:  # not started yet, or torn down: not ready, say why
             ok, details = False, {"error": str(exc) or type(exc).__name__}
         return ok, {"role": self.role, "pid": os.getpid(), **details}
-
-
-def health_port() -> int:
-    raw = os.environ.get(HEALTH_PORT_ENV, "0")
-    try:
-        port = int(raw)
-    except ValueError:
-        raise SystemExit(
-            f"oddsflow: {HEALTH_PORT_ENV} must be a port number, not {raw!r}"
-        ) from None
-    if not 0 <= port < 65536:
-        raise SystemExit(f"oddsflow: {HEALTH_PORT_ENV} must be 0..65535, not {port}")
-    return port
 
 
 def health_app(probe: Probe) -> web.Application:
@@ -241,7 +215,7 @@ def run_faust(settings: Settings, role: str) -> int:
     register(app, settings)
     inputs = {name for agent in app.agents.values() for name in agent.channel.topics}  # type: ignore[attr-defined]
     probe = Probe(role, faust_ready(app, inputs))
-    port = health_port()
+    port = settings.worker.health_port
 
     @app.task
     async def health() -> None:
@@ -252,14 +226,14 @@ def run_faust(settings: Settings, role: str) -> int:
 
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             super().on_setup_root_logger(logger, level)
-            apply_log_format(role)
+            apply_log_format(settings, role)
 
         def _on_sigterm(self) -> None:
-            arm_stop_watchdog(role)
+            arm_stop_watchdog(settings, role)
             super()._on_sigterm()
 
         def _on_sigint(self) -> None:
-            arm_stop_watchdog(role)
+            arm_stop_watchdog(settings, role)
             super()._on_sigint()
 
     verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
@@ -273,7 +247,7 @@ def run_faust(settings: Settings, role: str) -> int:
 def run_sink(settings: Settings, topics: list[str] | None) -> int:
     from sinks.connector import SinkConnector
 
-    apply_log_format("sink")
+    apply_log_format(settings, "sink")
     connector = SinkConnector(settings, topics=topics)
 
     def ready() -> tuple[bool, dict[str, Any]]:
@@ -292,14 +266,15 @@ def run_sink(settings: Settings, topics: list[str] | None) -> int:
         loop = asyncio.get_running_loop()
 
         def on_signal() -> None:
-            arm_stop_watchdog("sink")
+            arm_stop_watchdog(settings, "sink")
             stop.set()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
-        health = asyncio.create_task(serve_health(Probe("sink", ready), health_port()))
+        port = settings.worker.health_port
+        health = asyncio.create_task(serve_health(Probe("sink", ready), port))
         try:
-            await connector.run(stop)
+            await connector.run(stop, purge=True)
         finally:
             health.cancel()
             await asyncio.gather(health, return_exceptions=True)
@@ -309,10 +284,10 @@ def run_sink(settings: Settings, topics: list[str] | None) -> int:
 
 
 def run_all(settings: Settings) -> int:
-    base = health_port()
+    base = settings.worker.health_port
     procs = []
     for i, role in enumerate(ROLES):
-        env = dict(os.environ)
+        env = child_env(settings)
         env[HEALTH_PORT_ENV] = str(base + i if base else 0)
         procs.append(
             subprocess.Popen([sys.executable, "-m", "oddsflow.cli", "worker", role], env=env)
@@ -331,7 +306,6 @@ def run_all(settings: Settings) -> int:
 
 
 def run_worker(settings: Settings, role: str, topics: list[str] | None = None) -> int:
-    log_format()  # a bad value stops start-up with the reason
     if role == "sink":
         return run_sink(settings, topics)
     if role == "all":

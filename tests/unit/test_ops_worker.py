@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from oddsflow.ops.metrics import Exposition, Histogram
+from oddsflow.settings import SettingsError, load_settings
 from oddsflow.worker import (
     HEALTH_PORT_ENV,
     LIVE_STALE_SECONDS,
@@ -20,8 +21,6 @@ from oddsflow.worker import (
     JsonFormatter,
     Probe,
     health_app,
-    health_port,
-    log_format,
 )
 
 
@@ -34,19 +33,24 @@ def test_json_log_line_carries_role_level_and_message() -> None:
     assert doc["ts"].endswith("+00:00") and isinstance(doc["pid"], int)
 
 
-def test_settings_from_the_environment_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_settings_from_the_environment_are_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv(HEALTH_PORT_ENV, raising=False)
     monkeypatch.delenv(LOG_FORMAT_ENV, raising=False)
-    assert health_port() == 0 and log_format() == "text"  # off and readable by default
+    w = load_settings().worker
+    assert (w.health_port, w.log_format) == (0, "text")  # off and readable by default
     monkeypatch.setenv(HEALTH_PORT_ENV, "8081")
     monkeypatch.setenv(LOG_FORMAT_ENV, "JSON")
-    assert health_port() == 8081 and log_format() == "json"
+    w = load_settings().worker
+    assert (w.health_port, w.log_format) == (8081, "json")
     monkeypatch.setenv(HEALTH_PORT_ENV, "http")
-    with pytest.raises(SystemExit, match=HEALTH_PORT_ENV):
-        health_port()
+    with pytest.raises(SettingsError, match=r"worker\.health_port"):
+        load_settings()
+    monkeypatch.setenv(HEALTH_PORT_ENV, "0")
     monkeypatch.setenv(LOG_FORMAT_ENV, "xml")
-    with pytest.raises(SystemExit, match="'text' or 'json'"):
-        log_format()
+    with pytest.raises(SettingsError, match=r"worker\.log_format"):
+        load_settings()
 
 
 async def test_live_and_ready_endpoints() -> None:
