@@ -146,6 +146,21 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
 
     stage("features", "5b. feature worker over Kafka", features_worker)  # fmt: skip
 
+    if "features" in groups:
+        from streams.features.quality import score_truth_run
+
+        log("5c. feature quality against the simulator's ground truth...")
+        try:
+            extra["feature_quality"] = score_truth_run(settings.features)
+            for kind, sc in extra["feature_quality"].items():
+                log(
+                    f"    {kind:6} labels {sc['labels']:>3}  detected {sc['detected']:>3}"
+                    f"  precision {sc['precision']:.3f}  recall {sc['recall']:.3f}"
+                )
+        except Exception as exc:
+            errors["feature quality"] = f"{type(exc).__name__}: {exc}"
+            log(f"  FAILED: {errors['feature quality']}")
+
     optional = {
         "sink": ("sinks.bench", "bench_sink", (size("sink"),)),
         "publish": ("producers.bench", "bench_publish", (size("publish"),)),

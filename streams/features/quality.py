@@ -85,3 +85,19 @@ def score_against_truth(
         "rlm": _score(by_kind["rlm"], rlms, rlm_match),
         "sharp": _score(by_kind["sharp"], sharps, sharp_match),
     }
+
+
+def score_truth_run(settings: FeatureSettings | None = None, seed: int = 7) -> dict[str, Any]:
+    """Simulate the labelled market (20 steam moves, 5 RLM, 4 sharp games in 30), stage it and
+    run the feature code over it in process; returns the precision/recall per signal."""
+    from producers.simulator_truth import TruthSimulator
+    from streams.features.kafkaio import decoded, stage
+    from streams.features.partitioned import PartitionFeatures
+
+    s = settings or FeatureSettings()
+    sim = TruthSimulator(seed=seed, games=30, books=5, ticks=120, steam=20, rlm=5, sharp=4)
+    envelopes = [(src, eid, p, at, "application/json", {}) for src, eid, p, at in sim.envelopes()]
+    staged, _dead = stage(envelopes, dedupe=True)
+    pf = PartitionFeatures(s, 0)
+    outputs = [o for kind, rec in decoded(staged) for o in pf.process(kind, rec)] + pf.flush_all()
+    return score_against_truth(sim.labels, outputs, s)
