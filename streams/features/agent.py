@@ -73,8 +73,15 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
     idle_s = settings.features.idle_flush_seconds
 
     inputs = app.topic(*input_topics)
+    # raw, not faust's default json: the values are bytes, which json writes as their repr
+    # ("b'...'"), so a restarted worker could not read its own changelog back (recovery errors,
+    # then no progress: the stall the chaos suite found after a SIGKILL or broker restart).
     state = app.Table(
         "features-state", partitions=settings.kafka.partitions, store="memory://features"
+    )
+    state.key_serializer = state.value_serializer = "raw"
+    state.changelog_topic = state.changelog_topic.derive(
+        key_serializer="raw", value_serializer="raw"
     )
     parts: dict[int, PartitionFeatures] = {}
     last_input: dict[int, float] = {}
