@@ -49,3 +49,9 @@ bench: $(STAMP)
 
 clean: down
 	rm -rf .local
+
+.PHONY: chaos
+# The full fault-injection suite (>= 100,000 raw records, kills, broker and database restarts,
+# poisoned records); its reduced form runs inside `make test`.
+chaos: $(STAMP)
+	@$(BIN)/pytest -q -s -p no:cacheprovider tests/chaos/suite_full.py

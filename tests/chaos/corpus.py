@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from oddsflow.topics import raw_topic
 from schemas.codec import default_codec
@@ -126,7 +126,8 @@ def build(per_kind: int, seed: int, start: datetime | None = None) -> list[Poiso
     codec = default_codec()
     envelope = codec.encoder(ENVELOPE)
     line = codec.encoder("oddsflow.operational.PipelineEvent")
-    at = (start or datetime.now(UTC)).replace(microsecond=0) + timedelta(days=3)
+    # In the past: a future time would be judged against the wall clock (not reproducible).
+    at = (start or datetime.now(UTC)).replace(microsecond=0)
     out: list[Poison] = []
     for kind in KINDS:
         for n in range(per_kind):
