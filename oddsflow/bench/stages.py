@@ -414,17 +414,51 @@ def worker_stage(
     return runs
 
 
-def staging_worker(settings: Settings, n: int, reps: int, log_dir: Path) -> list[Measurement]:
-    """The faust staging worker (per-event agent) over Kafka, worker CPU and memory only."""
+@contextmanager
+def _staging_agent_mode(mode: str) -> Iterator[None]:
+    """Child workers started inside run the staging agents in ``mode`` (batched or baseline)."""
+    from streams.staging.agents import AGENT_MODE_ENV
+
+    before = os.environ.get(AGENT_MODE_ENV)
+    os.environ[AGENT_MODE_ENV] = mode
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(AGENT_MODE_ENV, None)
+        else:
+            os.environ[AGENT_MODE_ENV] = before
+
+
+def staging_worker(
+    settings: Settings, n: int, reps: int, log_dir: Path, mode: str = "batched"
+) -> list[Measurement]:
+    """The faust staging worker over Kafka, worker CPU and memory only.
+
+    ``mode="batched"``: the shipped agents (bundles, take_events batches, enqueued sends);
+    ``mode="baseline"``: the naive per-event agents (one awaited faust send per staged part), the
+    issue's baseline for the ratio. Both on the same input sizes, each on fresh topics.
+    """
     s = isolated_settings(settings)
     batches = [raw_envelopes(max(300, n // 4), seed=3, days_back=2)]
     batches += [raw_envelopes(n, seed=7 + r, days_back=3 + r) for r in range(reps)]
-    return worker_stage(
-        s, "staging", "staging: faust worker over Kafka (per-event)",
-        topic_name(s, raw_topic("simulator")),
-        [topic_name(s, raw_topic("simulator")), topic_name(s, NORMALIZED)],
-        batches, STAGING_OUT, log_dir,
-    )  # fmt: skip
+    label = "staging: faust worker over Kafka (" + (
+        "per-event baseline)" if mode == "baseline" else "batched)"
+    )
+    with _staging_agent_mode(mode):
+        return worker_stage(
+            s, "staging", label,
+            topic_name(s, raw_topic("simulator")),
+            [topic_name(s, raw_topic("simulator")), topic_name(s, NORMALIZED)],
+            batches, STAGING_OUT, log_dir,
+        )  # fmt: skip
+
+
+def staging_worker_baseline(
+    settings: Settings, n: int, reps: int, log_dir: Path
+) -> list[Measurement]:
+    """The per-event baseline of :func:`staging_worker` (issue 9: each stage vs. its baseline)."""
+    return staging_worker(settings, n, reps, log_dir, mode="baseline")
 
 
 def features_worker(settings: Settings, n: int, reps: int, log_dir: Path) -> list[Measurement]:

@@ -13,13 +13,32 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-#: Header on every promoted record: the repartition-topic offset of the record it was decided
-#: from. A rebuilt partition state uses it to tell replayed inputs from new ones.
+#: Header on every promoted record: the repartition position it was decided from, "offset:i"
+#: (repartition offset, part index within that bundle) or "offset" (a one-record message: i = 0).
+#: A rebuilt partition state uses it to tell replayed inputs from new ones.
 SOURCE_OFFSET_HEADER = "oddsflow-staging-src"
+
+#: A repartition position: (offset, part index). Parts of a bundle are decided in index order.
+Position = tuple[int, int]
+
+
+def position_header(offset: int, index: int) -> bytes:
+    """The SOURCE_OFFSET_HEADER value of an output decided from part ``index`` at ``offset``."""
+    return f"{offset}:{index}".encode()
+
+
+def parse_position(value: bytes | str) -> Position:
+    """A SOURCE_OFFSET_HEADER value back to a position ("17" → (17, 0), "17:3" → (17, 3))."""
+    text = value.decode() if isinstance(value, bytes) else value
+    offset, _, index = text.partition(":")
+    return int(offset), int(index or 0)
+
 
 #: How long after first pitch a game's identities are kept (event time): odds stop moving once a
 #: game is under way, so the state holds a few days of games, not the season.
 DEFAULT_TTL = timedelta(hours=36)
+
+_NOWHERE: Position = (-1, -1)
 
 # identity fields → value fields, per staging schema
 IDENTITY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -98,7 +117,7 @@ class PartitionState:
 
     def __init__(self, ttl: timedelta | None = DEFAULT_TTL, sweep_every: int = 5000) -> None:
         self.dedupe = Deduplicator({})
-        self.decided_upto: dict[str, int] = {}  # schema → highest source offset on its output
+        self.decided_upto: dict[str, Position] = {}  # schema → highest position on its output
         self.ttl_micros = None if ttl is None else int(ttl.total_seconds() * 1_000_000)
         self.sweep_every = sweep_every
         self.watermark = 0  # highest event time seen (micros): the clock the TTL runs on
@@ -106,17 +125,22 @@ class PartitionState:
         self._since_sweep = 0
         self.expired = 0
 
-    def load(self, schema: str, record: dict[str, Any], source_offset: int | None) -> None:
+    def load(
+        self, schema: str, record: dict[str, Any], source_offset: Position | int | None
+    ) -> None:
         """Replay one record read back from an output topic, in output order."""
         self._observe(record)
         self.dedupe.remember(schema, record)
-        if source_offset is not None and source_offset > self.decided_upto.get(schema, -1):
-            self.decided_upto[schema] = source_offset
+        if source_offset is None:
+            return
+        pos = (source_offset, 0) if isinstance(source_offset, int) else source_offset
+        if pos > self.decided_upto.get(schema, _NOWHERE):
+            self.decided_upto[schema] = pos
 
-    def check(self, schema: str, record: dict[str, Any], offset: int) -> Verdict:
-        """The verdict for the input at repartition ``offset``."""
+    def check(self, schema: str, record: dict[str, Any], offset: int, index: int = 0) -> Verdict:
+        """The verdict for part ``index`` of the input at repartition ``offset``."""
         self._observe(record)
-        if offset <= self.decided_upto.get(schema, -1):
+        if (offset, index) <= self.decided_upto.get(schema, _NOWHERE):
             return Verdict(False, "replayed")
         return self.dedupe.check(schema, record)
 

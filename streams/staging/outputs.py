@@ -17,15 +17,16 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from oddsflow.kafka_config import consumer_config
 from oddsflow.settings import Settings
 from schemas.codec import default_codec
-from streams.staging.dedupe import SOURCE_OFFSET_HEADER, PartitionState
+from streams.staging.dedupe import SOURCE_OFFSET_HEADER, PartitionState, Position, parse_position
 
 log = logging.getLogger("oddsflow.staging")
 
 
-def _source_offset(headers: list[tuple[str, bytes]] | None) -> int | None:
+def _source_offset(headers: list[tuple[str, bytes]] | None) -> Position | None:
+    """The repartition position an output was decided from (its SOURCE_OFFSET_HEADER)."""
     for name, value in headers or ():
         if name == SOURCE_OFFSET_HEADER and value:
-            return int(value)
+            return parse_position(value)
     return None
 
 

@@ -33,7 +33,8 @@ from oddsflow.kafka_config import consumer_config
 from oddsflow.settings import Settings
 from oddsflow.topics import RAW_SOURCES, dlq_topic, raw_topic, topic_name
 from streams.staging.agents import ORIGIN_HEADER, OUTPUTS, PART_HEADER, normalized_topic
-from streams.staging.dedupe import SOURCE_OFFSET_HEADER
+from streams.staging.dedupe import SOURCE_OFFSET_HEADER, parse_position
+from streams.staging.processor import decode_bundle, is_bundle
 
 Origin = tuple[str, int, int]  # raw topic, partition, offset
 
@@ -130,6 +131,26 @@ def _lineage(msg: Message) -> tuple[Origin, int, int] | None:
     return (topic, int(partition), int(offset)), int(i), int(n)
 
 
+def _staged_parts(msg: Message) -> list[tuple[Origin, int, int, int]]:
+    """(origin, i, n, delivery index) of every staged part a repartition message holds.
+
+    A bundle carries its lineage inside and its outputs name the part (offset:i); a one-part
+    message (the per-event baseline agent's) carries it in headers and its outputs name the
+    offset alone (index 0).
+    """
+    value = msg.value() or b""
+    if is_bundle(value):
+        origin, n, parts = decode_bundle(value)
+        topic, partition, offset = origin.rsplit(":", 2)
+        o = (topic, int(partition), int(offset))
+        return [(o, i, n, i) for i, _frame in parts]  # outputs name the part index i
+    lineage = _lineage(msg)
+    if lineage is None:
+        return []
+    origin, i, n = lineage
+    return [(origin, i, n, 0)]
+
+
 def reconcile(settings: Settings, zone: str = "staging") -> list[dict[str, object]]:
     """Per source: raw in = promoted + de-duplicated + dead-lettered (+ unexplained), as rows."""
     if zone != "staging":
@@ -145,27 +166,26 @@ def reconcile(settings: Settings, zone: str = "staging") -> list[dict[str, objec
     # decisions before the committed offsets are on the outputs (faust flushes, then commits):
     # read the offsets first, then the outputs
     decided = _decided_upto(settings)
-    promoted_deliveries: set[tuple[int, int]] = set()  # repartition (partition, offset)
+    # a delivery: repartition (partition, offset, index in the bundle; 0 for a one-part message)
+    promoted_deliveries: set[tuple[int, int, int]] = set()
     for name in OUTPUTS.values():
         for msg in _read(settings, topic_name(settings, name)):
             src = _header(msg, SOURCE_OFFSET_HEADER)
             if src is not None:
-                promoted_deliveries.add((msg.partition(), int(src)))
+                promoted_deliveries.add((msg.partition(), *parse_position(src)))
 
     size: dict[Origin, int] = {}
     staged: dict[Origin, dict[int, bool | None]] = defaultdict(dict)  # promoted? None: undecided
     dead: dict[Origin, set[int]] = defaultdict(set)
     for msg in _read(settings, normalized_topic(settings)):
-        lineage = _lineage(msg)
-        if lineage is None:
-            continue
-        origin, i, n = lineage
-        size[origin] = n
-        if (msg.partition(), msg.offset()) in promoted_deliveries:
-            staged[origin][i] = True
-        elif staged[origin].get(i) is None:
-            undecided = msg.offset() >= decided.get(msg.partition(), -1)
-            staged[origin][i] = None if undecided else False
+        p, off = msg.partition(), msg.offset()
+        for origin, i, n, index in _staged_parts(msg):
+            size[origin] = n
+            if (p, off, index) in promoted_deliveries:
+                staged[origin][i] = True
+            elif staged[origin].get(i) is None:
+                undecided = off >= decided.get(p, -1)
+                staged[origin][i] = None if undecided else False
     for msg in _read(settings, topic_name(settings, dlq_topic("staging"))):
         lineage = _lineage(msg)
         if lineage is None:

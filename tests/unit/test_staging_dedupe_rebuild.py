@@ -60,7 +60,7 @@ def test_an_input_at_or_below_the_last_promoted_offset_is_replayed() -> None:
     other_schema, other = next((s, r) for s, r in inputs if s != schema)
     state = PartitionState()
     state.load(schema, record, source_offset=7)
-    assert state.decided_upto == {schema: 7}
+    assert state.decided_upto == {schema: (7, 0)}
     assert state.check(schema, record, 7).reason == "replayed"
     assert state.check(schema, record, 8).reason == "unchanged"
     # offsets are tracked per output topic: another schema's input is decided afresh
