@@ -23,7 +23,10 @@ LOSS = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=LOSS)
+# Skipped, not xfail: the loss is intermittent, so a strict xfail would fail the runs that come
+# out exact and a lax one would assert nothing. Run it by hand (python -m tests.chaos.runner
+# --reduced) while fixing the defect; un-skip it with the fix.
+@pytest.mark.skip(reason=LOSS)
 async def test_reduced_chaos_loses_and_doubles_nothing(
     service_settings: Settings, tmp_path: Path
 ) -> None:
