@@ -108,6 +108,8 @@ class PipelineSettings(BaseModel):
     batch_size: Annotated[int, Field(gt=0)] = 1000
     max_parallel_jobs: Annotated[int, Field(gt=0)] = 4
     quality_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
+    #: "baseline" runs the naive per-event staging agents, for the benchmark's ratio.
+    staging_agent: Literal["batched", "baseline"] = "batched"
     zones: Zones = Zones()
     processing: Processing = Processing()
     retention: Retention = Retention()

@@ -414,22 +414,6 @@ def worker_stage(
     return runs
 
 
-@contextmanager
-def _staging_agent_mode(mode: str) -> Iterator[None]:
-    """Child workers started inside run the staging agents in ``mode`` (batched or baseline)."""
-    from streams.staging.agents import AGENT_MODE_ENV
-
-    before = os.environ.get(AGENT_MODE_ENV)
-    os.environ[AGENT_MODE_ENV] = mode
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(AGENT_MODE_ENV, None)
-        else:
-            os.environ[AGENT_MODE_ENV] = before
-
-
 def staging_worker(
     settings: Settings, n: int, reps: int, log_dir: Path, mode: str = "batched"
 ) -> list[Measurement]:
@@ -440,18 +424,18 @@ def staging_worker(
     issue's baseline for the ratio. Both on the same input sizes, each on fresh topics.
     """
     s = isolated_settings(settings)
+    s = s.model_copy(update={"pipeline": s.pipeline.model_copy(update={"staging_agent": mode})})
     batches = [raw_envelopes(max(300, n // 4), seed=3, days_back=2)]
     batches += [raw_envelopes(n, seed=7 + r, days_back=3 + r) for r in range(reps)]
     label = "staging: faust worker over Kafka (" + (
         "per-event baseline)" if mode == "baseline" else "batched)"
     )
-    with _staging_agent_mode(mode):
-        return worker_stage(
-            s, "staging", label,
-            topic_name(s, raw_topic("simulator")),
-            [topic_name(s, raw_topic("simulator")), topic_name(s, NORMALIZED)],
-            batches, STAGING_OUT, log_dir,
-        )  # fmt: skip
+    return worker_stage(
+        s, "staging", label,
+        topic_name(s, raw_topic("simulator")),
+        [topic_name(s, raw_topic("simulator")), topic_name(s, NORMALIZED)],
+        batches, STAGING_OUT, log_dir,
+    )  # fmt: skip
 
 
 def staging_worker_baseline(

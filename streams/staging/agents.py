@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import Counter
 from datetime import timedelta
@@ -49,7 +48,7 @@ OUTPUTS = {LINE: "staging.odds_lines", SPLIT: "staging.betting_splits", GAME: "s
 
 #: ``baseline`` selects the naive per-event agents (one faust send per staged part, awaited; one
 #: repartition message per part), kept so the benchmark can show what batching buys.
-AGENT_MODE_ENV = "ODDSFLOW_STAGING_AGENT"
+AGENT_MODE_ENV = "ODDSFLOW_PIPELINE__STAGING_AGENT"  # [pipeline] staging_agent
 
 #: Batch size and wait of the batched agents: large enough to amortise faust's per-batch cost,
 #: short enough that a quiet feed is not held back (and SIGTERM stops promptly).
@@ -89,7 +88,7 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
     counters = StagingCounters()
     registry = default_codec().registry
     decode = default_codec().decode
-    baseline = os.environ.get(AGENT_MODE_ENV, "batched") == "baseline"
+    baseline = settings.pipeline.staging_agent == "baseline"
 
     output_names = {schema: t(name) for schema, name in OUTPUTS.items()}
     normalized_name = normalized.get_topic_name()

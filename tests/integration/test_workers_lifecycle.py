@@ -116,7 +116,8 @@ async def test_sigterm_commits_what_was_consumed_and_exits_quickly(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
     s = pipeline_settings
-    sim = Simulator(seed=3, games=6, books=5, ticks=100, tick_seconds=30)
+    # enough input that the (batched) worker is still busy when SIGTERM arrives
+    sim = Simulator(seed=3, games=6, books=5, ticks=1000, tick_seconds=30)
     raw = topic_name(s, "raw.odds.simulator")
     port = free_port()
     with (
@@ -137,7 +138,7 @@ async def test_sigterm_commits_what_was_consumed_and_exits_quickly(
         )
         assert sink_ready[1]["database"] == "ok" and sink_ready[1]["assigned"]
 
-        assert publish_simulation(s, sim, progress=False).stats.acked == 6 * 5 * 100
+        assert publish_simulation(s, sim, progress=False).stats.acked == 6 * 5 * 1000
         admin = admin_client(s)
         group = f"{s.kafka.topic_prefix}oddsflow-staging"
 
