@@ -19,6 +19,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from streams.domain.teams import CODES, FULL_NAMES
 
@@ -57,9 +58,8 @@ class ScriptedJump:
     both_sides: bool = False
 
 
-@dataclass(frozen=True)
-class Quote:
-    """One book's prices for one game at one tick."""
+class Quote(NamedTuple):
+    """One book's prices for one game at one tick (a tuple: millions are made per season)."""
 
     game: int
     book: str
@@ -210,10 +210,8 @@ class Simulator:
         if s.memo_key != memo_key:  # most books keep their prices most ticks
             s.memo_key, s.memo = memo_key, self._prices(s)
         hml, aml, hs, hsp, asp, op, up = s.memo
-        return Quote(
-            game=game.index, book=book, tick=tick, at=at, home_ml=hml, away_ml=aml,
-            home_spread=hs, home_spread_price=hsp, away_spread_price=asp, total=total,
-            over_price=op, under_price=up,
+        return Quote(  # positional: this runs once per snapshot
+            game.index, book, tick, at, hml, aml, hs, hsp, asp, total, op, up
         )  # fmt: skip
 
     @staticmethod
