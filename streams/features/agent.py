@@ -133,6 +133,14 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
             )
             await producer.send(events_topic, b"features", value, None, None, None)
 
+    async def durable() -> None:
+        """Outputs go through the plain producer, outside the transaction that commits the
+        state's changelog and the consumed offsets (faust derives transactions from the output
+        topic, which this app does not consume). So wait until the broker has every output
+        before the state that implies them is written: a crash can then only repeat outputs
+        (identical records, absorbed by the sink's natural keys), never lose them."""
+        await app.producer.flush()
+
     def persist(pf: PartitionFeatures) -> None:
         for key, value in pf.take_changes():
             if value is None:
@@ -175,6 +183,7 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
         if late:
             counters["late"] += len(late)
             await report_late(late)
+        await durable()
         for p in sorted(ps):
             persist(parts[p])
 
@@ -213,6 +222,7 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
                     out = pf.flush_all()
                     counters["idle_flushes"] += 1
                     await emit(out)
+                    await durable()
                     persist(pf)
 
     @app.on_partitions_revoked.connect

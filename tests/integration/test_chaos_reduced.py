@@ -19,7 +19,10 @@ LOSS = (
     "DEFECT: the features worker (faust exactly_once) loses curated outputs after a SIGKILL"
     " and broker restart; a reduced run missed 912 line_velocity, 248 consensus and 1"
     " steam_moves rows (suspected: state changelog committed ahead of the outputs it implies)."
-    " Intermittent: some runs are exact."
+    " Reproduced 13:45 on 2026-11-26 after outputs were made durable before the state write:"
+    " the same 912/248/1 rows, all of one game (CHC@SD), so it is deterministic for the seed and"
+    " not the flush order. Suspect: output sends that fail while the broker restarts (their"
+    " futures are never awaited) while the state that implied them commits."
 )
 
 
