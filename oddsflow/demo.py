@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -22,60 +18,12 @@ import asyncpg
 
 from oddsflow import services
 from oddsflow.admin import create_topics
+from oddsflow.processes import check_workers, start_workers, stop_workers
 from oddsflow.settings import Settings
 from oddsflow.status import dead_letters_by_reason, largest_moves, table_counts, topic_counts
-from oddsflow.worker import ROLES
 from producers.collect import publish_simulation, simulator_from
 from producers.simulator import Simulator
 from sinks.migrate import migrate
-
-
-def start_workers(
-    settings: Settings,
-    log_dir: Path,
-    env: dict[str, str] | None = None,
-    roles: tuple[str, ...] = ROLES,
-) -> dict[str, subprocess.Popen[bytes]]:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    procs = {}
-    for role in roles:
-        with open(log_dir / f"worker-{role}.log", "wb") as log:
-            procs[role] = subprocess.Popen(
-                [sys.executable, "-m", "oddsflow.cli", "worker", role],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env or dict(os.environ), start_new_session=True,
-            )  # fmt: skip
-    return procs
-
-
-def stop_workers(procs: dict[str, subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
-    for p in procs.values():
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for p in procs.values():
-        try:
-            p.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-
-class WorkerDied(SystemExit):
-    pass
-
-
-def check_workers(procs: dict[str, subprocess.Popen[bytes]], log_dir: Path) -> None:
-    """A worker that exits on its own is a failure: say which, and show its log."""
-    from oddsflow.services.process import tail
-
-    for role, p in procs.items():
-        if p.poll() is not None:
-            log = log_dir / f"worker-{role}.log"
-            raise WorkerDied(
-                f"oddsflow: the {role} worker exited with code {p.returncode}; its log "
-                f"({log}) ends with:\n{tail(log, 25)}"
-            )
 
 
 async def _previous_runs(settings: Settings) -> int:

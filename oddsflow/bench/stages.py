@@ -9,10 +9,7 @@ never touches the pipeline's real topics or tables.
 from __future__ import annotations
 
 import math
-import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +25,7 @@ from oddsflow.bench.harness import Measurement, proc_cpu_seconds, proc_peak_rss_
 from oddsflow.isolation import child_env
 from oddsflow.isolation import isolated_settings as _isolated
 from oddsflow.kafka_config import client_config, consumer_config, producer_config
+from oddsflow.processes import running_workers
 from oddsflow.settings import Settings
 from oddsflow.topics import raw_topic, topic_name
 from producers.simulator import Simulator
@@ -293,27 +291,11 @@ def worker_processes(
     settings: Settings, roles: tuple[str, ...], log_dir: Path
 ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     """``oddsflow worker ROLE`` subprocesses on ``settings``; always stopped afterwards."""
-    env = settings_env(settings)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        for role in roles:
-            with open(log_dir / f"{settings.kafka.topic_prefix}{role}.log", "wb") as log:
-                procs[role] = subprocess.Popen(
-                    [sys.executable, "-m", "oddsflow.cli", "worker", role],
-                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                )  # fmt: skip
+    prefix = settings.kafka.topic_prefix
+    with running_workers(
+        settings, roles, log_dir, log_name=lambda role: f"{prefix}{role}.log"
+    ) as procs:
         yield procs
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs.values():
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
 
 
 def produce_all(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:

@@ -25,12 +25,12 @@ from confluent_kafka import KafkaException
 
 from oddsflow.ops.burrow import Rules, Status
 from oddsflow.ops.lag import (
-    GroupLag,
     KafkaUnavailable,
     LagMonitor,
     admin_client,
     describe,
     full_group_name,
+    rates_between,
 )
 from oddsflow.settings import Settings
 from oddsflow.worker import ROLES
@@ -213,20 +213,6 @@ class StageStatus:
     last_error: dict[str, Any] | None
 
 
-def _rates(before: GroupLag, after: GroupLag) -> tuple[float, float]:
-    dt = max(after.observed_at - before.observed_at, 1e-6)
-    b = {(p.topic, p.partition): p for p in before.partitions}
-    consumed = arrived = 0
-    for p in after.partitions:
-        q = b.get((p.topic, p.partition))
-        if q is None:
-            continue
-        if p.committed is not None and q.committed is not None:
-            consumed += max(p.committed - q.committed, 0)
-        arrived += max(p.end - q.end, 0)
-    return consumed / dt, arrived / dt
-
-
 async def last_errors(settings: Settings, conn: asyncpg.Connection) -> dict[str, dict[str, Any]]:
     """Per stage, the newest dead letter or error event."""
     ops = settings.pipeline.zones.operational
@@ -277,7 +263,7 @@ async def pipeline_status(
             await conn.close()
     out = []
     for role, g in zip(ROLES, second, strict=True):
-        consumed, arrived = _rates(first[g.group], g)
+        consumed, arrived = rates_between(first[g.group], g)
         out.append(
             StageStatus(role, g.group, g.member_ids, g.lag, round(g.lag_seconds, 3), g.status.value,
                         round(consumed, 1), round(arrived, 1), errors.get(role))

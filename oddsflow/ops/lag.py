@@ -234,6 +234,22 @@ def oldest_unconsumed(
     return found
 
 
+def rates_between(before: GroupLag, after: GroupLag) -> tuple[float, float]:
+    """(consumed, arrived) records per second between two samples of one group: committed
+    offsets advanced, and end offsets of its input partitions advanced."""
+    dt = max(after.observed_at - before.observed_at, 1e-6)
+    prev = {(p.topic, p.partition): p for p in before.partitions}
+    consumed = arrived = 0
+    for p in after.partitions:
+        q = prev.get((p.topic, p.partition))
+        if q is None:
+            continue
+        if p.committed is not None and q.committed is not None:
+            consumed += max(p.committed - q.committed, 0)
+        arrived += max(p.end - q.end, 0)
+    return consumed / dt, arrived / dt
+
+
 def is_internal_state_topic(topic: str) -> bool:
     """Faust assigns its tables' changelogs to the group for recovery but never commits them:
     they are state, not input, and counting them as lag would report a false STALL."""

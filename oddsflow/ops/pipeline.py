@@ -112,7 +112,7 @@ async def _counts(settings: Settings) -> dict[str, int]:
 def run_zone(
     settings: Settings, zone: str | None, quiet: float = 5.0, timeout: float = 3600
 ) -> int:
-    from oddsflow.demo import check_workers, start_workers, stop_workers
+    from oddsflow.processes import check_workers, start_workers, stop_workers
 
     roles = roles_for(settings, zone)
     before = asyncio.run(_counts(settings))

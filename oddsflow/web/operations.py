@@ -17,7 +17,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from oddsflow.ops.lag import GroupLag, KafkaUnavailable, LagMonitor, full_group_name
+from oddsflow.ops.lag import (
+    GroupLag,
+    KafkaUnavailable,
+    LagMonitor,
+    full_group_name,
+    rates_between,
+)
 from oddsflow.settings import Settings
 from oddsflow.worker import ROLES
 
@@ -36,17 +42,8 @@ def rates(before: GroupLag | None, after: GroupLag) -> StageRate:
     """Records per second consumed and arrived between two samples of one group."""
     if before is None:
         return StageRate(0.0, 0.0)
-    dt = max(after.observed_at - before.observed_at, 1e-6)
-    prev = {(p.topic, p.partition): p for p in before.partitions}
-    consumed = arrived = 0
-    for p in after.partitions:
-        q = prev.get((p.topic, p.partition))
-        if q is None:
-            continue
-        if p.committed is not None and q.committed is not None:
-            consumed += max(p.committed - q.committed, 0)
-        arrived += max(p.end - q.end, 0)
-    return StageRate(round(consumed / dt, 1), round(arrived / dt, 1))
+    consumed, arrived = rates_between(before, after)
+    return StageRate(round(consumed, 1), round(arrived, 1))
 
 
 @dataclass
