@@ -250,6 +250,10 @@ class FeatureSettings(BaseModel):
     consensus_quote_horizon_minutes: Annotated[int, Field(gt=0)] = 60
     # After this long without input, a partition releases what it holds (end of a backfill).
     idle_flush_seconds: Annotated[float, Field(gt=0)] = 30.0
+    #: Backfilling a new feature version beside the live one: the feature worker still reads the
+    #: staging topics but writes ``output_prefix + <curated topic>``, in its own consumer group
+    #: (so it starts from the beginning). Empty: the live topics. See README, "Backfill".
+    output_prefix: str = ""
 
 
 class SimulatorSettings(BaseModel):

@@ -21,6 +21,9 @@ def create_app(settings: Settings, role: str, processing_guarantee: str | None =
     """A faust app for one worker role; its id is its consumer group."""
     guarantee = processing_guarantee or PROCESSING_GUARANTEE.get(role, "exactly_once")
     app_id = f"{settings.kafka.topic_prefix}oddsflow-{role}"
+    version = settings.features.output_prefix.strip(".")
+    if role == "features" and version:  # a backfill of a new version: its own group and state
+        app_id += f"-{version}"
     datadir = settings.state_dir / "faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(

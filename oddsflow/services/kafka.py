@@ -229,10 +229,12 @@ def _answers(config: dict[str, object], timeout: float) -> bool:
 
     try:  # a CA file not made yet (first start) is "not ready", not an error
         admin = AdminClient({**config, "log_level": 0, "logger": _silent_logger()})
-        md = admin.list_topics(timeout=timeout)
+        # describe_cluster, not list_topics: a broker holding thousands of topics (a long-lived
+        # test broker) answers it at once, where listing every topic can outlast the timeout.
+        cluster = admin.describe_cluster(request_timeout=timeout).result(timeout=timeout + 1)
     except Exception:
         return False
-    return bool(md.brokers)
+    return bool(cluster.nodes)
 
 
 def is_ready(settings: Settings, timeout: float = 2.0) -> bool:

@@ -65,9 +65,10 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
     decode = codec.decode
     input_topics = {topic_name(settings, t): kind for t, kind in INPUTS.items()}
     kind_of = {codec.registry.get(spec(t).schema).fingerprint: k for t, k in INPUTS.items()}
-    out_names = {t: topic_name(settings, t) for t in OUTPUTS}
+    version_prefix = settings.features.output_prefix  # "" live; "v2." backfills a version
+    out_names = {t: version_prefix + topic_name(settings, t) for t in OUTPUTS}
     encoders = {t: codec.encoder(spec(t).schema) for t in OUTPUTS}
-    events_topic = topic_name(settings, EVENTS)
+    events_topic = version_prefix + topic_name(settings, EVENTS)
     encode_event = codec.encoder(spec(EVENTS).schema)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     idle_s = settings.features.idle_flush_seconds
