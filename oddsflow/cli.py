@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+import asyncpg
 from confluent_kafka import KafkaException
 
 from oddsflow.settings import Settings, load_settings
@@ -91,7 +92,14 @@ def cmd_data(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "status":
         from sinks.status import data_status, format_status
 
-        print(format_status(data_status(settings, zone=args.zone)))
+        rows = data_status(settings, zone=args.zone)
+        if args.json:
+            import dataclasses
+            import json
+
+            print(json.dumps([dataclasses.asdict(r) for r in rows], default=str))
+        else:
+            print(format_status(rows))
         return 0
     from sinks.retention import purge
 
@@ -148,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--to", dest="dst", choices=["staging", "curated"], help="promote: target")
     s.add_argument("--quiet", type=float, default=5.0, help="promote: seconds without movement")
     s.add_argument("--timeout", type=float, default=3600.0)
+    s.add_argument("--json", action="store_true", help="status: one JSON document")
     s.set_defaults(func=cmd_data)
 
     s = sub.add_parser("schemas", help="topic contracts: list them, check their evolution")
@@ -215,6 +224,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args, settings)
     except KeyboardInterrupt:
         return 130
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
+        print(
+            f"oddsflow: the database has no oddsflow tables yet ({exc}); "
+            "run `oddsflow db migrate` (or `make demo`)",
+            file=sys.stderr,
+        )
+        return 1
+    except (ConnectionRefusedError, asyncpg.CannotConnectNowError) as exc:
+        print(
+            f"oddsflow: Postgres at {settings.postgres.display_dsn} does not answer ({exc}); "
+            "start it with `oddsflow services up`",
+            file=sys.stderr,
+        )
+        return 1
     except KafkaException as exc:  # one line saying what failed, not a traceback
         err = exc.args[0] if exc.args else exc
         print(f"oddsflow: Kafka refused: {getattr(err, 'str', lambda: err)()}", file=sys.stderr)

@@ -58,3 +58,18 @@ def test_a_config_file_with_wrong_types_is_refused(
     monkeypatch.setenv("ODDSFLOW_CONFIG", str(cfg))
     with pytest.raises(SettingsError, match=r"pipeline\.batch_size"):
         load_settings()
+
+
+def test_cli_says_what_to_do_when_the_database_is_down(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "oddsflow.cli", "data", "status", "--zone", "staging"],
+        env={"PATH": "/usr/bin:/bin", "ODDSFLOW_POSTGRES__PORT": "1",
+             "ODDSFLOW_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    assert "oddsflow services up" in out.stderr or "Kafka" in out.stderr
