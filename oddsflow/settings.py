@@ -110,6 +110,9 @@ class PipelineSettings(BaseModel):
     quality_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
     #: "baseline" runs the naive per-event staging agents, for the benchmark's ratio.
     staging_agent: Literal["batched", "baseline"] = "batched"
+    #: How often the staging worker publishes the current minute's quality report per source
+    #: (operational.quality, one row per source and minute, updated until the minute ends).
+    quality_report_seconds: Annotated[float, Field(gt=0)] = 10.0
     zones: Zones = Zones()
     processing: Processing = Processing()
     retention: Retention = Retention()

@@ -205,14 +205,10 @@ def faust_ready(app: Any, input_topics: set[str]) -> Callable[[], tuple[bool, di
 def run_faust(settings: Settings, role: str) -> int:
     from faust.worker import Worker
 
-    from streams.app import create_app
+    from streams.app import create_app, register_role
 
     app = create_app(settings, role)
-    if role == "staging":
-        from streams.staging.agents import register
-    else:
-        from streams.features.agent import register
-    register(app, settings)
+    register_role(app, settings, role)
     inputs = {name for agent in app.agents.values() for name in agent.channel.topics}  # type: ignore[attr-defined]
     probe = Probe(role, faust_ready(app, inputs))
     port = settings.worker.health_port

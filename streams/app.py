@@ -51,3 +51,17 @@ def create_app(settings: Settings, role: str, processing_guarantee: str | None =
         topic_disable_leader=True,
         worker_redirect_stdouts=False,
     )
+
+
+def register_role(app: faust.App, settings: Settings, role: str) -> object:
+    """Add a role's agents (and, for staging, its per-minute quality reports) to ``app``."""
+    if role == "staging":
+        from streams.staging.agents import register
+        from streams.staging.quality_report import register_quality_report
+
+        counters = register(app, settings)
+        register_quality_report(app, settings, counters)
+        return counters
+    from streams.features.agent import register as register_features
+
+    return register_features(app, settings)
