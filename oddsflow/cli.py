@@ -173,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
         add(s)
         s.set_defaults(func=lambda a, st: run(st, a))
 
+    from oddsflow.ops import dlq
+
+    ops(sub, "dlq", dlq.add_dlq_arguments, dlq.run_dlq,
+        "dead letters: list them by reason, replay them after a fix")  # fmt: skip
     ops(sub, "lag", lag.add_lag_arguments, lag.run_lag, "consumer lag and Burrow status per group")
     ops(sub, "subscribe", subscribe.add_subscribe_arguments, subscribe.run_subscribe,
         "print the decoded records of a topic")  # fmt: skip

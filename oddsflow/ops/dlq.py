@@ -1,0 +1,391 @@
+"""``oddsflow dlq list|replay``: dead letters by reason, and re-injected after a fix.
+
+Where each stage's dead letters are: the staging worker writes its refusals (undecodable
+envelopes, unparseable payloads, refused books and sides) to the topic ``dlq.staging``, the
+system of record (the sink copies it into ``<operational>.dead_letters``); the features worker
+refuses nothing today (``dlq.features`` is read all the same); the sink's own refusals (records it
+cannot decode, rows the database refuses) go only to the table, with stage ``sink``. So ``list``
+reads the DLQ topics, plus the table's ``sink`` rows when the database answers.
+
+Replay re-injects each selected dead letter's original bytes and key into its origin topic (a raw
+topic for staging), once per origin: a payload with three refused books is one raw record, sent
+once. Each re-injected record carries the header ``oddsflow-replay-of`` = the origin
+``topic:partition:offset`` (and ``oddsflow-replay-class``), and origins that already have a
+replay on their topic are skipped unless ``--again``.
+
+Accounting: a replay is a new delivery on the raw topic. The reconciliation counts it as raw
+input with its own balance (promoted after the fix, de-duplicated, or dead-lettered again) and
+keeps its original counted as dead-lettered — both happened, so every source still balances;
+distinct collected records are ``raw in - replays`` (``oddsflow pipeline quality`` prints the
+replays). The raw table keeps one row per envelope (its key is source and event id), and the
+quality reports count the replay in the minute it is processed. Sink dead letters are not
+replayed this way (their origin topics have other consumers): fix the cause and reset the sink
+with ``oddsflow replay --zone ... --group sink``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from oddsflow.kafka_config import consumer_config, producer_config
+from oddsflow.ops.replay import parse_time
+from oddsflow.settings import Settings
+from oddsflow.topics import DLQ_STAGES, RAW_SOURCES, dlq_topic, raw_topic, topic_name
+from schemas.codec import DecodeError, default_codec
+
+REPLAY_OF = "oddsflow-replay-of"
+REPLAY_CLASS = "oddsflow-replay-class"
+DEAD_LETTER = "oddsflow.operational.DeadLetter"
+REPLAYABLE = ("staging", "features")
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    stage: str
+    source: str  # the raw source for staging; the origin topic otherwise
+    origin_topic: str
+    origin_partition: int
+    origin_offset: int
+    key: bytes | None
+    original: bytes
+    error_class: str
+    reason: str
+    failed_at: datetime
+
+    @property
+    def origin(self) -> str:
+        return f"{self.origin_topic}:{self.origin_partition}:{self.origin_offset}"
+
+
+def _source_of(settings: Settings, origin_topic: str) -> str:
+    logical = origin_topic.removeprefix(settings.kafka.topic_prefix)
+    return logical.removeprefix("raw.odds.") if logical.startswith("raw.odds.") else logical
+
+
+def read_topic(settings: Settings, topic: str, timeout: float = 120.0) -> Iterator[Message]:
+    """Every committed record of ``topic`` (all partitions) as of now; nothing if it is absent."""
+    group = f"{settings.kafka.topic_prefix}oddsflow-dlq-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(consumer_config(settings, group, **{"enable.partition.eof": True}))
+    try:
+        md = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error is not None:
+            return
+        parts = []
+        for p in md.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                parts.append(TopicPartition(topic, p, OFFSET_BEGINNING))
+        if not parts:
+            return
+        consumer.assign(parts)
+        pending = {tp.partition for tp in parts}
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} did not reach its end within {timeout:.0f}s")
+            for msg in consumer.consume(num_messages=5000, timeout=0.2):
+                err = msg.error()
+                if err is None:
+                    yield msg
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())
+                else:
+                    raise RuntimeError(f"reading {topic}: {err}")
+    finally:
+        consumer.close()
+
+
+def _from_topics(settings: Settings, stages: tuple[str, ...]) -> list[DeadLetter]:
+    decode = default_codec().decode
+    out = []
+    for stage in stages:
+        for msg in read_topic(settings, topic_name(settings, dlq_topic(stage))):
+            try:
+                r = decode(msg.value() or b"", reader=DEAD_LETTER)
+            except DecodeError:
+                continue  # not a dead letter: nothing to list or replay
+            out.append(
+                DeadLetter(
+                    r["stage"], _source_of(settings, r["origin_topic"]), r["origin_topic"],
+                    r["origin_partition"], r["origin_offset"], r["key"], r["original"],
+                    r["error_class"], r["reason"], r["failed_at"],
+                )
+            )  # fmt: skip
+    return out
+
+
+async def _from_table(settings: Settings) -> list[DeadLetter]:
+    """The sink's own dead letters (stage ``sink``): they exist only in the table."""
+    ops = settings.pipeline.zones.operational
+    conn = await asyncpg.connect(settings.postgres.dsn, timeout=5)
+    try:
+        rows = await conn.fetch(
+            f"SELECT origin_topic, origin_partition, origin_offset, key, original, error_class,"
+            f" reason, failed_at FROM {ops}.dead_letters WHERE stage = 'sink'"
+        )
+    finally:
+        await conn.close()
+    return [
+        DeadLetter(
+            "sink", _source_of(settings, r["origin_topic"]), r["origin_topic"],
+            r["origin_partition"], r["origin_offset"], r["key"], r["original"],
+            r["error_class"], r["reason"], r["failed_at"],
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+async def dead_letters(
+    settings: Settings,
+    stage: str | None = None,
+    source: str | None = None,
+    error_classes: list[str] | None = None,
+    since: datetime | None = None,
+) -> list[DeadLetter]:
+    """Dead letters of every stage (or one), filtered, oldest first."""
+    stages = tuple(s for s in DLQ_STAGES if stage in (None, s))
+    topics = tuple(s for s in stages if s != "sink")
+    found = await asyncio.to_thread(_from_topics, settings, topics)
+    if "sink" in stages:
+        try:
+            found += await _from_table(settings)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            if stage == "sink":
+                raise
+    return sorted(
+        (
+            d
+            for d in found
+            if (source is None or d.source == source)
+            and (not error_classes or d.error_class in error_classes)
+            and (since is None or d.failed_at >= since)
+        ),
+        key=lambda d: d.failed_at,
+    )
+
+
+@dataclass
+class Group:
+    stage: str
+    source: str
+    error_class: str
+    count: int
+    example_origin: str
+    example_reason: str
+    first: datetime
+    last: datetime
+    examples: list[dict[str, str]]
+
+
+def group(letters: list[DeadLetter], examples: int = 1) -> list[Group]:
+    """By (stage, source, error class), most frequent first; the newest ``examples`` of each."""
+    by: dict[tuple[str, str, str], list[DeadLetter]] = defaultdict(list)
+    for d in letters:
+        by[(d.stage, d.source, d.error_class)].append(d)
+    out = []
+    for (stage, source, error_class), ds in by.items():
+        newest = ds[-1]
+        out.append(
+            Group(
+                stage, source, error_class, len(ds), newest.origin, newest.reason,
+                ds[0].failed_at, newest.failed_at,
+                [{"origin": d.origin, "failed_at": d.failed_at.isoformat(), "reason": d.reason}
+                 for d in reversed(ds[-examples:])] if examples else [],
+            )
+        )  # fmt: skip
+    return sorted(out, key=lambda g: (-g.count, g.stage, g.source, g.error_class))
+
+
+def format_groups(groups: list[Group], show_examples: bool) -> str:
+    total = sum(g.count for g in groups)
+    if not groups:
+        return "no dead letters"
+    lines = [
+        f"{total} dead letters in {len(groups)} groups",
+        f"{'stage':8} {'source':15} {'error class':20} {'count':>6}  example origin  (reason)",
+    ]
+    for g in groups:
+        lines.append(
+            f"{g.stage:8} {g.source:15} {g.error_class:20} {g.count:>6}  {g.example_origin}"
+            f"  ({g.example_reason[:80]})"
+        )
+        if show_examples:
+            for e in g.examples:
+                lines.append(f"{'':10}{e['failed_at'][:19]}  {e['origin']}  {e['reason'][:90]}")
+    return "\n".join(lines)
+
+
+# -- replay -------------------------------------------------------------------------------------
+
+
+def replays_by_origin(settings: Settings, topics: set[str]) -> Counter[str]:
+    """How many times each origin was re-injected: the replay headers on ``topics``."""
+    seen: Counter[str] = Counter()
+    for topic in sorted(topics):
+        for msg in read_topic(settings, topic):
+            for name, value in msg.headers() or ():
+                if name == REPLAY_OF and value:
+                    seen[value.decode()] += 1
+    return seen
+
+
+def replays_by_source(settings: Settings) -> dict[str, int]:
+    """Per raw source, the raw records that are replays of dead letters."""
+    out = {}
+    for source in RAW_SOURCES:
+        n = sum(replays_by_origin(settings, {topic_name(settings, raw_topic(source))}).values())
+        if n:
+            out[source] = n
+    return out
+
+
+@dataclass
+class ReplayPlan:
+    selected: int  # dead letters matching the filters
+    records: list[DeadLetter]  # one per origin, to re-inject
+    already: int  # origins skipped: replayed before
+    refused: int  # sink dead letters (not replayable by re-injection)
+
+
+def plan_replay(settings: Settings, letters: list[DeadLetter], again: bool = False) -> ReplayPlan:
+    """One record per origin; origins already replayed are skipped unless ``again``."""
+    replayable = [d for d in letters if d.stage in REPLAYABLE]
+    by_origin: dict[str, DeadLetter] = {}
+    for d in replayable:
+        by_origin.setdefault(d.origin, d)
+    done = replays_by_origin(settings, {d.origin_topic for d in by_origin.values()})
+    records = [d for o, d in by_origin.items() if again or not done[o]]
+    return ReplayPlan(len(letters), records, len(by_origin) - len(records),
+                      len(letters) - len(replayable))  # fmt: skip
+
+
+def replay(settings: Settings, records: list[DeadLetter], timeout: float = 60.0) -> int:
+    """Re-inject ``records`` (original bytes and key, replay headers); returns how many landed."""
+    producer = Producer(producer_config(settings))
+    failed: list[str] = []
+
+    def delivered(err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            failed.append(f"{msg.topic()}: {err}")
+
+    for d in records:
+        headers = [(REPLAY_OF, d.origin.encode()), (REPLAY_CLASS, d.error_class.encode())]
+        producer.produce(d.origin_topic, value=d.original, key=d.key, headers=headers,
+                         on_delivery=delivered)  # fmt: skip
+        producer.poll(0)
+    left = producer.flush(timeout)
+    if failed or left:
+        raise SystemExit(
+            f"oddsflow dlq replay: {len(failed) + left} of {len(records)} records were not"
+            f" acknowledged ({'; '.join(failed[:3]) or 'timed out'}); the rest landed. Run the"
+            " same command again: origins already replayed are skipped."
+        )
+    _audit(settings, records)
+    return len(records)
+
+
+def _audit(settings: Settings, records: list[DeadLetter]) -> None:
+    """One pipeline event per replay run (operational.pipeline_events), for the audit trail."""
+    counts = Counter(d.error_class for d in records)
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "stage": "dlq",
+        "kind": "replayed",
+        "at": datetime.now(UTC),
+        "worker": f"{socket.gethostname()}:cli",
+        "details": {
+            "records": str(len(records)),
+            **{f"class.{k}": str(v) for k, v in counts.items()},
+        },
+    }
+    value = default_codec().encoder("oddsflow.operational.PipelineEvent")(event)
+    producer = Producer(producer_config(settings))
+    producer.produce(topic_name(settings, "operational.pipeline_events"), value=value, key=b"dlq")
+    producer.flush(10)
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def add_dlq_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="dlq_cmd", required=True)
+    helps = {
+        "list": "dead letters grouped by reason, with counts and examples",
+        "replay": "re-inject dead letters into their origin topic after a fix",
+    }
+    for name, h in helps.items():
+        s = sub.add_parser(name, help=h)
+        s.add_argument("--stage", choices=DLQ_STAGES)
+        s.add_argument("--source", help="raw source (simulator, sbd, ...)")
+        s.add_argument("--reason", "--error-class", dest="reason", action="append",
+                       help="error class, e.g. unknown_team (repeatable)")  # fmt: skip
+        s.add_argument("--since", help="failed at or after: ISO 8601 or 30m, 2h, 1d ago")
+        s.add_argument("--json", action="store_true")
+        if name == "list":
+            s.add_argument("-n", "--examples", type=int, default=0,
+                           help="show the N newest examples of each group")  # fmt: skip
+        else:
+            s.add_argument("--dry-run", action="store_true", help="show what would be sent")
+            s.add_argument("--again", action="store_true",
+                           help="also origins that were replayed before")  # fmt: skip
+
+
+def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        since = parse_time(args.since) if args.since else None
+    except ValueError as exc:
+        raise SystemExit(f"oddsflow dlq: --since {exc}") from None
+    letters = asyncio.run(dead_letters(settings, args.stage, args.source, args.reason, since))
+    if args.dlq_cmd == "list":
+        groups = group(letters, max(args.examples, 1))
+        if args.json:
+            print(json.dumps([asdict(g) for g in groups], default=str))
+        else:
+            print(format_groups(groups, args.examples > 0))
+        return 0
+    plan = plan_replay(settings, letters, again=args.again)
+    topics = Counter(d.origin_topic for d in plan.records)
+    summary = {
+        "dead_letters": plan.selected,
+        "records": len(plan.records),
+        "already_replayed": plan.already,
+        "not_replayable": plan.refused,
+        "topics": dict(topics),
+        "dry_run": bool(args.dry_run),
+    }
+    if not args.dry_run and plan.records:
+        summary["replayed"] = replay(settings, plan.records)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    verb = "would re-inject" if args.dry_run else "re-injected"
+    print(
+        f"{plan.selected} dead letters selected: {verb} {len(plan.records)} records"
+        f" ({', '.join(f'{n} to {t}' for t, n in topics.items()) or 'none'});"
+        f" {plan.already} origins already replayed (--again to resend),"
+        f" {plan.refused} sink dead letters not replayable (reset the sink: oddsflow replay)"
+    )
+    for d in plan.records[:10]:
+        print(f"  {d.origin}  {d.error_class}: {d.reason[:80]}")
+    if len(plan.records) > 10:
+        print(f"  ... and {len(plan.records) - 10} more")
+    return 0
