@@ -20,6 +20,25 @@ record order alone, so a replay, a restart or another worker makes the same deci
   counted in the returned counters.
 * State: one changelogged table (in-memory store, rebuilt from the compacted changelog on
   start); games expire 12 h of event time after first pitch, with a tombstone.
+
+Crash safety (exactly_once): the state a partition restores must be the state after exactly
+the inputs its stored positions name. Three things made it otherwise (the chaos defect):
+
+* Faust's ``send_changelog`` only queues a write in a buffer that a background task hands to the
+  partition's transactional producer one record at a time. A transaction commit (consumed
+  offsets included) could overtake writes still in the buffer (state behind offsets: the records
+  in between were never applied after a restart) or cut a batch's writes in two. So ``persist``
+  appends a batch's writes to the partition's transactional producer itself, holding the lock
+  faust's commit takes for that producer: a transaction holds all of a batch's writes or none.
+* Faust computes the offsets to commit before it takes that lock, so a commit may still carry
+  offsets older than the state in the same transaction. Each partition's entry therefore stores
+  the next offset of every input topic (``PartitionFeatures.pos``, queued records included) and
+  a restored partition skips what it has already consumed.
+* A partition that gets no input after a restart was never loaded, so nothing flushed its
+  held-back tail. The idle timer loads every assigned partition once recovery is over.
+
+Any error in the agent or the timer exits the process (status 70): its in-memory state may have
+moved past what is committed, and only a restart from the committed state is exact.
 """
 
 from __future__ import annotations
@@ -41,7 +60,7 @@ from oddsflow.settings import Settings
 from oddsflow.topics import spec, topic_name
 from schemas.codec import default_codec
 from streams.features.engine import Output
-from streams.features.partitioned import GAME, LINE, SPLIT, PartitionFeatures
+from streams.features.partitioned import GAME, LINE, SPLIT, PartitionFeatures, split_entries
 
 log = logging.getLogger("oddsflow.features")
 
@@ -54,6 +73,7 @@ OUTPUTS = (
     "curated.feature_vectors",
 )
 EVENTS = "operational.pipeline_events"
+EX_SOFTWARE = 70  # exit status after an error in the agent or the timer
 BATCH_MAX = 2000
 BATCH_WITHIN = 0.05  # seconds: a batch closes when full or after this long
 IDLE_FLUSH_ENV = "ODDSFLOW_FEATURES__IDLE_FLUSH_SECONDS"  # [features] idle_flush_seconds
@@ -92,13 +112,26 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
     topic_of_kind = {kind: name for name, kind in input_topics.items()}
     seen: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset delivered
 
+    def load(ps: Iterable[int], now: float) -> None:
+        """Restore partitions from the table (parsed once for all of them)."""
+        new = [p for p in ps if p not in parts]
+        if not new:
+            return
+        by_partition = split_entries(state.data.items())
+        for p in new:
+            pf = parts[p] = PartitionFeatures(settings.features, p)
+            restored = pf.restore(by_partition.get(p, {}), decode, now)
+            for kind, nxt in pf.pos.items():  # what was consumed counts as delivered
+                seen[(topic_of_kind[kind], p)] = nxt - 1
+            last_input.setdefault(p, now)
+            if restored:
+                log.info("features: partition %d resumed %d games from the table", p, restored)
+
     def partition(p: int) -> PartitionFeatures:
         pf = parts.get(p)
         if pf is None:
-            pf = parts[p] = PartitionFeatures(settings.features, p)
-            restored = pf.restore(dict(state.data.items()), decode, time.monotonic())
-            if restored:
-                log.info("features: partition %d resumed %d games from the table", p, restored)
+            load((p,), time.monotonic())
+            pf = parts[p]
         return pf
 
     async def emit(outputs: Iterable[Output]) -> None:
@@ -142,13 +175,35 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
         (identical records, absorbed by the sink's natural keys), never lose them."""
         await app.producer.flush()
 
-    def persist(pf: PartitionFeatures) -> None:
-        for key, value in pf.take_changes():
+    changelog = state.changelog_topic.get_topic_name()
+
+    async def persist(pf: PartitionFeatures) -> None:
+        """Write the partition's changes into its open transaction, all in one go."""
+        changes = pf.take_changes()
+        if not changes:
+            return
+        data = state.data
+        for key, value in changes:
             if value is None:
-                state.data.pop(key, None)
+                data.pop(key, None)
             else:
-                state.data[key] = value
-            state.send_changelog(pf.partition, key, value)
+                data[key] = value
+        p = pf.partition
+        if not app.in_transaction:  # at_least_once: appended before the acks, flushed at commit
+            producer = await app.maybe_start_producer()
+            for key, value in changes:
+                await producer.send(changelog, key, value, p, None, None)
+            return
+        # faust's aiokafka driver: one transactional producer per assigned partition, and the
+        # lock its commit_transactions holds around sending the offsets and committing.
+        tid = f"{app.conf.id}-{app.assignor.group_for_topic(changelog)}-{p}"
+        driver: Any = app.producer
+        txn = driver._transaction_producers.get(tid)
+        if txn is None:
+            raise RuntimeError(f"no transactional producer for partition {p} ({tid})")
+        async with driver._trn_locks[tid]:
+            for key, value in changes:
+                await txn.send(changelog, value, key=key, partition=p)
 
     def caught_up(p: int) -> Callable[[str], bool]:
         """Whether a topic of partition ``p`` has been delivered up to its end of log."""
@@ -186,52 +241,86 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
             await report_late(late)
         await durable()
         for p in sorted(ps):
-            persist(parts[p])
+            await persist(parts[p])
 
     @app.agent(inputs, name="features")
     async def features(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             async with lock:
-                now = time.monotonic()
-                touched: set[int] = set()
-                for event in batch:
-                    msg = event.message
-                    value: bytes = event.value
-                    kind = kind_of.get(bytes(value[2:10]))
-                    seen[(msg.topic, msg.partition)] = msg.offset
-                    if kind is None:
-                        counters["unknown_schema"] += 1
-                        continue
-                    pf = partition(msg.partition)
-                    pf.inputs.put(kind, msg.offset, value, decode(value), now)
-                    pf.queue_dirty = True
-                    touched.add(msg.partition)
-                for p in touched:
-                    last_input[p] = now
-                await release(touched, now)
+                try:
+                    await take(batch)
+                except Exception:
+                    fatal("the features agent")
+
+    async def take(batch: list[Any]) -> None:
+        now = time.monotonic()
+        touched: set[int] = set()
+        for event in batch:
+            msg = event.message
+            p = msg.partition
+            topic_kind = input_topics[msg.topic]
+            seen[(msg.topic, p)] = msg.offset
+            pf = partition(p)
+            if msg.offset < pf.pos.get(topic_kind, 0):
+                counters["replayed"] += 1  # consumed before a restart: in the restored state
+                continue
+            pf.pos[topic_kind] = msg.offset + 1
+            pf.queue_dirty = True
+            touched.add(p)
+            value: bytes = event.value
+            kind = kind_of.get(bytes(value[2:10]))
+            if kind is None:
+                counters["unknown_schema"] += 1
+                continue
+            pf.inputs.put(kind, msg.offset, value, decode(value), now)
+        for p in touched:
+            last_input[p] = now
+        await release(touched, now)
+
+    def fatal(where: str) -> None:
+        log.critical("features: error in %s; exiting to restart from the committed state", where,
+                     exc_info=True)  # fmt: skip
+        logging.shutdown()
+        os._exit(EX_SOFTWARE)
+
+    def recovered() -> bool:
+        return not (app.rebalancing or app.in_recovery) and app.tables.recovery.completed.is_set()
 
     @app.timer(interval=0.5)
     async def idle_flush() -> None:
-        now = time.monotonic()
         async with lock:
-            waiting = [p for p in parts if parts[p].inputs.size]
-            if waiting:
-                await release(waiting, now)
-            for p in sorted(parts):
-                pf = parts[p]
-                if now - last_input.get(p, now) >= idle_s and not pf.inputs.size and pf.pending():
-                    out = pf.flush_all()
-                    counters["idle_flushes"] += 1
-                    await emit(out)
-                    await durable()
-                    persist(pf)
+            try:
+                await tick(time.monotonic())
+            except Exception:
+                fatal("the idle timer")
+
+    async def tick(now: float) -> None:
+        if recovered():  # partitions with nothing more to read still have a tail to flush
+            load(
+                {tp.partition for tp in app.consumer.assignment() if tp.topic in input_topics},
+                now,
+            )
+        waiting = [p for p in parts if parts[p].inputs.size]
+        if waiting:
+            await release(waiting, now)
+        for p in sorted(parts):
+            pf = parts[p]
+            if now - last_input.get(p, now) >= idle_s and not pf.inputs.size and pf.pending():
+                out = pf.flush_all()
+                counters["idle_flushes"] += 1
+                await emit(out)
+                await durable()
+                await persist(pf)
 
     @app.on_partitions_revoked.connect
     async def forget(app: faust.App, revoked: set[Any], **_: Any) -> None:
         # A revoked partition's state lives in the table; if it comes back, it is restored
         # from there rather than trusted from memory (another worker may have moved it on).
-        for p in {tp.partition for tp in revoked if tp.topic in input_topics}:
-            parts.pop(p, None)
-            last_input.pop(p, None)
+        async with lock:
+            for p in {tp.partition for tp in revoked if tp.topic in input_topics}:
+                parts.pop(p, None)
+                last_input.pop(p, None)
+                for topic in input_topics:
+                    seen.pop((topic, p), None)
 
     return counters

@@ -29,7 +29,7 @@ import base64
 import heapq
 import json
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -75,7 +75,10 @@ class PartitionFeatures:
         self.flushed: set[str] = set()
         self._idle: list[tuple[int, str]] = []  # (newest, game) heap; stale entries skipped
         self.inputs = AlignedInputs(0.0)
-        self.queue_dirty = False  # the aligned inputs' queues changed since the last write
+        self.queue_dirty = False  # the aligned inputs' queues or positions changed since a write
+        #: Next offset to consume per input topic (by kind): everything before it is applied
+        #: or queued. Stored with the state, so a restart skips what the state already holds.
+        self.pos: dict[str, int] = {}
         self.touched: set[str] = set()  # games whose stored state must be rewritten
         self.dropped: set[str] = set()  # games whose stored state must be deleted
         self._handlers = {
@@ -157,6 +160,7 @@ class PartitionFeatures:
                 "clock": self.clock,
                 "next_expire": self.next_expire,
                 "queue": self.inputs.queued(),
+                "pos": self.pos,
             }
             changes.append((meta_key(self.partition), json.dumps(meta).encode()))
         self.queue_dirty = False
@@ -177,23 +181,18 @@ class PartitionFeatures:
 
     def restore(
         self,
-        entries: dict[bytes, bytes],
+        entries: dict[bytes, Any],
         decode: Callable[[bytes], dict[str, Any]],
         now: float = 0.0,
     ) -> int:
-        """Install this partition's stored games, clock and queued inputs; returns games."""
+        """Install this partition's parsed entries (``split_entries``); returns games."""
         self.inputs = AlignedInputs(now)
-        meta = entries.get(meta_key(self.partition))
-        if meta is not None:
-            m = json.loads(meta)
-            self.clock, self.next_expire = m["clock"], m["next_expire"]
-            self.inputs.requeue(m.get("queue", []), decode, now)
         n = 0
-        for key, raw in entries.items():
-            if key.startswith(META_PREFIX) or raw is None:
-                continue
-            doc = json.loads(raw)
-            if doc["p"] != self.partition:
+        for key, doc in entries.items():
+            if key.startswith(META_PREFIX):
+                self.clock, self.next_expire = doc["clock"], doc["next_expire"]
+                self.pos = dict(doc.get("pos", {}))
+                self.inputs.requeue(doc.get("queue", []), decode, now)
                 continue
             gid = key.decode()
             self.engine.restore(gid, doc["g"])
@@ -204,6 +203,17 @@ class PartitionFeatures:
                 self.flushed.add(gid)
             n += 1
         return n
+
+
+def split_entries(items: Iterable[tuple[bytes, bytes | None]]) -> dict[int, dict[bytes, Any]]:
+    """Table entries parsed and grouped by partition (each JSON document is read once)."""
+    out: dict[int, dict[bytes, Any]] = {}
+    for key, raw in items:
+        if raw is None:
+            continue
+        doc = json.loads(raw)
+        out.setdefault(doc["p"], {})[key] = doc
+    return out
 
 
 class AlignedInputs:

@@ -432,13 +432,19 @@ def lags(settings: Settings) -> dict[str, int] | None:
 
 
 async def drained(
-    settings: Settings, quiet_for: float, timeout: float, what: str
+    settings: Settings, quiet_for: float, timeout: float, what: str, workers: Workers | None = None
 ) -> dict[str, int]:
-    """Wait until every group has consumed everything and no table changed for ``quiet_for`` s."""
+    """Wait until every group has consumed everything and no table changed for ``quiet_for`` s.
+
+    ``workers`` are supervised meanwhile: one that exits (a worker exits on an error it cannot
+    recover from in process) is restarted, as a process supervisor would.
+    """
     deadline = time.monotonic() + timeout
     last: dict[str, int] | None = None
     since = time.monotonic()
     while True:
+        if workers is not None and (restarted := workers.ensure_running()):
+            print(f"{what}: worker(s) {restarted} had exited by themselves: restarted", flush=True)
         counts = await row_counts(settings)
         lag = await asyncio.to_thread(lags, settings)
         if counts != last or lag is None or any(v != 0 for v in lag.values()):
@@ -565,10 +571,13 @@ async def run(plan: Plan, shared: Settings, work: Path) -> Report:
             await chaos.run(len(records))
             report.durations["faults injected"] = time.monotonic() - t1
             quiet = plan.idle_flush_seconds + 10
-            reference_counts = await drained(ref, quiet, plan.drain_timeout, "the reference")
+            reference_counts = await drained(
+                ref, quiet, plan.drain_timeout, "the reference", ref_workers
+            )
             report.durations["reference drained"] = time.monotonic() - t1
-            chaos_workers.ensure_running()
-            report.rows_chaos = await drained(chaos_s, quiet, plan.drain_timeout, "chaos run")
+            report.rows_chaos = await drained(
+                chaos_s, quiet, plan.drain_timeout, "chaos run", chaos_workers
+            )
             report.durations["chaos drained"] = time.monotonic() - t1
             report.rows_reference = reference_counts
             want, got = await table_rows(ref), await table_rows(chaos_s)

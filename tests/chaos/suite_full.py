@@ -8,20 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from oddsflow.settings import Settings
 from tests.chaos.runner import FAULT_KINDS, FULL, run
 
-LOSS = (
-    "DEFECT: the features worker (faust exactly_once) loses curated outputs after a SIGKILL"
-    " and broker restart; a reduced run missed 912 line_velocity, 248 consensus and 1"
-    " steam_moves rows (suspected: state changelog committed ahead of the outputs it implies)."
-    " Intermittent: some runs are exact."
-)
 
-
-@pytest.mark.xfail(strict=True, reason=LOSS)
 async def test_full_chaos_loses_and_doubles_nothing(
     service_settings: Settings, tmp_path: Path
 ) -> None:

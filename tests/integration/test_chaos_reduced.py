@@ -9,27 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from oddsflow.settings import Settings
 from tests.chaos import corpus
 from tests.chaos.runner import REDUCED, run
 
-LOSS = (
-    "DEFECT: the features worker (faust exactly_once) loses curated outputs after a SIGKILL"
-    " and broker restart; a reduced run missed 912 line_velocity, 248 consensus and 1"
-    " steam_moves rows (suspected: state changelog committed ahead of the outputs it implies)."
-    " Reproduced 13:45 on 2026-11-26 after outputs were made durable before the state write:"
-    " the same 912/248/1 rows, all of one game (CHC@SD), so it is deterministic for the seed and"
-    " not the flush order. Suspect: output sends that fail while the broker restarts (their"
-    " futures are never awaited) while the state that implied them commits."
-)
 
-
-# Skipped, not xfail: the loss is intermittent, so a strict xfail would fail the runs that come
-# out exact and a lax one would assert nothing. Run it by hand (python -m tests.chaos.runner
-# --reduced) while fixing the defect; un-skip it with the fix.
-@pytest.mark.skip(reason=LOSS)
 async def test_reduced_chaos_loses_and_doubles_nothing(
     service_settings: Settings, tmp_path: Path
 ) -> None:
