@@ -43,16 +43,8 @@ def publish_simulation(settings: Settings, sim: Simulator, progress: bool = True
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     try:
-        for event_id, payload, fetched_at in sim.envelopes():
-            if stopping:
-                break
-            publisher.publish(
-                event_id,
-                payload,
-                fetched_at,
-                request={"seed": str(sim.seed)},
-                key=sim.key_of(event_id),
-            )
+        layout = publisher.layout(request={"seed": str(sim.seed)})
+        publisher.publish_all(sim.records(layout), stop=lambda: stopping)
     finally:
         stats = publisher.close()
         for s, h in old.items():

@@ -8,6 +8,7 @@ reported, and :meth:`Publisher.close` flushes, so a shutdown never forgets an in
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from oddsflow.kafka_config import producer_config
 from oddsflow.settings import Settings
 from oddsflow.topics import raw_topic, topic_name
+from producers.envelope import EnvelopeLayout
 from schemas.codec import default_codec
 
 log = logging.getLogger("oddsflow.publisher")
@@ -79,17 +81,55 @@ class Publisher:
         The record's Kafka timestamp is the time of publishing (lag in seconds is measured
         against it); the source's own times travel inside the envelope.
         """
+        self._produce_waiting(key, value)
+        self.stats.sent += 1
+        if self.stats.sent % 1000 == 0:
+            self._producer.poll(0)
+
+    def publish_all(
+        self, records: Iterable[tuple[bytes, bytes]], stop: Callable[[], bool] | None = None
+    ) -> int:
+        """Produce already-encoded (key, value) records: the bulk form of :meth:`publish_encoded`.
+
+        One tight loop (the simulator publishes 100k+ records a second from one process, where
+        a method call per record is a tenth of the budget); delivery reports are counted by the
+        same callback. ``stop`` is asked every 1,000 records. Returns how many were produced.
+        """
+        produce, poll, topic, delivered = (
+            self._producer.produce, self._producer.poll, self.topic, self._delivered,
+        )  # fmt: skip
+        sent = 0
+        try:
+            for key, value in records:
+                try:
+                    produce(topic, value, key, on_delivery=delivered)
+                except BufferError:
+                    self._produce_waiting(key, value)
+                sent += 1
+                if sent % 1000 == 0:
+                    poll(0)
+                    if stop is not None and stop():
+                        break
+        finally:
+            self.stats.sent += sent
+        return sent
+
+    def _produce_waiting(self, key: bytes, value: bytes) -> None:
+        """Produce, serving delivery reports while the local queue is full."""
         while True:
             try:
                 self._producer.produce(
                     self.topic, value=value, key=key, on_delivery=self._delivered
                 )
-                break
+                return
             except BufferError:
                 self._producer.poll(0.05)
-        self.stats.sent += 1
-        if self.stats.sent % 1000 == 0:
-            self._producer.poll(0)
+
+    def layout(
+        self, content_type: str = "application/json", request: dict[str, str] | None = None
+    ) -> EnvelopeLayout:
+        """The envelope layout of this publisher's source, for :meth:`publish_all` producers."""
+        return EnvelopeLayout(self.source, content_type, request)
 
     def poll(self, timeout: float = 0.0) -> int:
         """Serve delivery reports (waiting up to ``timeout``): keeps ``stats.acked`` current."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from producers.envelope import EnvelopeLayout, varint
 from streams.domain.teams import CODES, FULL_NAMES
 
 BOOKS = (
@@ -28,6 +29,8 @@ BOOKS = (
     "betrivers", "wynnbet", "circa", "bovada", "mybookie", "betonline", "unibet", "barstool",
     "superbook", "betway", "williamhill", "espnbet", "fanatics",
 )  # fmt: skip
+_PRICE_SLOTS = ("hml", "aml", "hsp", "asp", "op", "up")  # the payload's prices that move
+TS_LEN = len("2026-04-01T17:00:00Z")
 NAME_OF: dict[str, str] = {}
 for _name, _code in FULL_NAMES.items():
     NAME_OF.setdefault(_code, _name)
@@ -84,6 +87,9 @@ class Game:
     event_id: str
 
 
+Prices = tuple[int, int, float, int, int, int, int]  # hml, aml, hs, hsp, asp, op, up
+
+
 @dataclass
 class _Book:
     bias: float
@@ -93,8 +99,40 @@ class _Book:
     home_favourite: bool
     shift: int = 0
     away_shift: int = 0
+    # Prices are derived from (p, o, shift, away_shift) only when one of them was assigned
+    # (``dirty``) and only if the value differs (``memo_key``): most books keep their prices
+    # most ticks. ``memo`` is replaced, never mutated, so its identity says "unchanged".
+    dirty: bool = True
     memo_key: tuple[float, float, int, int] | None = None
-    memo: tuple[int, int, float, int, int, int, int] = (0, 0, 0.0, 0, 0, 0, 0)
+    memo: Prices = (0, 0, 0.0, 0, 0, 0, 0)
+    # the last rendered envelope pieces (see Simulator.records) and the memo they render
+    rendered_memo: Prices | None = None
+    rendered: list[bytes] = field(default_factory=list)
+
+    def prices(self) -> Prices:
+        if self.dirty:
+            self.dirty = False
+            key = (self.p, self.o, self.shift, self.away_shift)
+            if key != self.memo_key:
+                self.memo_key, self.memo = key, _prices(self)
+        return self.memo
+
+
+def _prices(s: _Book) -> Prices:
+    half_vig = s.vig / 2
+    p = min(0.85, max(0.15, round(s.p, 3)))
+    home_ml = shift_cents(prob_to_american(p + half_vig), s.shift)
+    away_ml = prob_to_american(1 - p + half_vig)
+    if s.away_shift:  # shift_cents(-100, 0) is +100: only shift when there is a shift
+        away_ml = shift_cents(away_ml, s.away_shift)
+    home_spread = -1.5 if s.home_favourite else 1.5  # the run line is set at the open
+    cover = min(0.8, max(0.2, round((p - 0.18) if s.home_favourite else (p + 0.18), 2)))
+    o = round(s.o, 2)
+    return (
+        home_ml, away_ml, home_spread,
+        prob_to_american(cover + half_vig), prob_to_american(1 - cover + half_vig),
+        prob_to_american(o + half_vig), prob_to_american(1 - o + half_vig),
+    )  # fmt: skip
 
 
 @dataclass
@@ -149,7 +187,8 @@ class Simulator:
     # Unlabelled background steam: 1 % of ticks move a game's true probability by 3 points.
     market_jumps: bool = True
     _games: list[Game] = field(init=False, default_factory=list)
-    _templates: dict[tuple[int, str], str] = field(init=False, default_factory=dict)
+    # per (game, book, home spread, total): the payload as a bytes %-template (_PRICE_SLOTS)
+    _templates: dict[tuple[int, str, float, float], bytes] = field(init=False, default_factory=dict)
     _stamps: dict[datetime, bytes] = field(init=False, default_factory=dict)  # one per tick
     _rendered: dict[tuple[int, str], tuple[tuple, list[bytes]]] = field(
         init=False, default_factory=dict
@@ -181,55 +220,45 @@ class Simulator:
     def book_names(self) -> tuple[str, ...]:
         return BOOKS[: self.books]
 
-    def quotes(self) -> Iterator[Quote]:
-        """Every book's snapshot for every game at every tick, in time order."""
+    def _walk(self) -> Iterator[tuple[int, datetime, Game, _Market]]:
+        """The market, tick by tick and game by game: (tick, time, game, market) once every book
+        of the game has moved for the tick. The one place the random draws are taken, in one
+        order, so every output (quotes, envelopes, encoded records) is the same run."""
         assert self.start is not None
         jumps: dict[tuple[int, str, int], tuple[int, int]] = {}
         for j in self.scripted_jumps:
             home, away = jumps.get((j.game, j.book, j.tick), (0, 0))
             jumps[(j.game, j.book, j.tick)] = (home + j.cents, away - j.cents * j.both_sides)
-        markets = [_Market.open(game, self.book_names, self.seed) for game in self._games]
+        names, drift = self.book_names, self.drift
+        markets = [_Market.open(game, names, self.seed) for game in self._games]
         for tick in range(self.ticks):
             at = self.start + timedelta(seconds=tick * self.tick_seconds)
             for game, market in zip(self._games, markets, strict=True):
-                if self.drift:
+                if drift:
                     market.step(self.volatility, self.market_jumps)
-                for b in self.book_names:
-                    book = market.books[b]
-                    if tick == 0 or not self.drift or market.rng.random() < 0.35:
+                books, rand = market.books, market.rng.random
+                for b in names:
+                    book = books[b]
+                    if tick == 0 or not drift or rand() < 0.35:
                         book.p, book.o = market.p_home + book.bias, market.p_over
-                    home, away = jumps.get((game.index, b, tick), (0, 0))
-                    book.shift += home
-                    book.away_shift += away
-                    yield self._quote(game, b, tick, at, book, market.total)
+                        book.dirty = True
+                    if jumps:
+                        home, away = jumps.get((game.index, b, tick), (0, 0))
+                        if home or away:
+                            book.shift += home
+                            book.away_shift += away
+                            book.dirty = True
+                yield tick, at, game, market
 
-    def _quote(
-        self, game: Game, book: str, tick: int, at: datetime, s: _Book, total: float
-    ) -> Quote:
-        memo_key = (s.p, s.o, s.shift, s.away_shift)
-        if s.memo_key != memo_key:  # most books keep their prices most ticks
-            s.memo_key, s.memo = memo_key, self._prices(s)
-        hml, aml, hs, hsp, asp, op, up = s.memo
-        return Quote(  # positional: this runs once per snapshot
-            game.index, book, tick, at, hml, aml, hs, hsp, asp, total, op, up
-        )  # fmt: skip
-
-    @staticmethod
-    def _prices(s: _Book) -> tuple[int, int, float, int, int, int, int]:
-        half_vig = s.vig / 2
-        p = min(0.85, max(0.15, round(s.p, 3)))
-        home_ml = shift_cents(prob_to_american(p + half_vig), s.shift)
-        away_ml = prob_to_american(1 - p + half_vig)
-        if s.away_shift:  # shift_cents(-100, 0) is +100: only shift when there is a shift
-            away_ml = shift_cents(away_ml, s.away_shift)
-        home_spread = -1.5 if s.home_favourite else 1.5  # the run line is set at the open
-        cover = min(0.8, max(0.2, round((p - 0.18) if s.home_favourite else (p + 0.18), 2)))
-        o = round(s.o, 2)
-        return (
-            home_ml, away_ml, home_spread,
-            prob_to_american(cover + half_vig), prob_to_american(1 - cover + half_vig),
-            prob_to_american(o + half_vig), prob_to_american(1 - o + half_vig),
-        )  # fmt: skip
+    def quotes(self) -> Iterator[Quote]:
+        """Every book's snapshot for every game at every tick, in time order."""
+        names = self.book_names
+        for tick, at, game, market in self._walk():
+            for b in names:
+                hml, aml, hs, hsp, asp, op, up = market.books[b].prices()
+                yield Quote(  # positional: this runs once per snapshot
+                    game.index, b, tick, at, hml, aml, hs, hsp, asp, market.total, op, up
+                )  # fmt: skip
 
     def _template(self, game: Game, book: str) -> str:
         """The event's JSON with every moving part a format field: rendered once per book."""
@@ -268,27 +297,44 @@ class Simulator:
             text = text.replace(f'"{{{{{name}}}}}"', f"{{{name}}}")
         return text.replace("{{ts}}", "{ts}")
 
+    def _pattern(self, g: int, book: str, home_spread: float, total: float) -> bytes:
+        """The payload as a bytes %-template: the moving prices are ``%d`` (in ``_PRICE_SLOTS``
+        order), the timestamps NUL. Rendering is then one C-level ``%`` per price change."""
+        key = (g, book, home_spread, total)
+        pattern = self._templates.get(key)
+        if pattern is None:
+            text = self._template(self._games[g], book).replace("%", "%%")
+            if sorted(_PRICE_SLOTS, key=lambda n: text.index(f"{{{n}}}")) != list(_PRICE_SLOTS):
+                raise AssertionError("_template's price fields are not in _PRICE_SLOTS order")
+            pattern = self._templates[key] = text.format(
+                ts="\x00", hs=home_spread, as_=-home_spread, tot=total,
+                **dict.fromkeys(_PRICE_SLOTS, "%d"),
+            ).encode()  # fmt: skip
+        return pattern
+
+    def _render(self, g: int, book: str, prices: Prices, total: float) -> list[bytes]:
+        """One book's payload at these prices, cut where the timestamps go."""
+        hml, aml, hs, hsp, asp, op, up = prices
+        return (self._pattern(g, book, hs, total) % (hml, aml, hsp, asp, op, up)).split(b"\x00")
+
+    def _stamp(self, at: datetime) -> bytes:
+        ts = self._stamps.get(at)
+        if ts is None:
+            ts = self._stamps[at] = at.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+            if len(ts) != TS_LEN:
+                raise ValueError(f"simulated times must be in the years 1000-9999, not {at}")
+        return ts
+
     def payload(self, q: Quote) -> bytes:
         """The quote as The Odds API v4 would send it for one event and one bookmaker."""
         key = (q.game, q.book)
         prices = (q.home_ml, q.away_ml, q.home_spread, q.home_spread_price,
-                  q.away_spread_price, q.over_price, q.under_price, q.total)  # fmt: skip
+                  q.away_spread_price, q.over_price, q.under_price)  # fmt: skip
         cached = self._rendered.get(key)
-        if cached is None or cached[0] != prices:
-            template = self._templates.get(key)
-            if template is None:
-                template = self._templates[key] = self._template(self._games[q.game], q.book)
-            text = template.format(
-                ts="\x00",
-                hml=q.home_ml, aml=q.away_ml, hsp=q.home_spread_price, asp=q.away_spread_price,
-                hs=q.home_spread, as_=-q.home_spread, op=q.over_price, up=q.under_price,
-                tot=q.total,
-            )  # fmt: skip
-            cached = self._rendered[key] = (prices, [p.encode() for p in text.split("\x00")])
-        ts = self._stamps.get(q.at)
-        if ts is None:
-            ts = self._stamps[q.at] = q.at.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
-        return ts.join(cached[1])
+        if cached is None or cached[0] != (prices, q.total):
+            parts = self._render(q.game, q.book, prices, q.total)
+            cached = self._rendered[key] = ((prices, q.total), parts)
+        return self._stamp(q.at).join(cached[1])
 
     def event_id(self, q: Quote) -> str:
         return f"{self._games[q.game].event_id}-{q.book}-t{q.tick}"
@@ -302,3 +348,40 @@ class Simulator:
         """(event id, payload, fetched_at) for every quote, in time order."""
         for q in self.quotes():
             yield self.event_id(q), self.payload(q), q.at + timedelta(seconds=1)
+
+    def records(self, layout: EnvelopeLayout) -> Iterator[tuple[bytes, bytes]]:
+        """(Kafka key, encoded RawEnvelope) of every snapshot, in time order.
+
+        Byte for byte what publishing :meth:`envelopes` through ``layout`` gives, keyed by
+        :meth:`key_of` (the game), but built for bulk publishing: no Quote, no dict, no str per
+        record. Per tick the event-id head, the timestamp and the envelope's middle are made
+        once; per book the payload is rendered only when its prices change; a record is then
+        one join.
+        """
+        names, header, tail = self.book_names, layout.header, layout.tail
+        second = timedelta(seconds=1)
+        prefixes = [[f"{g.event_id}-{b}-t".encode() for b in names] for g in self._games]
+        keys = [[self.key_of(f"{g.event_id}-{b}-t0").encode() for b in names] for g in self._games]
+        heads: list[list[bytes]] = []
+        digits, last_tick = 0, -1
+        ts = mid = b""
+        for tick, at, game, market in self._walk():
+            if tick != last_tick:
+                last_tick, tick_id = tick, str(tick).encode()
+                if len(tick_id) != digits:  # the event id's length varint changes with it
+                    digits = len(tick_id)
+                    heads = [[header + varint(len(p) + digits) + p for p in r] for r in prefixes]
+                ts = self._stamp(at)
+                mid = tick_id + layout.middle(at + second)
+            g, total = game.index, market.total
+            books = market.books.values()
+            for b, key, head, book in zip(names, keys[g], heads[g], books, strict=True):
+                if book.dirty:
+                    book.prices()
+                if book.rendered_memo is not book.memo:
+                    parts = self._render(g, b, book.memo, total)
+                    size = sum(map(len, parts)) + TS_LEN * (len(parts) - 1)
+                    parts[0] = varint(size) + parts[0]
+                    parts[-1] += tail
+                    book.rendered, book.rendered_memo = parts, book.memo
+                yield key, head + mid + ts.join(book.rendered)
