@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -18,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from oddsflow.bench.harness import Measurement, proc_cpu_seconds, proc_peak_rss_mb, timed
@@ -316,7 +317,10 @@ def group_lag(consumer: Consumer, settings: Settings, topics: list[str]) -> int:
     parts = [TopicPartition(t, p) for t in topics for p in range(settings.kafka.partitions)]
     lag = 0
     for tp in consumer.committed(parts, timeout=5):
-        _lo, hi = consumer.get_watermark_offsets(tp, timeout=5)
+        try:
+            _lo, hi = consumer.get_watermark_offsets(tp, timeout=5)
+        except KafkaException:  # an internal topic the worker has not created yet: not done
+            return 1
         # faust commits the offset of the last processed record on internal topics: allow 1
         lag += max(0, hi - max(tp.offset, 0) - 1)
     return lag
@@ -425,6 +429,70 @@ def staging_worker_baseline(
 ) -> list[Measurement]:
     """The per-event baseline of :func:`staging_worker` (issue 9: each stage vs. its baseline)."""
     return staging_worker(settings, n, reps, log_dir, mode="baseline")
+
+
+def faust_ceiling(
+    settings: Settings, n: int, reps: int, log_dir: Path, forward: bool = True
+) -> list[Measurement]:
+    """Faust alone (``oddsflow.bench.faust_ceiling``): raw records consumed, maybe forwarded.
+
+    What caps the staging worker: the same app settings and batching with no processing at all.
+    """
+    s = isolated_settings(settings)
+    src = topic_name(s, raw_topic("simulator"))
+    dst = topic_name(s, "staging.odds_lines")
+    from oddsflow.admin import create_topics
+
+    create_topics(s)
+    batches = [raw_envelopes(max(300, n // 4), seed=3, days_back=2)]
+    batches += [raw_envelopes(n, seed=7 + r, days_back=3 + r) for r in range(reps)]
+    group = f"{s.kafka.topic_prefix}oddsflow-faust-ceiling"
+    probe_consumer = Consumer(client_config(s, **{"group.id": group}))
+    out = lambda: end_offsets(probe_consumer, s, [dst]) if forward else 0  # noqa: E731
+    consumed = lambda: (
+        end_offsets(probe_consumer, s, [src])
+        - group_lag(  # noqa: E731
+            probe_consumer, s, [src]
+        )
+    )
+    lag = lambda: group_lag(probe_consumer, s, [src])  # noqa: E731
+    label = "faust ceiling: consume + forward" if forward else "faust ceiling: consume only"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "oddsflow.bench.faust_ceiling", src, dst if forward else "-"]
+    runs: list[Measurement] = []
+    with open(log_dir / f"{s.kafka.topic_prefix}faust-ceiling.log", "wb") as logf:
+        proc = subprocess.Popen(
+            cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=settings_env(s), start_new_session=True,
+        )  # fmt: skip
+        try:
+            alive = lambda: proc.poll() is None  # noqa: E731
+            progress = out if forward else consumed
+            produce_all(s, src, batches[0])
+            _n, _t, ok = wait_done(progress, lag, alive, 240)
+            if not ok:
+                raise RuntimeError("faust ceiling warm-up did not finish")
+            for batch in batches[1:]:
+                cpu0 = proc_cpu_seconds(proc.pid) or 0.0
+                t0 = time.monotonic()
+                produce_all(s, src, batch)
+                _n, last, ok = wait_done(progress, lag, alive, 180)
+                cpu = (proc_cpu_seconds(proc.pid) or 0.0) - cpu0
+                runs.append(
+                    Measurement(
+                        label, len(batch), last - t0, cpu, proc_peak_rss_mb(proc.pid),
+                        extra={"complete": ok},
+                    )
+                )  # fmt: skip
+        finally:
+            probe_consumer.close()
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return runs
 
 
 def features_worker(settings: Settings, n: int, reps: int, log_dir: Path) -> list[Measurement]:

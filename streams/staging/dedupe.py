@@ -62,7 +62,45 @@ def _micros(t: datetime) -> int:
 
 
 def _plain(v: Any) -> Any:
-    return _micros(v) if isinstance(v, datetime) else v
+    """A value as compared: datetimes as micros, numbers as floats (-0.0 == 0.0, 1 == 1.0)."""
+    if isinstance(v, datetime):
+        return _micros(v)
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return float(v) + 0.0
+    return v
+
+
+#: What de-duplication needs of a record, without the record: (identity, event time µs,
+#: commence time µs or None, values as text). The normalize agent computes it from the record it
+#: has just built and ships it beside the encoded bytes, so the dedupe agent never decodes a
+#: record (most are dropped as unchanged); a rebuild computes it from the decoded outputs.
+Fact = tuple[str, int, int | None, str]
+
+_SHORT = {schema: schema.rsplit(".", 1)[-1] + "|" for schema in IDENTITY}
+
+
+def fact_of(schema: str, record: dict[str, Any]) -> Fact:
+    """The de-dup fact of ``record`` (the same whether built by a parser or decoded)."""
+    ident, value_fields = IDENTITY[schema]
+    key = _SHORT[schema] + "|".join([str(record[f]) for f in ident])
+    commence = record.get("commence_time")
+    return (
+        key,
+        _micros(record["event_time"]),
+        None if commence is None else _micros(commence),
+        repr(tuple([_plain(record[f]) for f in value_fields])),
+    )
+
+
+def encode_fact(fact: Fact) -> bytes:
+    """A fact as bytes (tab-separated: identities and ``repr`` of values hold no raw tab)."""
+    key, at, commence, values = fact
+    return f"{key}\t{at}\t{'' if commence is None else commence}\t{values}".encode()
+
+
+def decode_fact(data: bytes) -> Fact:
+    key, at, commence, values = data.decode().split("\t", 3)
+    return key, int(at), int(commence) if commence else None, values
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +109,16 @@ class Verdict:
     reason: str  # "changed", "first", "unchanged", "stale", "replayed"
 
 
+FIRST, CHANGED = Verdict(True, "first"), Verdict(True, "changed")
+UNCHANGED, STALE, REPLAYED = (
+    Verdict(False, "unchanged"),
+    Verdict(False, "stale"),
+    Verdict(False, "replayed"),
+)
+
+
 class Deduplicator:
-    """Decides per record whether it is a change. ``store`` may be a dict or a faust table."""
+    """Decides per record whether it is a change; ``store``: identity → (event time, values)."""
 
     def __init__(self, store: MutableMapping[str, Any]) -> None:
         self.store = store
@@ -80,28 +126,26 @@ class Deduplicator:
     @staticmethod
     def identity(schema: str, record: dict[str, Any]) -> str:
         ident, _ = IDENTITY[schema]
-        return schema.rsplit(".", 1)[-1] + "|" + "|".join(str(record[f]) for f in ident)
+        return _SHORT[schema] + "|".join(str(record[f]) for f in ident)
 
     def check(self, schema: str, record: dict[str, Any]) -> Verdict:
-        _, value_fields = IDENTITY[schema]
-        key = self.identity(schema, record)
-        at = _micros(record["event_time"])
-        values = [_plain(record[f]) for f in value_fields]
+        return self.check_fact(fact_of(schema, record))
+
+    def check_fact(self, fact: Fact) -> Verdict:
+        key, at, _commence, values = fact
         seen = self.store.get(key)
         if seen is not None:
-            seen_at, seen_values = seen[0], seen[1]
-            if at < seen_at:
-                return Verdict(False, "stale")
-            if list(seen_values) == values:
-                return Verdict(False, "unchanged")
-        self.store[key] = [at, values]
-        return Verdict(True, "first" if seen is None else "changed")
+            if at < seen[0]:
+                return STALE
+            if seen[1] == values:
+                return UNCHANGED
+        self.store[key] = (at, values)
+        return FIRST if seen is None else CHANGED
 
     def remember(self, schema: str, record: dict[str, Any]) -> None:
         """Take ``record`` as the last one emitted for its identity (state rebuilt from outputs)."""
-        _, value_fields = IDENTITY[schema]
-        values = [_plain(record[f]) for f in value_fields]
-        self.store[self.identity(schema, record)] = [_micros(record["event_time"]), values]
+        key, at, _commence, values = fact_of(schema, record)
+        self.store[key] = (at, values)
 
 
 class PartitionState:
@@ -129,8 +173,9 @@ class PartitionState:
         self, schema: str, record: dict[str, Any], source_offset: Position | int | None
     ) -> None:
         """Replay one record read back from an output topic, in output order."""
-        self._observe(record)
-        self.dedupe.remember(schema, record)
+        fact = fact_of(schema, record)
+        self._observe(fact)
+        self.dedupe.store[fact[0]] = (fact[1], fact[3])
         if source_offset is None:
             return
         pos = (source_offset, 0) if isinstance(source_offset, int) else source_offset
@@ -139,18 +184,22 @@ class PartitionState:
 
     def check(self, schema: str, record: dict[str, Any], offset: int, index: int = 0) -> Verdict:
         """The verdict for part ``index`` of the input at repartition ``offset``."""
-        self._observe(record)
-        if (offset, index) <= self.decided_upto.get(schema, _NOWHERE):
-            return Verdict(False, "replayed")
-        return self.dedupe.check(schema, record)
+        return self.check_fact(schema, fact_of(schema, record), offset, index)
 
-    def _observe(self, record: dict[str, Any]) -> None:
-        at = _micros(record["event_time"])
+    def check_fact(self, schema: str, fact: Fact, offset: int, index: int = 0) -> Verdict:
+        """As :meth:`check`, from the record's fact (the hot path: no decoding)."""
+        self._observe(fact)
+        upto = self.decided_upto.get(schema)
+        if upto is not None and (offset, index) <= upto:
+            return REPLAYED
+        return self.dedupe.check_fact(fact)
+
+    def _observe(self, fact: Fact) -> None:
+        key, at, commence, _values = fact
         if at > self.watermark:
             self.watermark = at
-        commence = record.get("commence_time")
         if commence is not None:
-            self.first_pitch[record["game_id"]] = _micros(commence)
+            self.first_pitch[key.split("|", 2)[1]] = commence
         self._since_sweep += 1
         if self._since_sweep >= self.sweep_every:
             self.sweep()

@@ -34,7 +34,7 @@ from oddsflow.settings import Settings
 from oddsflow.topics import RAW_SOURCES, dlq_topic, raw_topic, topic_name
 from streams.staging.agents import ORIGIN_HEADER, OUTPUTS, PART_HEADER, normalized_topic
 from streams.staging.dedupe import SOURCE_OFFSET_HEADER, parse_position
-from streams.staging.processor import decode_bundle, is_bundle
+from streams.staging.processor import decode_batch, decode_bundle, is_batch, is_bundle
 
 Origin = tuple[str, int, int]  # raw topic, partition, offset
 
@@ -134,11 +134,18 @@ def _lineage(msg: Message) -> tuple[Origin, int, int] | None:
 def _staged_parts(msg: Message) -> list[tuple[Origin, int, int, int]]:
     """(origin, i, n, delivery index) of every staged part a repartition message holds.
 
-    A bundle carries its lineage inside and its outputs name the part (offset:i); a one-part
+    A batch message carries its bundles' lineage inside and its outputs name the part's running
+    index in the message (offset:k); a bundle likewise names the part (offset:i); a one-part
     message (the per-event baseline agent's) carries it in headers and its outputs name the
     offset alone (index 0).
     """
     value = msg.value() or b""
+    if is_batch(value):  # bundles of many raw records; outputs name the running index k
+        out = []
+        for k, _key, i, origin, n, _fact, _frame in decode_batch(value):
+            topic, partition, offset = origin.rsplit(":", 2)
+            out.append(((topic, int(partition), int(offset)), i, n, k))
+        return out
     if is_bundle(value):
         origin, n, parts = decode_bundle(value)
         topic, partition, offset = origin.rsplit(":", 2)

@@ -1,0 +1,50 @@
+"""The ceiling of faust itself: an agent that consumes raw records and forwards them untouched.
+
+Why: the staging worker is a faust app; what faust alone costs per consumed and per sent message
+on this box bounds what any staging logic inside it can reach. Same app settings as the staging
+role (``streams.app.create_app``, at_least_once), same batching (``take_events`` + enqueued
+``app.producer.send``). Run as ``python -m oddsflow.bench.faust_ceiling IN OUT`` with the
+settings in the environment (``oddsflow.isolation.child_env``); OUT ``-`` consumes only.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import faust
+
+from oddsflow.settings import get_settings
+
+BATCH, WITHIN = 1000, 0.05  # as streams.staging.agents
+
+
+def build(in_topic: str, out_topic: str | None) -> faust.App:
+    """A faust app with one pass-through agent (no processing, no state)."""
+    from streams.app import create_app
+
+    app = create_app(get_settings(), "faust-ceiling", processing_guarantee="at_least_once")
+    source = app.topic(in_topic)
+
+    @app.agent(source, name="forward")
+    async def forward(stream: faust.StreamT) -> None:
+        send = app.producer.send
+        async for events in stream.take_events(BATCH, within=WITHIN):
+            if out_topic is None:
+                continue
+            for event in events:
+                msg = event.message
+                await send(out_topic, msg.key, msg.value, None, None, None)
+
+    return app
+
+
+def main() -> None:
+    from faust.worker import Worker
+
+    in_topic, out_topic = sys.argv[1], sys.argv[2]
+    app = build(in_topic, None if out_topic == "-" else out_topic)
+    Worker(app, loglevel="WARN", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
