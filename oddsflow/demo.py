@@ -1,8 +1,9 @@
 """``make demo``: start everything, run the whole pipeline on built-in data, say what it did.
 
 Built-in data is the market simulator (deterministic for the configured seed). Workers run as
-real processes with their real consumer groups; the demo watches Postgres until the rows stop
-changing (or the time is up), stops the workers and prints a summary. Services stay up.
+real processes with their real consumer groups — those ``[pipeline] mode`` runs (raw_only: the
+sink alone; staging_only: staging and sink; full: all three); the demo watches Postgres until the
+rows stop changing (or the time is up), stops the workers and prints a summary. Services stay up.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from oddsflow.admin import create_topics
 from oddsflow.processes import check_workers, start_workers, stop_workers
 from oddsflow.settings import Settings
 from oddsflow.status import dead_letters_by_reason, largest_moves, table_counts, topic_counts
+from oddsflow.worker import mode_roles
 from producers.collect import publish_simulation, simulator_from
 from producers.simulator import Simulator
 from sinks.migrate import migrate
@@ -56,6 +58,7 @@ async def _watch(
     """Print progress every few seconds; return once this run's rows are in and stop changing."""
     z = settings.pipeline.zones
     raw_table = f"{z.raw}.odds_envelopes"
+    roles = tuple(procs)
     conn = await asyncpg.connect(settings.postgres.dsn)
     try:
         last: dict[str, int] = {}
@@ -63,13 +66,14 @@ async def _watch(
         while True:
             check_workers(procs, log_dir)
             counts = await table_counts(settings, conn)
-            print(
-                f"  [{time.monotonic() - started:5.0f}s] raw {counts[f'{z.raw}.odds_envelopes']:>6}"
-                f" | staged lines {counts[f'{z.staging}.odds_lines']:>6}"
-                f" | velocity rows {counts[f'{z.curated}.line_velocity']:>6}"
-                f" | dead letters {counts[f'{z.operational}.dead_letters']:>4}",
-                flush=True,
-            )
+            shown = [("raw", f"{z.raw}.odds_envelopes", 6)]
+            if "staging" in roles:
+                shown.append(("staged lines", f"{z.staging}.odds_lines", 6))
+            if "features" in roles:
+                shown.append(("velocity rows", f"{z.curated}.line_velocity", 6))
+            shown.append(("dead letters", f"{z.operational}.dead_letters", 4))
+            progress = " | ".join(f"{label} {counts[table]:>{w}}" for label, table, w in shown)
+            print(f"  [{time.monotonic() - started:5.0f}s] {progress}", flush=True)
             if counts != last:
                 last, stable_since = counts, time.monotonic()
             elif time.monotonic() - stable_since > 8 and counts[raw_table] >= expect_raw:
@@ -88,8 +92,10 @@ async def _summary(settings: Settings, run_id: str, started_at: datetime, info: 
         print("\nRows per table:")
         for table, n in counts.items():
             print(f"  {table:34} {n:>8}")
-        print("\nLargest line moves (analytics.line_velocity):")
-        for r in await largest_moves(settings, conn):
+        moves = await largest_moves(settings, conn)
+        if moves:
+            print("\nLargest line moves (analytics.line_velocity):")
+        for r in moves:
             before = "—" if r["value_before"] is None else f"{r['value_before']:+.1f}"
             print(
                 f"  {r['game_id']:26} {r['market']:9} {r['side']:5} {r['book']:11}"
@@ -125,9 +131,11 @@ def run_demo(settings: Settings, seconds: float = 60.0) -> int:
     create_topics(settings)
     applied = asyncio.run(migrate(settings))
     print(f"  topics ready; migrations applied: {', '.join(applied) or 'none (up to date)'}")
-    print("3/5 Starting the workers (staging, features, sink)...", flush=True)
+    roles = mode_roles(settings)  # [pipeline] mode: raw_only runs the sink alone
+    mode = settings.pipeline.mode.value
+    print(f"3/5 Starting the workers ({', '.join(roles)}; pipeline.mode {mode})...", flush=True)
     log_dir = settings.state_dir / "logs"
-    procs = start_workers(settings, log_dir)
+    procs = start_workers(settings, log_dir, roles=roles)
     try:
         # Each demo run simulates a new market (seed + previous runs), deterministic per run.
         runs = asyncio.run(_previous_runs(settings))

@@ -19,7 +19,7 @@ from pathlib import Path
 from oddsflow.isolation import child_env
 from oddsflow.services.process import tail
 from oddsflow.settings import Settings
-from oddsflow.worker import ROLES
+from oddsflow.worker import mode_roles
 
 Procs = dict[str, subprocess.Popen[bytes]]
 
@@ -31,11 +31,13 @@ def _demo_log_name(role: str) -> str:
 def start_workers(
     settings: Settings,
     log_dir: Path,
-    roles: tuple[str, ...] = ROLES,
+    roles: tuple[str, ...] | None = None,
     log_name: Callable[[str], str] = _demo_log_name,
     verbose: bool = False,
     extra_env: dict[str, str] | None = None,
 ) -> Procs:
+    """One process per role (default: the roles ``[pipeline] mode`` runs)."""
+    roles = mode_roles(settings) if roles is None else roles
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**child_env(settings), **(extra_env or {})}
     flags = ["-v"] if verbose else []

@@ -1,8 +1,10 @@
 """Always-on workers: ``oddsflow worker staging|features|sink|all``.
 
 Each role has its own consumer group, so several processes of one role share partitions and take
-over from each other. ``all`` supervises one process per role (same groups as running them apart)
-and forwards SIGTERM/SIGINT to them.
+over from each other. ``all`` supervises one process per role that ``[pipeline] mode`` runs (same
+groups as running them apart) and forwards SIGTERM/SIGINT to them; a role the mode excludes is
+refused (raw_only: sink; staging_only: staging and sink; full: all three), and the sink writes
+only the zones of the mode.
 
 Operating a worker: ``[worker]`` settings (config.toml, ``ODDSFLOW_WORKER__<KEY>``, or the flags
 ``--health-port`` and ``--log-format``; the children of ``all`` inherit them):
@@ -37,9 +39,21 @@ from typing import Any
 from aiohttp import web
 
 from oddsflow.isolation import child_env
-from oddsflow.settings import Settings
+from oddsflow.settings import PipelineMode, Settings
 
 ROLES = ("staging", "features", "sink")
+#: What each ``[pipeline] mode`` runs (roadmap 1.1): raw_only collects into the raw zone only
+#: (collectors and the sink), staging_only adds the staging worker, full adds the features.
+MODE_ROLES = {
+    PipelineMode.RAW_ONLY: ("sink",),
+    PipelineMode.STAGING_ONLY: ("staging", "sink"),
+    PipelineMode.FULL: ROLES,
+}
+MODE_ZONES = {
+    PipelineMode.RAW_ONLY: ("raw", "operational"),
+    PipelineMode.STAGING_ONLY: ("raw", "staging", "operational"),
+    PipelineMode.FULL: ("raw", "staging", "curated", "operational"),
+}
 HEALTH_PORT_ENV = "ODDSFLOW_WORKER__HEALTH_PORT"  # [worker] health_port
 LOG_FORMAT_ENV = "ODDSFLOW_WORKER__LOG_FORMAT"  # [worker] log_format
 HEARTBEAT_SECONDS = 0.5
@@ -186,6 +200,32 @@ async def serve_health(probe: Probe, port: int) -> None:
 # -- the roles --------------------------------------------------------------------------------
 
 
+def mode_roles(settings: Settings) -> tuple[str, ...]:
+    """The worker roles ``[pipeline] mode`` runs, in start order."""
+    return MODE_ROLES[settings.pipeline.mode]
+
+
+def sink_topics(settings: Settings) -> list[str] | None:
+    """Catalog topics the sink writes in this mode (None: all of them)."""
+    if settings.pipeline.mode is PipelineMode.FULL:
+        return None
+    from oddsflow.topics import CATALOG
+
+    zones = MODE_ZONES[settings.pipeline.mode]
+    return [s.name for s in CATALOG if s.zone.value in zones]
+
+
+def check_role(settings: Settings, role: str) -> None:
+    """Refuse a role the configured mode does not run, saying which setting to change."""
+    allowed = mode_roles(settings)
+    if role in ROLES and role not in allowed:
+        raise SystemExit(
+            f"oddsflow: pipeline.mode is {settings.pipeline.mode.value}, which runs only "
+            f"{', '.join(allowed)}: no {role} worker. Set [pipeline] mode in config.toml or "
+            "ODDSFLOW_PIPELINE__MODE (staging_only adds staging, full adds features)."
+        )
+
+
 def faust_ready(app: Any, input_topics: set[str]) -> Callable[[], tuple[bool, dict[str, Any]]]:
     """Ready: partitions of the role's input topics assigned, no rebalance in progress."""
 
@@ -244,7 +284,7 @@ def run_sink(settings: Settings, topics: list[str] | None) -> int:
     from sinks.connector import SinkConnector
 
     apply_log_format(settings, "sink")
-    connector = SinkConnector(settings, topics=topics)
+    connector = SinkConnector(settings, topics=topics or sink_topics(settings))
 
     def ready() -> tuple[bool, dict[str, Any]]:
         consumer = connector._consumer
@@ -282,8 +322,9 @@ def run_sink(settings: Settings, topics: list[str] | None) -> int:
 def run_all(settings: Settings) -> int:
     base = settings.worker.health_port
     procs = []
-    for i, role in enumerate(ROLES):
+    for role in mode_roles(settings):
         env = child_env(settings)
+        i = ROLES.index(role)  # each role keeps its port whatever the mode
         env[HEALTH_PORT_ENV] = str(base + i if base else 0)
         procs.append(
             subprocess.Popen([sys.executable, "-m", "oddsflow.cli", "worker", role], env=env)
@@ -302,6 +343,7 @@ def run_all(settings: Settings) -> int:
 
 
 def run_worker(settings: Settings, role: str, topics: list[str] | None = None) -> int:
+    check_role(settings, role)
     if role == "sink":
         return run_sink(settings, topics)
     if role == "all":

@@ -33,7 +33,7 @@ from oddsflow.ops.lag import (
     rates_between,
 )
 from oddsflow.settings import Settings
-from oddsflow.worker import ROLES
+from oddsflow.worker import ROLES, mode_roles
 
 UNHEALTHY_LAG = (Status.STOP, Status.STALL)
 
@@ -110,6 +110,8 @@ def check_workers(settings: Settings, roles: tuple[str, ...], timeout: float) ->
     members = {r: len(info[g].members) for r, g in groups.items()}
     missing = [r for r, n in members.items() if n == 0]
     summary = ", ".join(f"{r} {n}" for r, n in members.items())
+    if roles == mode_roles(settings) and len(roles) < len(ROLES):
+        summary += f" (pipeline.mode {settings.pipeline.mode.value})"
     if missing:
         return Check(
             "workers",
@@ -160,6 +162,8 @@ async def check_dead_letters(
     per_min = dead / window_minutes
     data = {"dead_letters": dead, "promoted": promoted, "share": share, "pass_rate": pass_rate}
     detail = f"{per_min:.1f}/min over {window_minutes:g} min ({share:.1%} of records)"
+    if not settings.pipeline.processing.quality_gates:  # reported, never judged
+        return Check("dead letters", True, detail + " (quality gates off)", data)
     if share > 1 - threshold:
         return Check("dead letters", False, f"{detail} > {1 - threshold:.0%} allowed", data)
     if pass_rate is not None and pass_rate < threshold:
@@ -171,12 +175,16 @@ async def check_dead_letters(
 
 async def health(
     settings: Settings,
-    roles: tuple[str, ...] = ROLES,
+    roles: tuple[str, ...] | None = None,
     timeout: float = 3.0,
     window_minutes: float = 5.0,
     rules: Rules | None = None,
 ) -> HealthReport:
-    """Every check; a broker that does not answer is the only one reported (fast fail)."""
+    """Every check; a broker that does not answer is the only one reported (fast fail).
+
+    ``roles``: the worker roles expected live; default, those ``[pipeline] mode`` runs.
+    """
+    roles = mode_roles(settings) if roles is None else roles
     broker = await asyncio.to_thread(check_broker, settings, timeout)
     if not broker.ok:
         return HealthReport([broker])
@@ -246,8 +254,10 @@ async def last_errors(settings: Settings, conn: asyncpg.Connection) -> dict[str,
 async def pipeline_status(
     settings: Settings, interval: float = 2.0, rules: Rules | None = None
 ) -> list[StageStatus]:
-    """Workers, lag, throughput over ``interval`` seconds and last error, per stage."""
-    monitor = LagMonitor(settings, list(ROLES), rules or Rules())
+    """Workers, lag, throughput over ``interval`` seconds and last error, per stage that
+    ``[pipeline] mode`` runs."""
+    roles = mode_roles(settings)
+    monitor = LagMonitor(settings, list(roles), rules or Rules())
     first = {g.group: g for g in await monitor.sample()}
     await asyncio.sleep(interval)  # throughput needs two samples some time apart
     second = await monitor.sample()
@@ -262,7 +272,7 @@ async def pipeline_status(
         finally:
             await conn.close()
     out = []
-    for role, g in zip(ROLES, second, strict=True):
+    for role, g in zip(roles, second, strict=True):
         consumed, arrived = rates_between(first[g.group], g)
         out.append(
             StageStatus(role, g.group, g.member_ids, g.lag, round(g.lag_seconds, 3), g.status.value,
@@ -292,7 +302,7 @@ def add_health_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds per service check")
     parser.add_argument(
-        "--roles", nargs="+", choices=ROLES, default=list(ROLES), help="worker roles expected live"
+        "--roles", nargs="+", choices=ROLES, help="worker roles expected live (default: the mode's)"
     )
     parser.add_argument(
         "--window", type=float, default=5.0, help="minutes of dead letters to judge"
@@ -301,9 +311,8 @@ def add_health_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_health(settings: Settings, args: argparse.Namespace) -> int:
     """0 healthy, 1 unhealthy: the first line says why; details follow unless the broker is down."""
-    report = asyncio.run(
-        health(settings, tuple(args.roles), timeout=args.timeout, window_minutes=args.window)
-    )
+    roles = tuple(args.roles) if args.roles else None
+    report = asyncio.run(health(settings, roles, timeout=args.timeout, window_minutes=args.window))
     if args.json:
         print(json.dumps(report.to_json(), default=str))
     else:
@@ -332,9 +341,18 @@ def run_status(settings: Settings, args: argparse.Namespace) -> int:
     except KafkaUnavailable as exc:
         print(f"oddsflow pipeline status: {exc}", file=sys.stderr)
         return 1
+    mode = settings.pipeline.mode.value
+    off = [r for r in ROLES if r not in mode_roles(settings)]
     if args.json:
-        doc = {"at": datetime.now(UTC).isoformat(), "stages": [asdict(s) for s in stages]}
+        doc = {
+            "at": datetime.now(UTC).isoformat(),
+            "mode": mode,
+            "not_run": off,
+            "stages": [asdict(s) for s in stages],
+        }
         print(json.dumps(doc, default=str))
     else:
         print(format_stage_status(stages))
+        if off:
+            print(f"pipeline.mode {mode}: {', '.join(off)} not run")
     return 0

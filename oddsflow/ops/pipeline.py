@@ -7,27 +7,35 @@ involved group has committed offsets and nothing moved — end offsets nor commi
 seconds: with transactional producers upstream a partition's last offset can be a marker no one
 consumes, so "lag == 0" alone would never be reached), stops them with SIGTERM and prints what
 each table gained. ``pipeline.mode`` limits what ``--full`` runs (raw_only, staging_only).
+
+Quality gates (``[pipeline.processing] quality_gates``, roadmap 2.1): on, a run that builds both
+staging and curated builds staging first, prints each source's pass rate from the staging
+worker's quality reports of this run and, if one is below ``[pipeline] quality_threshold``, stops
+there with exit status 1 (the curated zone is not built); off, every worker runs at once and the
+pass rates are only printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 
 from oddsflow.ops.lag import admin_client, committed_offsets, end_offsets
-from oddsflow.settings import PipelineMode, Settings
+from oddsflow.settings import Settings
 from oddsflow.status import table_counts
 from oddsflow.topics import CATALOG, Zone, topic_name
+from oddsflow.worker import MODE_ZONES as WORKER_MODE_ZONES
+from schemas.codec import default_codec
 
 ZONE_ROLES = {"raw": ("sink",), "staging": ("staging", "sink"), "curated": ("features", "sink")}
 MODE_ZONES = {
-    PipelineMode.RAW_ONLY: ("raw",),
-    PipelineMode.STAGING_ONLY: ("raw", "staging"),
-    PipelineMode.FULL: ("raw", "staging", "curated"),
+    mode: tuple(z for z in zones if z != "operational") for mode, zones in WORKER_MODE_ZONES.items()
 }
 
 
@@ -109,20 +117,84 @@ async def _counts(settings: Settings) -> dict[str, int]:
         await conn.close()
 
 
+def quality_since(settings: Settings, since: datetime) -> dict[str, tuple[int, int]]:
+    """Per source, (records in, records passed) of the staging reports emitted since ``since``.
+
+    The latest report per (source, minute) holds that minute's totals (operational.quality).
+    """
+    from oddsflow.ops.dlq import read_topic
+
+    decode = default_codec().decode
+    latest: dict[tuple[str, datetime], dict] = {}
+    for msg in read_topic(settings, topic_name(settings, "operational.quality")):
+        r = decode(msg.value() or b"")
+        if r["stage"] == "staging" and r["emitted_at"] >= since:
+            latest[(r["source"], r["window_start"])] = r
+    out: dict[str, tuple[int, int]] = {}
+    for (source, _w), r in sorted(latest.items()):
+        n, passed = out.get(source, (0, 0))
+        out[source] = (n + r["records_in"], passed + r["promoted"] + r["deduplicated"])
+    return out
+
+
+def quality_gate(settings: Settings, since: datetime) -> bool:
+    """Print the staging pass rate per source since ``since``; False if one is below threshold."""
+    threshold = settings.pipeline.quality_threshold
+    rows = quality_since(settings, since)
+    gates = "on" if settings.pipeline.processing.quality_gates else "off"
+    print(f"quality (staging, [pipeline] quality_threshold {threshold:.0%}, gates {gates}):")
+    failed = []
+    for source, (n, passed) in rows.items():
+        rate = passed / n if n else 1.0
+        mark = "ok" if rate >= threshold else "BELOW"
+        print(f"  {source:15} {passed:>8} of {n:>8} records passed ({rate:.1%}) {mark}")
+        if rate < threshold:
+            failed.append(source)
+    if not rows:
+        print("  no records staged in this run")
+    return not failed
+
+
+def _run(
+    settings: Settings, roles: tuple[str, ...], procs: dict, quiet: float, timeout: float
+) -> float:
+    from oddsflow.processes import check_workers
+
+    log_dir = Path(settings.state_dir / "logs")
+    if "staging" in roles:  # the last quality report is in once a report interval passed quietly
+        quiet = max(quiet, settings.pipeline.quality_report_seconds + 2)
+    return wait_until_quiet(settings, roles, quiet, timeout, lambda: check_workers(procs, log_dir))
+
+
 def run_zone(
     settings: Settings, zone: str | None, quiet: float = 5.0, timeout: float = 3600
 ) -> int:
-    from oddsflow.processes import check_workers, start_workers, stop_workers
+    """Run the zone's workers until drained. With quality gates on, a run that builds both
+    staging and curated builds staging first and stops if its pass rate is below the threshold
+    (roadmap 2.1); with them off, every worker runs at once and the quality is only reported."""
+    from oddsflow.processes import start_workers, stop_workers
 
     roles = roles_for(settings, zone)
+    gates = settings.pipeline.processing.quality_gates
+    phases = [roles]
+    if gates and "staging" in roles and "features" in roles:
+        phases = [tuple(r for r in roles if r != "features"), roles]
     before = asyncio.run(_counts(settings))
+    started = datetime.now(UTC)
     log_dir = settings.state_dir / "logs"
-    print(f"pipeline run: starting {', '.join(roles)} (logs in {log_dir})", flush=True)
-    procs = start_workers(settings, Path(log_dir), roles=roles)
+    procs: dict = {}
+    passed = True
+    took = 0.0
     try:
-        took = wait_until_quiet(
-            settings, roles, quiet, timeout, lambda: check_workers(procs, Path(log_dir))
-        )
+        for i, phase in enumerate(phases):
+            new = tuple(r for r in phase if r not in procs)
+            print(f"pipeline run: starting {', '.join(new)} (logs in {log_dir})", flush=True)
+            procs.update(start_workers(settings, Path(log_dir), roles=new))
+            took += _run(settings, phase, procs, quiet, timeout)
+            if "staging" in phase and i == 0:
+                passed = quality_gate(settings, started)
+                if not passed and gates:
+                    break
     finally:
         stop_workers(procs)
     after = asyncio.run(_counts(settings))
@@ -130,6 +202,16 @@ def run_zone(
     for table, n in after.items():
         if n != before.get(table, 0):
             print(f"  {table:40} +{n - before.get(table, 0)}")
+    if not passed and gates:
+        skipped = " the curated zone was not built;" if len(phases) > 1 else ""
+        print(
+            f"oddsflow: quality gate failed: a source's staging pass rate is below"
+            f" [pipeline] quality_threshold ({settings.pipeline.quality_threshold:.0%});{skipped}"
+            " see what was refused with `oddsflow dlq list`, fix it and `oddsflow dlq replay`,"
+            " or run without gates: [pipeline.processing] quality_gates = false",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -164,27 +246,78 @@ def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
 
 
+async def latest_pass_rates(settings: Settings) -> list[dict]:
+    """Per source, the latest minute's staging report and the last hour's pass rate."""
+    ops = settings.pipeline.zones.operational
+    conn = await asyncpg.connect(settings.postgres.dsn, timeout=5)
+    try:
+        rows = await conn.fetch(
+            f"""
+            SELECT source, max(window_start) AS window_start,
+                   (array_agg(records_in ORDER BY window_start DESC))[1] AS records_in,
+                   (array_agg(pass_rate ORDER BY window_start DESC))[1] AS pass_rate,
+                   sum(promoted + deduplicated) FILTER (WHERE window_start > now() - interval
+                       '1 hour')::float8 / nullif(sum(records_in) FILTER (WHERE window_start
+                       > now() - interval '1 hour'), 0) AS hour_pass_rate
+            FROM {ops}.quality WHERE stage = 'staging' GROUP BY source ORDER BY source
+            """
+        )
+    finally:
+        await conn.close()
+    return [dict(r) for r in rows]
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
 def run_quality(settings: Settings, args: argparse.Namespace) -> int:
-    """Per source, raw in = promoted + de-duplicated + dead-lettered; exit 1 when unbalanced."""
+    """Per source, raw in = promoted + de-duplicated + dead-lettered (exit 1 when unbalanced),
+    the replays of dead letters among raw in, and the latest pass rates from operational.quality.
+    """
     import json
 
+    from oddsflow.ops.dlq import replays_by_source
     from streams.staging.reconcile import reconcile
 
     rows = [r for r in reconcile(settings, "staging") if r["raw_in"]]
-    if args.json:
-        print(json.dumps(rows, default=str))
+    replays = replays_by_source(settings)
+    try:
+        rates = asyncio.run(latest_pass_rates(settings))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        rates, why = [], f"operational.quality not readable ({exc}): run the sink and db migrate"
     else:
-        print(
-            f"{'source':15} {'raw in':>8} {'promoted':>9} {'dedup':>8} {'dead':>6} {'pending':>8}"
-            f" {'unexpl.':>8} | {'parts':>7} {'promoted':>9} {'dedup':>8} {'dead':>6}  balanced"
-        )
+        why = "no quality reports yet (the staging worker publishes them; the sink loads them)"
+    if args.json:
         for r in rows:
-            print(
-                f"{r['source']:15} {r['raw_in']:>8} {r['raw_promoted']:>9}"
-                f" {r['raw_deduplicated']:>8} {r['raw_dead_lettered']:>6} {r['raw_pending']:>8}"
-                f" {r['raw_unexplained']:>8} | {r['parts']:>7} {r['promoted']:>9}"
-                f" {r['deduplicated']:>8} {r['dead_lettered']:>6}  {r['balanced']}"
-            )
-        if not rows:
-            print("no raw records yet")
+            r["replays"] = replays.get(str(r["source"]), 0)
+        print(json.dumps(rows, default=str))
+        return 0 if all(r["balanced"] for r in rows) else 1
+    print(
+        f"{'source':15} {'raw in':>8} {'promoted':>9} {'dedup':>8} {'dead':>6} {'pending':>8}"
+        f" {'unexpl.':>8} {'replays':>8} | {'parts':>7} {'promoted':>9} {'dedup':>8} {'dead':>6}"
+        "  balanced"
+    )
+    for r in rows:
+        print(
+            f"{r['source']:15} {r['raw_in']:>8} {r['raw_promoted']:>9}"
+            f" {r['raw_deduplicated']:>8} {r['raw_dead_lettered']:>6} {r['raw_pending']:>8}"
+            f" {r['raw_unexplained']:>8} {replays.get(str(r['source']), 0):>8} | {r['parts']:>7}"
+            f" {r['promoted']:>9} {r['deduplicated']:>8} {r['dead_lettered']:>6}  {r['balanced']}"
+        )
+    if not rows:
+        print("no raw records yet")
+    if replays:
+        print("(raw in counts dead-letter replays as deliveries of their own: distinct records"
+              " = raw in - replays)")  # fmt: skip
+    threshold = settings.pipeline.quality_threshold
+    print(f"\npass rate per source (operational.quality; gate {threshold:.0%}, KPI > 95%):")
+    for q in rates:
+        print(
+            f"  {q['source']:15} latest minute {q['window_start']:%Y-%m-%d %H:%M}"
+            f" {_pct(q['pass_rate']):>7} of {q['records_in']:>7} records"
+            f" | last hour {_pct(q['hour_pass_rate']):>7}"
+        )
+    if not rates:
+        print(f"  {why}")
     return 0 if all(r["balanced"] for r in rows) else 1
