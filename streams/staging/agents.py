@@ -68,9 +68,16 @@ WITHIN = 0.05
 
 
 class StagingCounters:
-    """Per source: raw records in, dead-lettered whole; records promoted or de-duplicated."""
+    """Per source: raw records in, dead-lettered whole; records promoted or de-duplicated.
+
+    ``quality_passed`` / ``quality_quarantined``: staged records that passed the quality gate and
+    those it held back (their pass rate is passed / (passed + quarantined); with the gate off
+    every staged record counts as passed). Quarantined records are also in ``parts_dead``.
+    """
 
     def __init__(self) -> None:
+        self.quality_passed: Counter[str] = Counter()
+        self.quality_quarantined: Counter[str] = Counter()
         self.raw_in: Counter[str] = Counter()
         self.raw_dead: Counter[str] = Counter()
         self.parts_dead: Counter[str] = Counter()
@@ -103,7 +110,11 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
     outputs = {schema: app.topic(t(name)) for schema, name in OUTPUTS.items()}
     dlq = app.topic(t(dlq_topic("staging")))
     tolerance = timedelta(minutes=settings.features.allowed_lateness_minutes)
-    processor = StagingProcessor(future_tolerance=tolerance)
+    gates = settings.pipeline.processing.quality_gates
+    processor = StagingProcessor(
+        future_tolerance=tolerance,
+        quality_threshold=settings.pipeline.quality_threshold if gates else None,
+    )
     counters = StagingCounters()
     registry = default_codec().registry
     decode = default_codec().decode
@@ -139,6 +150,9 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
 
     def account(result: Any) -> None:
         counters.raw_in[result.source] += 1
+        counters.quality_passed[result.source] += result.passed
+        if result.quarantined:
+            counters.quality_quarantined[result.source] += result.quarantined
         if result.whole_record_failed:
             counters.raw_dead[result.source] += 1
         else:

@@ -18,13 +18,17 @@ from aiokafka.partitioner import murmur2
 
 from schemas.codec import DecodeError, default_codec
 from streams.staging.dedupe import encode_fact, fact_of
-from streams.staging.parsers import ParseError, parse_and_validate
+from streams.staging.parsers import ParseError, Reject, parse_and_validate
+from streams.staging.quality import SCORERS
+from streams.staging.validate import _where
 
 ENVELOPE = "oddsflow.raw.RawEnvelope"
 LINE = "oddsflow.staging.OddsLine"
 SPLIT = "oddsflow.staging.BettingSplit"
 GAME = "oddsflow.staging.Game"
 DEAD = "oddsflow.operational.DeadLetter"
+#: Error class of records quarantined by the quality gate (streams/staging/quality.py).
+QUALITY_GATE = "quality_gate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,16 +49,24 @@ class StageResult:
     dead: list[bytes] = field(default_factory=list)  # encoded DeadLetter records
     whole_record_failed: bool = False
     reject_classes: Counter[str] = field(default_factory=Counter)
+    passed: int = 0  # staged records that passed the quality gate (all of them when it is off)
+    quarantined: int = 0  # records under the quality threshold: dead letters, not promoted
 
 
 class StagingProcessor:
     """Raw envelope bytes → encoded staging records + dead letters."""
 
-    def __init__(self, future_tolerance: timedelta = timedelta(minutes=10)) -> None:
+    def __init__(
+        self,
+        future_tolerance: timedelta = timedelta(minutes=10),
+        quality_threshold: float | None = None,
+    ) -> None:
+        """``quality_threshold``: quarantine records scoring under it (None: no quality gate)."""
         codec = default_codec()
         self._decode = codec.decode
         self._enc = {name: codec.encoder(name) for name in (LINE, SPLIT, GAME, DEAD)}
         self.future_tolerance = future_tolerance
+        self.quality_threshold = quality_threshold
 
     def dead_letter(
         self, origin: Origin, value: bytes, error_class: str, reason: str, now: datetime
@@ -89,16 +101,38 @@ class StagingProcessor:
             reason = f"parser crashed: {type(exc).__name__}: {exc}"
             return self._failed(source, origin, value, "parser_error", reason, now)
         result = StageResult(source)
-        for r in parsed.rejects:
+        rejects = parsed.rejects
+        staged = ((LINE, parsed.lines), (SPLIT, parsed.splits), (GAME, parsed.games))
+        if self.quality_threshold is not None:
+            staged = tuple((schema, self._gate(schema, recs, rejects)) for schema, recs in staged)
+        for r in rejects:
             result.dead.append(self.dead_letter(origin, value, r.error_class, r.reason, now))
             result.reject_classes[r.error_class] += 1
-        self._emit(result, LINE, parsed.lines)
-        self._emit(result, SPLIT, parsed.splits)
-        self._emit(result, GAME, parsed.games)
+            if r.error_class == QUALITY_GATE:
+                result.quarantined += 1
+        for schema, records in staged:
+            self._emit(result, schema, records)
+            result.passed += len(records)
         if not result.records and not result.dead:
             reason = "payload holds no odds, splits or games"
             return self._failed(source, origin, value, "empty_payload", reason, now)
         return result
+
+    def _gate(
+        self, schema: str, records: list[dict[str, Any]], rejects: list[Reject]
+    ) -> list[dict[str, Any]]:
+        """The records that pass the quality gate; the others join ``rejects`` with the reason."""
+        threshold = self.quality_threshold
+        assert threshold is not None
+        scorer = SCORERS[schema]
+        kept = []
+        for rec in records:
+            refusal = scorer(rec).refusal(threshold)
+            if refusal is None:
+                kept.append(rec)
+            else:
+                rejects.append(Reject(QUALITY_GATE, f"{_where(rec)}: {refusal}"))
+        return kept
 
     def _emit(self, result: StageResult, schema: str, records: list[dict[str, Any]]) -> None:
         enc = self._enc[schema]

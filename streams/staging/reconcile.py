@@ -66,7 +66,7 @@ class ReconRow:
         return {**asdict(self), "balanced": self.balanced}
 
 
-def _read(settings: Settings, topic: str, timeout: float = 120.0) -> Iterator[Message]:
+def read_topic(settings: Settings, topic: str, timeout: float = 120.0) -> Iterator[Message]:
     """Every committed record of ``topic``, all partitions, as of now."""
     group = f"{settings.kafka.topic_prefix}oddsflow-reconcile"
     consumer = Consumer(consumer_config(settings, group, **{"enable.partition.eof": True}))
@@ -166,7 +166,7 @@ def reconcile(settings: Settings, zone: str = "staging") -> list[dict[str, objec
     rows = {s: ReconRow(s) for s in RAW_SOURCES}
     raw: dict[Origin, str] = {}
     for topic, source in raw_topics.items():
-        for msg in _read(settings, topic):
+        for msg in read_topic(settings, topic):
             raw[(topic, msg.partition(), msg.offset())] = source
             rows[source].raw_in += 1
 
@@ -176,7 +176,7 @@ def reconcile(settings: Settings, zone: str = "staging") -> list[dict[str, objec
     # a delivery: repartition (partition, offset, index in the bundle; 0 for a one-part message)
     promoted_deliveries: set[tuple[int, int, int]] = set()
     for name in OUTPUTS.values():
-        for msg in _read(settings, topic_name(settings, name)):
+        for msg in read_topic(settings, topic_name(settings, name)):
             src = _header(msg, SOURCE_OFFSET_HEADER)
             if src is not None:
                 promoted_deliveries.add((msg.partition(), *parse_position(src)))
@@ -184,7 +184,7 @@ def reconcile(settings: Settings, zone: str = "staging") -> list[dict[str, objec
     size: dict[Origin, int] = {}
     staged: dict[Origin, dict[int, bool | None]] = defaultdict(dict)  # promoted? None: undecided
     dead: dict[Origin, set[int]] = defaultdict(set)
-    for msg in _read(settings, normalized_topic(settings)):
+    for msg in read_topic(settings, normalized_topic(settings)):
         p, off = msg.partition(), msg.offset()
         for origin, i, n, index in _staged_parts(msg):
             size[origin] = n
@@ -193,7 +193,7 @@ def reconcile(settings: Settings, zone: str = "staging") -> list[dict[str, objec
             elif staged[origin].get(i) is None:
                 undecided = off >= decided.get(p, -1)
                 staged[origin][i] = None if undecided else False
-    for msg in _read(settings, topic_name(settings, dlq_topic("staging"))):
+    for msg in read_topic(settings, topic_name(settings, dlq_topic("staging"))):
         lineage = _lineage(msg)
         if lineage is None:
             continue
