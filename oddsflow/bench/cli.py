@@ -57,6 +57,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--rates", type=int, nargs="*", help="end-to-end offered raw records/s (default by mode)"
     )
     parser.add_argument("--seconds", type=float, help="end-to-end seconds per offered rate")
+    parser.add_argument(
+        "--staging-memory",
+        type=int,
+        metavar="N",
+        help="also run the staging worker on N raw records and print its peak RSS (1000000: "
+        "several minutes, so not part of the default run)",
+    )
 
 
 def _optional(module: str, name: str) -> Callable[..., Any] | None:
@@ -136,6 +143,23 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         return {b.stage: b, f.stage: StageStats(f.stage, runs, note)}
 
     stage("staging", "4b. staging worker over Kafka", staging_worker)
+
+    def faust_ceiling() -> dict[str, StageStats]:
+        runs = stages.faust_ceiling(settings, size("staging_worker") * 4, reps, log_dir)
+        note = "faust alone: no processing, one send per record (what caps the staging worker)"
+        return {runs[0].stage: StageStats(runs[0].stage, runs, note)}
+
+    stage("staging", "4c. faust ceiling: pass-through agent over Kafka", faust_ceiling)
+    if args.staging_memory:
+        n_mem = args.staging_memory
+        stage(
+            "staging",
+            f"4d. staging worker peak RSS after {n_mem:,} raw records",
+            lambda: {
+                m.stage: StageStats(m.stage, [m])
+                for m in stages.staging_worker_memory(settings, n_mem, log_dir)
+            },
+        )
     stage(
         "features",
         "5a. feature engine (pure, one core)",

@@ -431,6 +431,57 @@ def staging_worker_baseline(
     return staging_worker(settings, n, reps, log_dir, mode="baseline")
 
 
+def staging_worker_memory(
+    settings: Settings, n: int, log_dir: Path, chunk: int = 20_000
+) -> list[Measurement]:
+    """The staging worker's peak RSS after ``n`` raw records (issue #5: 1 million).
+
+    Input is generated and produced in chunks while the worker runs (1M envelopes held at once
+    would be the benchmark's memory, not the worker's); the de-dup state's TTL keeps the
+    worker's state bounded. Separate from ``make bench``: at a few thousand records/s, 1M takes
+    minutes (``oddsflow bench --staging-memory 1000000``).
+    """
+    from oddsflow.admin import create_topics
+
+    s = isolated_settings(settings)
+    create_topics(s)
+    src = topic_name(s, raw_topic("simulator"))
+    out_topics = [topic_name(s, t) for t in STAGING_OUT]
+    lag_topics = [src, topic_name(s, NORMALIZED)]
+    group = f"{s.kafka.topic_prefix}oddsflow-staging"
+    probe_consumer = Consumer(client_config(s, **{"group.id": group}))
+    probe = lambda: end_offsets(probe_consumer, s, out_topics)  # noqa: E731
+    lag = lambda: group_lag(probe_consumer, s, lag_topics)  # noqa: E731
+    enc = default_codec().encoder(ENVELOPE)
+    try:
+        with worker_processes(s, ("staging",), log_dir) as procs:
+            proc = procs["staging"]
+            alive = lambda: proc.poll() is None  # noqa: E731
+            cpu0 = proc_cpu_seconds(proc.pid) or 0.0
+            t0 = time.monotonic()
+            batch: list[tuple[bytes, bytes]] = []
+            for done, (event_id, payload, fetched) in enumerate(
+                simulator(n, seed=5, days_back=2).envelopes(), start=1
+            ):
+                batch.append((event_id.encode(), enc(envelope_record(event_id, payload, fetched))))
+                if len(batch) == chunk or done == n:
+                    produce_all(s, src, batch)
+                    batch = []
+                if done == n:
+                    break
+            outputs, last, ok = wait_done(probe, lag, alive, 120 + n / 500)
+            cpu = (proc_cpu_seconds(proc.pid) or 0.0) - cpu0
+            rss = proc_peak_rss_mb(proc.pid)
+    finally:
+        probe_consumer.close()
+    return [
+        Measurement(
+            f"staging worker x{n}: peak RSS", n, last - t0, cpu, rss,
+            extra={"outputs": outputs, "complete": ok},
+        )
+    ]  # fmt: skip
+
+
 def faust_ceiling(
     settings: Settings, n: int, reps: int, log_dir: Path, forward: bool = True
 ) -> list[Measurement]:
@@ -449,12 +500,10 @@ def faust_ceiling(
     group = f"{s.kafka.topic_prefix}oddsflow-faust-ceiling"
     probe_consumer = Consumer(client_config(s, **{"group.id": group}))
     out = lambda: end_offsets(probe_consumer, s, [dst]) if forward else 0  # noqa: E731
-    consumed = lambda: (
-        end_offsets(probe_consumer, s, [src])
-        - group_lag(  # noqa: E731
-            probe_consumer, s, [src]
-        )
-    )
+
+    def consumed() -> int:
+        return end_offsets(probe_consumer, s, [src]) - group_lag(probe_consumer, s, [src])
+
     lag = lambda: group_lag(probe_consumer, s, [src])  # noqa: E731
     label = "faust ceiling: consume + forward" if forward else "faust ceiling: consume only"
     log_dir.mkdir(parents=True, exist_ok=True)
