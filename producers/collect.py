@@ -31,9 +31,21 @@ def simulator_from(settings: Settings, args: argparse.Namespace | None = None) -
     )
 
 
-def publish_simulation(settings: Settings, sim: Simulator, progress: bool = True) -> Publisher:
-    """Publish every simulated snapshot; stops early (flushing) on SIGINT/SIGTERM."""
-    publisher = Publisher(settings, "simulator")
+def simulator_request(sim: Simulator) -> dict[str, str]:
+    """The request metadata of a simulated envelope: the seed reproduces the run."""
+    return {"seed": str(sim.seed)}
+
+
+def publish_simulation(
+    settings: Settings, sim: Simulator, progress: bool = True, publisher: Publisher | None = None
+) -> Publisher:
+    """Publish every simulated snapshot; stops early (flushing) on SIGINT/SIGTERM.
+
+    ``publisher``: one made (and connected) beforehand, as the benchmark does; closed here.
+    """
+    if publisher is None:
+        publisher = Publisher(settings, "simulator")
+        publisher.connect()
     stopping = False
 
     def stop(_sig: int, _frame: object) -> None:
@@ -43,7 +55,7 @@ def publish_simulation(settings: Settings, sim: Simulator, progress: bool = True
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     try:
-        layout = publisher.layout(request={"seed": str(sim.seed)})
+        layout = publisher.layout(request=simulator_request(sim))
         publisher.publish_all(sim.records(layout), stop=lambda: stopping)
     finally:
         stats = publisher.close()
@@ -120,6 +132,7 @@ def collect_file(settings: Settings, args: argparse.Namespace) -> int:
         raise SystemExit("oddsflow: --source file needs the PATH of a history file")
     records = file_records(args.path, getattr(args, "format", None), getattr(args, "season", None))
     publisher = Publisher(settings, "file")
+    publisher.connect()
     res = run_replay(
         publisher,
         records,

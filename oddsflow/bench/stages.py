@@ -190,31 +190,41 @@ def codec(n: int) -> list[Measurement]:
 # 3. collector publish
 
 
+PUBLISH_SIM_MIN = 100_000  # records per simulator run: a shorter run times the flush, not the rate
+
+
 def publish(settings: Settings, n: int) -> list[Measurement]:
-    """The collector's Publisher (encode envelope + produce, acks=all) into a fresh raw topic."""
-    from producers.publisher import Publisher
+    """The collectors' publish rates into fresh raw topics, one run each (producers/bench.py).
+
+    The generic Publisher on ``n`` pre-generated envelopes; the simulator's encoded records
+    without Kafka and published incl. generation (``oddsflow collect --source simulator``, at
+    least ``PUBLISH_SIM_MIN`` records); the Pinnacle sample replayed by the file collector.
+    Producers are connected before the clock; rates count broker-acknowledged records.
+    """
+    from producers import bench
 
     s = isolated_settings(settings)
-    topic = topic_name(s, raw_topic("simulator"))
-    create_topic(s, topic)
-    items = []
-    for item in simulator(n).envelopes():
-        items.append(item)
-        if len(items) == n:
-            break
+    topics = [topic_name(s, raw_topic(source)) for source in ("simulator", "file")]
+    for topic in topics:
+        create_topic(s, topic)
+    n_sim = max(n, PUBLISH_SIM_MIN)
     try:
-        pub = Publisher(s, "simulator")
-        with timed() as t:
-            for event_id, payload, fetched in items:
-                pub.publish(event_id, payload, fetched)
-            stats = pub.close()
+        runs = [
+            ("collector publish (simulator, pre-generated)", bench.run_pregenerated(s, n)),
+            ("simulator: generate + encode (no Kafka)", bench.run_generate(n_sim)),
+            ("simulator publish incl. generation", bench.run_simulator(s, n_sim)),
+        ]
+        if (s.data_dir / bench.PINNACLE).exists():
+            runs.append(("file replay: Pinnacle sample (read+publish)", bench.run_replay(s)))
     finally:
-        delete_topics(s, [topic])
+        delete_topics(s, topics)
+    extras = ("failed", "read_sort_seconds")
     return [
         Measurement(
-            "collector publish (simulator)", stats.acked, t.seconds, t.cpu_seconds,
-            extra={"failed": stats.failed},
+            label, r["records"], r["seconds"], r["cpu_seconds"],
+            extra={k: r[k] for k in extras if k in r},
         )
+        for label, r in runs
     ]  # fmt: skip
 
 

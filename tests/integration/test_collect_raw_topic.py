@@ -167,10 +167,12 @@ def test_bench_reports_acked_counts(settings: Settings) -> None:
     from producers.bench import bench_publish, bench_replay
 
     pub = bench_publish(settings, 3000)
-    assert pub["end_to_end_acked"] == pub["publish_only_acked"] == 3000 and pub["failed"] == 0
-    assert pub["end_to_end_per_second"] > 0 and pub["publish_only_per_second"] > 0
+    assert pub["incl_generation_acked"] == pub["pregenerated_acked"] == 3000
+    assert pub["failed"] == 0
+    assert pub["generate_per_second"] > 0 and pub["incl_generation_per_second"] > 0
+    assert pub["pregenerated_per_second"] > 0
     rep = bench_replay(settings)
-    assert rep["records"] == rep["acked"] == 1906 and rep["failed"] == 0
+    assert rep["records"] == rep["in_file"] == 1906 and rep["failed"] == 0
     from producers.rawtopic import count_raw
 
     assert count_raw(settings, "simulator") == 6000 and count_raw(settings, "file") == 1906
