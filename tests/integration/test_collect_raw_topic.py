@@ -9,18 +9,20 @@ import json
 import logging
 import random
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from oddsflow.settings import Settings
+from producers.collect import publish_simulation
 from producers.http import HttpCollector, RetryPolicy, payload_event_id, source_spec
 from producers.loopback import LoopbackSource
 from producers.publisher import Publisher
 from producers.rawtopic import read_raw
 from producers.replay import file_records, replay
+from producers.simulator import Simulator
 from streams.staging.parsers import parse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,6 +163,33 @@ def test_jsonl_round_trip(settings: Settings, tmp_path: Path) -> None:
         via_archive = parse(r)
         assert len(via_archive.lines) == len(direct.lines) > 0
         assert {ln["source_event_id"] for ln in via_archive.lines} == {r["event_id"]}
+
+
+def test_simulator_publishes_its_snapshots_once_each_keyed_by_game(settings: Settings) -> None:
+    start = datetime(2026, 4, 1, 17, 0, tzinfo=UTC)
+    sim = dict(seed=5, games=3, books=4, ticks=25, start=start)  # 300 records, ticks 0..24
+    pub = publish_simulation(settings, Simulator(**sim), progress=False)
+    assert pub.stats.sent == pub.stats.acked == 300 and pub.stats.failed == 0
+    expected = {eid: (payload, fetched) for eid, payload, fetched in Simulator(**sim).envelopes()}
+    got = read_raw(settings, "simulator")
+    assert sorted(r["event_id"] for r in got) == sorted(expected)
+    for r in got:
+        assert (r["payload"], r["fetched_at"]) == expected[r["event_id"]]
+        assert r["request"] == {"seed": "5"} and r["content_type"] == "application/json"
+        assert r["_key"].decode() == Simulator.key_of(r["event_id"])
+    for p in {r["_partition"] for r in got}:  # one game's snapshots stay in tick order
+        for key in {r["_key"] for r in got if r["_partition"] == p}:
+            ticks = [int(r["event_id"].rsplit("-t", 1)[1]) for r in got if r["_key"] == key]
+            assert ticks == sorted(ticks)
+
+
+def test_publish_all_stops_when_asked_and_counts_only_acks(settings: Settings) -> None:
+    sim = Simulator(seed=6, games=5, books=10, ticks=50)  # 2,500 records
+    pub = Publisher(settings, "simulator")
+    sent = pub.publish_all(sim.records(pub.layout()), stop=lambda: True)  # asked every 1,000
+    stats = pub.close()
+    assert sent == stats.sent == stats.acked == 1000 and stats.failed == 0
+    assert len(read_raw(settings, "simulator")) == 1000
 
 
 def test_bench_reports_acked_counts(settings: Settings) -> None:
