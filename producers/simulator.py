@@ -114,6 +114,9 @@ class _Book:
     # the last rendered envelope pieces (see Simulator.records) and the memo they render
     rendered_memo: Prices | None = None
     rendered: list[bytes] = field(default_factory=list)
+    # prices per rounded probability (home side and run line) and per rounded total probability
+    by_p: dict[float, tuple[int, int, int, int]] = field(default_factory=dict)
+    by_o: dict[float, tuple[int, int]] = field(default_factory=dict)
 
     def prices(self) -> Prices:
         """(home ml, away ml, home spread, its price, away's price, over, under)."""
@@ -126,20 +129,31 @@ class _Book:
 
 
 def _prices(s: _Book) -> Prices:
-    half_vig = s.vig / 2
+    """The book's prices, from its probability rounded to 0.001 and its total's to 0.01.
+
+    The rounded values are few (at most 701 and 21 a book) and a random walk revisits them, so
+    each side's prices are remembered per value: most changes of a book are then two lookups.
+    """
     p = min(0.85, max(0.15, round(s.p, 3)))
-    home_ml = shift_cents(prob_to_american(p + half_vig), s.shift)
-    away_ml = prob_to_american(1 - p + half_vig)
-    if s.away_shift:  # shift_cents(-100, 0) is +100: only shift when there is a shift
-        away_ml = shift_cents(away_ml, s.away_shift)
-    home_spread = -1.5 if s.home_favourite else 1.5  # the run line is set at the open
-    cover = min(0.8, max(0.2, round((p - 0.18) if s.home_favourite else (p + 0.18), 2)))
+    sides = s.by_p.get(p)
+    if sides is None:
+        half_vig = s.vig / 2
+        cover = min(0.8, max(0.2, round((p - 0.18) if s.home_favourite else (p + 0.18), 2)))
+        sides = s.by_p[p] = (
+            prob_to_american(p + half_vig), prob_to_american(1 - p + half_vig),
+            prob_to_american(cover + half_vig), prob_to_american(1 - cover + half_vig),
+        )  # fmt: skip
     o = round(s.o, 2)
-    return (
-        home_ml, away_ml, home_spread,
-        prob_to_american(cover + half_vig), prob_to_american(1 - cover + half_vig),
-        prob_to_american(o + half_vig), prob_to_american(1 - o + half_vig),
-    )  # fmt: skip
+    totals = s.by_o.get(o)
+    if totals is None:
+        half_vig = s.vig / 2
+        totals = s.by_o[o] = (prob_to_american(o + half_vig), prob_to_american(1 - o + half_vig))
+    home, away, home_spread_price, away_spread_price = sides
+    home_ml = shift_cents(home, s.shift)
+    # shift_cents(-100, 0) is +100: only shift the away side when there is a shift
+    away_ml = shift_cents(away, s.away_shift) if s.away_shift else away
+    home_spread = -1.5 if s.home_favourite else 1.5  # the run line is set at the open
+    return (home_ml, away_ml, home_spread, home_spread_price, away_spread_price, *totals)
 
 
 @dataclass
