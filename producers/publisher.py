@@ -46,12 +46,13 @@ class Publisher:
     def connect(self, timeout: float = 10.0) -> bool:
         """Meet the topic's leader now, before the first record; False if the broker is silent.
 
-        Why: a fresh idempotent producer whose first record comes before it is connected to the
-        partition leader often waits 0.5-1 s (librdkafka 2.16 drops the bootstrap connection
-        once it knows the cluster and retries the producer-id request on a 500 ms timer): a
-        short file replay took 10x longer. The first metadata request may be answered by the
-        bootstrap connection, the second only by the leader, so two are asked (~50 ms in all;
-        in 30 trials none then waited). Nothing changes if the broker does not answer.
+        Why: a fresh idempotent producer that is given records at once often waits 0.5-1 s
+        before sending any (librdkafka 2.16 drops the bootstrap connection once it knows the
+        cluster and retries the producer-id request on a 500 ms timer): here 15 of 15 fresh
+        producers did, and 2 of 12 Pinnacle replays in one process took 0.5 s instead of
+        0.05 s. The first metadata request may be answered by the bootstrap connection, the
+        second only by the leader, so two are asked (~50 ms); afterwards 0 of 30 waited.
+        Nothing changes if the broker does not answer: records then wait as before.
         """
         try:
             for _ in range(2):
