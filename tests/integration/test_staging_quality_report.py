@@ -12,6 +12,8 @@ from pathlib import Path
 import asyncpg
 
 from oddsflow.ops.dlq import read_topic
+from oddsflow.ops.lag import admin_client, describe
+from oddsflow.processes import running_workers
 from oddsflow.settings import Settings
 from oddsflow.topics import topic_name
 from producers.publisher import Publisher
@@ -80,39 +82,75 @@ def _sums(rows: list[dict]) -> Counter[str]:
     return Counter({k: sum(r[k] for r in rows) for k in COUNTS})
 
 
-async def test_reports_count_every_part_and_reach_the_table(
-    pipeline_settings: Settings, tmp_path: Path
-) -> None:
-    pipeline = pipeline_settings.pipeline.model_copy(update={"quality_report_seconds": 0.5})
-    s = pipeline_settings.model_copy(update={"pipeline": pipeline})
-    inputs = _inputs()
-    expected = _expected(inputs)
-    assert expected["dead_lettered"] == 3 and expected["deduplicated"] >= 4
+def _with_interval(s: Settings) -> Settings:
+    pipeline = s.pipeline.model_copy(update={"quality_report_seconds": 0.5})
+    return s.model_copy(update={"pipeline": pipeline})
 
+
+def _publish(s: Settings, inputs: list[tuple[str, bytes]]) -> None:
     publisher = Publisher(s, "simulator")
     for key, value in inputs:
         publisher.publish_encoded(key.encode(), value)
     assert publisher.flush() == 0
 
-    async def reported() -> Counter[str]:
-        return _sums(list(_topic_reports(s).values()))
 
-    async def loaded() -> list[dict]:
+async def _loaded(s: Settings, expected: Counter[str], timeout: float) -> list[dict]:
+    """The quality table's rows once they sum to ``expected`` (the sink loads the reports)."""
+
+    async def rows() -> list[dict]:
         conn = await asyncpg.connect(s.postgres.dsn)
         try:
-            rows = await conn.fetch(f"SELECT * FROM {s.pipeline.zones.operational}.quality")
+            found = await conn.fetch(f"SELECT * FROM {s.pipeline.zones.operational}.quality")
         finally:
             await conn.close()
-        return [dict(r) for r in rows]
+        return [dict(r) for r in found]
 
-    with workers(s, ("staging", "sink"), tmp_path / "run"):
-        got = await wait_for(reported, lambda c: c == expected, timeout=120, what="the reports")
-        rows = await wait_for(
-            loaded, lambda rows: _sums(rows) == expected, timeout=60, what="the quality rows"
-        )
-    assert got == expected
-    for r in [*_topic_reports(s).values(), *rows]:
+    return await wait_for(rows, lambda r: _sums(r) == expected, timeout, what="the quality rows")
+
+
+def _check_rows(rows: list[dict]) -> None:
+    for r in rows:
         assert r["source"] == "simulator" and r["stage"] == "staging"
         assert r["records_in"] == r["promoted"] + r["deduplicated"] + r["dead_lettered"]
         assert r["pass_rate"] == (r["promoted"] + r["deduplicated"]) / r["records_in"]
         assert r["window_start"].second == 0 and r["window_start"].microsecond == 0
+
+
+async def test_reports_count_every_part_and_reach_the_table(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    s = _with_interval(pipeline_settings)
+    inputs = _inputs()
+    expected = _expected(inputs)
+    assert expected["dead_lettered"] == 3 and expected["deduplicated"] >= 4
+    _publish(s, inputs)
+
+    async def reported() -> Counter[str]:
+        return _sums(list(_topic_reports(s).values()))
+
+    with workers(s, ("staging", "sink"), tmp_path / "run"):
+        got = await wait_for(reported, lambda c: c == expected, timeout=120, what="the reports")
+        rows = await _loaded(s, expected, timeout=60)
+    assert got == expected
+    _check_rows([*_topic_reports(s).values(), *rows])
+
+
+async def test_two_staging_workers_report_one_total_per_source_and_minute(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    s = _with_interval(pipeline_settings)
+    inputs = _inputs()
+    expected = _expected(inputs)
+    group = f"{s.kafka.topic_prefix}oddsflow-staging"
+
+    async def members() -> int:
+        return len(describe(admin_client(s), [group], 10)[group].members)
+
+    with (
+        running_workers(s, ("staging",), tmp_path, log_name=lambda r: f"{r}-a.log"),
+        running_workers(s, ("staging", "sink"), tmp_path, log_name=lambda r: f"{r}-b.log"),
+    ):
+        await wait_for(members, lambda n: n == 2, timeout=90, what="two staging members")
+        _publish(s, inputs)
+        rows = await _loaded(s, expected, timeout=120)
+    _check_rows(rows)
