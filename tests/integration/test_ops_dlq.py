@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -127,6 +127,15 @@ async def test_list_groups_dead_letters_by_source_and_class(
     assert await _cli(s, "list", "--source", "sbd", "--json") == 0
     doc = json.loads(capsys.readouterr().out)
     assert {(g["source"], g["error_class"]) for g in doc} == {k for k in expected if k[0] == "sbd"}
+
+    # one SBD payload with several refused books: one raw record to re-inject, not one per book
+    n_sbd = sum(n for (source, _c), n in expected.items() if source == "sbd")
+    assert n_sbd > 1
+    assert await _cli(s, "replay", "--source", "sbd", "--dry-run") == 0
+    assert capsys.readouterr().out.startswith(
+        f"{n_sbd} dead letters selected: would re-inject 1 records"
+    )
+    assert not await dead_letters(s, since=datetime.now(UTC) + timedelta(hours=1))
 
 
 def _fix(tmp_path: Path, code: str) -> dict[str, str]:
