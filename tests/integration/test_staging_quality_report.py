@@ -4,13 +4,16 @@ the counts the pure processor and de-duplicator give, in the topic and, via the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import pytest
 
+from oddsflow.cli import build_parser
 from oddsflow.ops.dlq import read_topic
 from oddsflow.ops.lag import admin_client, describe
 from oddsflow.processes import running_workers
@@ -117,7 +120,7 @@ def _check_rows(rows: list[dict]) -> None:
 
 
 async def test_reports_count_every_part_and_reach_the_table(
-    pipeline_settings: Settings, tmp_path: Path
+    pipeline_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     s = _with_interval(pipeline_settings)
     inputs = _inputs()
@@ -133,6 +136,12 @@ async def test_reports_count_every_part_and_reach_the_table(
         rows = await _loaded(s, expected, timeout=60)
     assert got == expected
     _check_rows([*_topic_reports(s).values(), *rows])
+
+    args = build_parser().parse_args(["pipeline", "quality"])
+    assert await asyncio.to_thread(args.func, args, s) == 0  # stopped workers: balanced
+    out = capsys.readouterr().out.split("pass rate per source")[1]
+    rate = (expected["promoted"] + expected["deduplicated"]) / expected["records_in"]
+    assert f"last hour {rate:>7.1%}" in out and "simulator" in out
 
 
 async def test_two_staging_workers_report_one_total_per_source_and_minute(
