@@ -60,6 +60,7 @@ from oddsflow.settings import Settings
 from oddsflow.topics import spec, topic_name
 from schemas.codec import default_codec
 from streams.features.engine import Output
+from streams.features.output import OutputProducer
 from streams.features.partitioned import GAME, LINE, SPLIT, PartitionFeatures, split_entries
 
 log = logging.getLogger("oddsflow.features")
@@ -74,8 +75,8 @@ OUTPUTS = (
 )
 EVENTS = "operational.pipeline_events"
 EX_SOFTWARE = 70  # exit status after an error in the agent or the timer
-BATCH_MAX = 2000
-BATCH_WITHIN = 0.05  # seconds: a batch closes when full or after this long
+BATCH_MAX = 4000
+BATCH_WITHIN = 0.1  # seconds: a batch closes when full or after this long
 IDLE_FLUSH_ENV = "ODDSFLOW_FEATURES__IDLE_FLUSH_SECONDS"  # [features] idle_flush_seconds
 
 
@@ -134,16 +135,22 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
             pf = parts[p]
         return pf
 
-    async def emit(outputs: Iterable[Output]) -> None:
-        producer = await app.maybe_start_producer()
-        for topic, rec in outputs:
-            counters[topic] += 1
-            await producer.send(
-                out_names[topic], rec["game_id"].encode(), encoders[topic](rec), None, None, None
-            )
+    out_producer: list[OutputProducer] = []  # made on first use, in the worker process
 
-    async def report_late(late: list[tuple[str, int, int, dict[str, Any]]]) -> None:
-        producer = await app.maybe_start_producer()
+    def producer() -> OutputProducer:
+        if not out_producer:
+            out_producer.append(OutputProducer(settings))
+        return out_producer[0]
+
+    def emit(outputs: Iterable[Output]) -> None:
+        produce = producer().produce
+        sent: Counter[str] = Counter()
+        for topic, rec in outputs:
+            sent[topic] += 1
+            produce(out_names[topic], rec["game_id"].encode(), encoders[topic](rec))
+        counters.update(sent)
+
+    def report_late(late: list[tuple[str, int, int, dict[str, Any]]]) -> None:
         now = datetime.now(UTC)
         for topic, p, offset, item in late:
             details = {
@@ -165,15 +172,15 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
                     "details": details,
                 }
             )
-            await producer.send(events_topic, b"features", value, None, None, None)
+            producer().produce(events_topic, b"features", value)
 
     async def durable() -> None:
-        """Outputs go through the plain producer, outside the transaction that commits the
-        state's changelog and the consumed offsets (faust derives transactions from the output
-        topic, which this app does not consume). So wait until the broker has every output
-        before the state that implies them is written: a crash can then only repeat outputs
-        (identical records, absorbed by the sink's natural keys), never lose them."""
-        await app.producer.flush()
+        """Outputs go through their own producer (``output.py``), outside the transaction that
+        commits the state's changelog and the consumed offsets. So wait until the broker has
+        every output before the state that implies them is written: a crash can then only repeat
+        outputs (identical records, absorbed by the sink's natural keys), never lose them."""
+        if out_producer:
+            await out_producer[0].flush()
 
     changelog = state.changelog_topic.get_topic_name()
 
@@ -235,10 +242,10 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
             if released:
                 pf.queue_dirty = True
                 counters["records"] += released
-        await emit(out)
+        emit(out)
         if late:
             counters["late"] += len(late)
-            await report_late(late)
+            report_late(late)
         await durable()
         for p in sorted(ps):
             await persist(parts[p])
@@ -308,7 +315,7 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
             if now - last_input.get(p, now) >= idle_s and not pf.inputs.size and pf.pending():
                 out = pf.flush_all()
                 counters["idle_flushes"] += 1
-                await emit(out)
+                emit(out)
                 await durable()
                 await persist(pf)
 

@@ -69,6 +69,7 @@ def bench_feature_worker(settings: Settings, n: int = 100_000, timeout: float = 
     first = last = None
     counts: Counter[str] = Counter()
     peak_rss_kb = 0
+    cpu_first = cpu_last = 0.0
     try:
         deadline = time.monotonic() + timeout
         while seen < expected and time.monotonic() < deadline and proc.poll() is None:
@@ -80,6 +81,9 @@ def bench_feature_worker(settings: Settings, n: int = 100_000, timeout: float = 
                 last = ts if last is None else max(last, ts)
                 counts[msg.topic()] += 1
                 seen += 1
+            if seen:  # the worker's CPU while it produced: start-up (imports, join) excluded
+                cpu_last = _cpu_seconds(proc.pid)
+                cpu_first = cpu_first or cpu_last
             peak_rss_kb = max(peak_rss_kb, _rss_kb(proc.pid))
     finally:
         consumer.close()
@@ -99,7 +103,18 @@ def bench_feature_worker(settings: Settings, n: int = 100_000, timeout: float = 
         "lines_per_s": round(n / took) if took and took > 0 else None,
         "outputs_per_s": round(seen / took) if took and took > 0 else None,
         "worker_peak_rss_mb": round(peak_rss_kb / 1024, 1),
+        # CPU-seconds per 1,000 lines: steadier than lines/s on a machine shared with others
+        "worker_cpu_s_per_1k": round((cpu_last - cpu_first) / n * 1000, 3),
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_kb(pid: int) -> int:

@@ -45,6 +45,8 @@ EXPIRE_STEP_US = 60 * MINUTE_US
 META_PREFIX = b"\x00partition|"
 
 LINE, SPLIT, GAME = "line", "split", "game"
+#: The state is plain trees of dicts, lists and numbers: no cycles to look for.
+_dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 KINDS = (LINE, SPLIT, GAME)
 #: An input topic with nothing queued holds the others back at most this long (wall clock).
 ALIGN_IDLE_SECONDS = 2.0
@@ -177,7 +179,7 @@ class PartitionFeatures:
             # doubled the cost of a batch; json.dumps copies anyway (read-only access).
             "g": self.engine._games[gid],
         }
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return _dumps(doc).encode()
 
     def restore(
         self,
