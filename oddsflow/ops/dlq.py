@@ -160,8 +160,10 @@ async def dead_letters(
     source: str | None = None,
     error_classes: list[str] | None = None,
     since: datetime | None = None,
+    match: str | None = None,
 ) -> list[DeadLetter]:
-    """Dead letters of every stage (or one), filtered, oldest first."""
+    """Dead letters of every stage (or one), filtered, oldest first (``match``: a piece of the
+    reason text, any case)."""
     stages = tuple(s for s in DLQ_STAGES if stage in (None, s))
     topics = tuple(s for s in stages if s != "sink")
     found = await asyncio.to_thread(_from_topics, settings, topics)
@@ -178,6 +180,7 @@ async def dead_letters(
             if (source is None or d.source == source)
             and (not error_classes or d.error_class in error_classes)
             and (since is None or d.failed_at >= since)
+            and (match is None or match.casefold() in d.reason.casefold())
         ),
         key=lambda d: d.failed_at,
     )
@@ -338,6 +341,7 @@ def add_dlq_arguments(parser: argparse.ArgumentParser) -> None:
         s.add_argument("--source", help="raw source (simulator, sbd, ...)")
         s.add_argument("--reason", "--error-class", dest="reason", action="append",
                        help="error class, e.g. unknown_team (repeatable)")  # fmt: skip
+        s.add_argument("--match", help="a piece of the reason text, e.g. 'Gotham Knights'")
         s.add_argument("--since", help="failed at or after: ISO 8601 or 30m, 2h, 1d ago")
         s.add_argument("--json", action="store_true")
         if name == "list":
@@ -354,7 +358,9 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
         since = parse_time(args.since) if args.since else None
     except ValueError as exc:
         raise SystemExit(f"oddsflow dlq: --since {exc}") from None
-    letters = asyncio.run(dead_letters(settings, args.stage, args.source, args.reason, since))
+    letters = asyncio.run(
+        dead_letters(settings, args.stage, args.source, args.reason, since, args.match)
+    )
     if args.dlq_cmd == "list":
         groups = group(letters, max(args.examples, 1))
         if args.json:
