@@ -34,7 +34,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from confluent_kafka import (
@@ -81,8 +81,11 @@ def _source_of(settings: Settings, origin_topic: str) -> str:
     return logical.removeprefix("raw.odds.") if logical.startswith("raw.odds.") else logical
 
 
-def read_topic(settings: Settings, topic: str, timeout: float = 120.0) -> Iterator[Message]:
-    """Every committed record of ``topic`` (all partitions) as of now; nothing if it is absent."""
+def read_topic(
+    settings: Settings, topic: str, since: datetime | None = None, timeout: float = 120.0
+) -> Iterator[Message]:
+    """Every committed record of ``topic`` (all partitions) as of now, from the first one written
+    at or after ``since`` (the broker's time index) when given; nothing if it is absent."""
     group = f"{settings.kafka.topic_prefix}oddsflow-dlq-{uuid.uuid4().hex[:8]}"
     consumer = Consumer(consumer_config(settings, group, **{"enable.partition.eof": True}))
     try:
@@ -92,8 +95,13 @@ def read_topic(settings: Settings, topic: str, timeout: float = 120.0) -> Iterat
         parts = []
         for p in md.partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                parts.append(TopicPartition(topic, p, OFFSET_BEGINNING))
+            start = OFFSET_BEGINNING
+            if since is not None and high > low:
+                ms = int(since.timestamp() * 1000)
+                [found] = consumer.offsets_for_times([TopicPartition(topic, p, ms)], timeout=10)
+                start = found.offset if found.offset >= 0 else high
+            if high > max(low, start):
+                parts.append(TopicPartition(topic, p, start))
         if not parts:
             return
         consumer.assign(parts)
@@ -114,11 +122,15 @@ def read_topic(settings: Settings, topic: str, timeout: float = 120.0) -> Iterat
         consumer.close()
 
 
-def _from_topics(settings: Settings, stages: tuple[str, ...]) -> list[DeadLetter]:
+def _from_topics(
+    settings: Settings, stages: tuple[str, ...], since: datetime | None
+) -> list[DeadLetter]:
     decode = default_codec().decode
     out = []
+    # a dead letter is written when it fails: read from a minute before ``since`` (clock skew)
+    start = since - timedelta(minutes=1) if since else None
     for stage in stages:
-        for msg in read_topic(settings, topic_name(settings, dlq_topic(stage))):
+        for msg in read_topic(settings, topic_name(settings, dlq_topic(stage)), start):
             try:
                 r = decode(msg.value() or b"", reader=DEAD_LETTER)
             except DecodeError:
@@ -166,7 +178,7 @@ async def dead_letters(
     reason text, any case)."""
     stages = tuple(s for s in DLQ_STAGES if stage in (None, s))
     topics = tuple(s for s in stages if s != "sink")
-    found = await asyncio.to_thread(_from_topics, settings, topics)
+    found = await asyncio.to_thread(_from_topics, settings, topics, since)
     if "sink" in stages:
         try:
             found += await _from_table(settings)
