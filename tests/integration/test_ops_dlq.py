@@ -136,6 +136,8 @@ async def test_list_groups_dead_letters_by_source_and_class(
         f"{n_sbd} dead letters selected: would re-inject 1 records"
     )
     assert not await dead_letters(s, since=datetime.now(UTC) + timedelta(hours=1))
+    recent = await dead_letters(s, since=datetime.now(UTC) - timedelta(hours=1))
+    assert len(recent) == expected.total()
     [gotham_dl] = await dead_letters(s, match=UNKNOWN.upper())
     assert gotham_dl.error_class == "unknown_team"
 
