@@ -252,11 +252,14 @@ def format_groups(groups: list[Group], show_examples: bool) -> str:
 # -- replay -------------------------------------------------------------------------------------
 
 
-def replays_by_origin(settings: Settings, topics: set[str]) -> Counter[str]:
-    """How many times each origin was re-injected: the replay headers on ``topics``."""
+def replays_by_origin(
+    settings: Settings, topics: set[str], since: datetime | None = None
+) -> Counter[str]:
+    """How many times each origin was re-injected: the replay headers on ``topics`` (those
+    written since ``since``: a replay is written after its dead letter)."""
     seen: Counter[str] = Counter()
     for topic in sorted(topics):
-        for msg in read_topic(settings, topic):
+        for msg in read_topic(settings, topic, since):
             for name, value in msg.headers() or ():
                 if name == REPLAY_OF and value:
                     seen[value.decode()] += 1
@@ -287,7 +290,9 @@ def plan_replay(settings: Settings, letters: list[DeadLetter], again: bool = Fal
     by_origin: dict[str, DeadLetter] = {}
     for d in replayable:
         by_origin.setdefault(d.origin, d)
-    done = replays_by_origin(settings, {d.origin_topic for d in by_origin.values()})
+    first = min((d.failed_at for d in by_origin.values()), default=None)
+    since = first - timedelta(minutes=1) if first else None
+    done = replays_by_origin(settings, {d.origin_topic for d in by_origin.values()}, since)
     records = [d for o, d in by_origin.items() if again or not done[o]]
     return ReplayPlan(len(letters), records, len(by_origin) - len(records),
                       len(letters) - len(replayable))  # fmt: skip
