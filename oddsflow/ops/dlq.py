@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import socket
+import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -182,9 +183,14 @@ async def dead_letters(
     if "sink" in stages:
         try:
             found += await _from_table(settings)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             if stage == "sink":
                 raise
+            print(
+                f"oddsflow dlq: the sink's dead letters were not read ({exc}); start Postgres"
+                " (oddsflow services up) and run oddsflow db migrate to see them",
+                file=sys.stderr,
+            )
     return sorted(
         (
             d
