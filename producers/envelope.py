@@ -29,7 +29,10 @@ class LayoutMismatch(RuntimeError):
 
 
 def varint(n: int) -> bytes:
-    """Avro's zigzag varint of ``n`` (lengths and longs)."""
+    """Avro's zigzag varint of ``n`` (lengths and longs); one or two bytes below 8 KiB."""
+    if 0 <= n < 0x2000:  # the lengths of ids and payloads: arithmetic, not a loop
+        z = n << 1
+        return bytes((z,)) if z < 0x80 else bytes(((z & 0x7F) | 0x80, z >> 7))
     return enc_long(n)
 
 

@@ -105,11 +105,10 @@ class _Book:
     home_favourite: bool
     shift: int = 0
     away_shift: int = 0
-    # Prices are derived from (p, o, shift, away_shift) only when one of them was assigned
-    # (``dirty``) and only if the value differs (``memo_key``): most books keep their prices
-    # most ticks. ``memo`` is replaced, never mutated, so its identity says "unchanged".
+    # Prices are derived again only when p, o or a shift was assigned (``dirty``), and ``memo``
+    # is replaced only when they differ: most books keep their prices most ticks, and the
+    # identity of ``memo`` says "unchanged, nothing to render again".
     dirty: bool = True
-    memo_key: tuple[float, float, int, int] | None = None
     memo: Prices = (0, 0, 0.0, 0, 0, 0, 0)
     # the last rendered envelope pieces (see Simulator.records) and the memo they render
     rendered_memo: Prices | None = None
@@ -122,9 +121,9 @@ class _Book:
         """(home ml, away ml, home spread, its price, away's price, over, under)."""
         if self.dirty:
             self.dirty = False
-            key = (self.p, self.o, self.shift, self.away_shift)
-            if key != self.memo_key:
-                self.memo_key, self.memo = key, _prices(self)
+            prices = _prices(self)
+            if prices != self.memo:
+                self.memo = prices
         return self.memo
 
 
@@ -333,10 +332,10 @@ class Simulator:
             ).encode()  # fmt: skip
         return pattern
 
-    def _render(self, g: int, book: str, prices: Prices, total: float) -> list[bytes]:
-        """One book's payload at these prices, cut where the timestamps go."""
+    def _render(self, g: int, book: str, prices: Prices, total: float) -> bytes:
+        """One book's payload at these prices, a NUL where each timestamp goes."""
         hml, aml, hs, hsp, asp, op, up = prices
-        return (self._pattern(g, book, hs, total) % (hml, aml, hsp, asp, op, up)).split(b"\x00")
+        return self._pattern(g, book, hs, total) % (hml, aml, hsp, asp, op, up)
 
     def _stamp(self, at: datetime) -> bytes:
         ts = self._stamps.get(at)
@@ -353,7 +352,7 @@ class Simulator:
                   q.away_spread_price, q.over_price, q.under_price)  # fmt: skip
         cached = self._rendered.get(key)
         if cached is None or cached[0] != (prices, q.total):
-            parts = self._render(q.game, q.book, prices, q.total)
+            parts = self._render(q.game, q.book, prices, q.total).split(b"\x00")
             cached = self._rendered[key] = ((prices, q.total), parts)
         return self._stamp(q.at).join(cached[1])
 
@@ -400,8 +399,9 @@ class Simulator:
                 if book.dirty:
                     book.prices()
                 if book.rendered_memo is not book.memo:
-                    parts = self._render(g, b, book.memo, total)
-                    size = sum(map(len, parts)) + TS_LEN * (len(parts) - 1)
+                    text = self._render(g, b, book.memo, total)
+                    parts = text.split(b"\x00")
+                    size = len(text) + (TS_LEN - 1) * (len(parts) - 1)  # NULs become stamps
                     parts[0] = varint(size) + parts[0]
                     parts[-1] += tail
                     book.rendered, book.rendered_memo = parts, book.memo

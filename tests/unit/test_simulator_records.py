@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from producers.envelope import EnvelopeLayout
+from producers.envelope import EnvelopeLayout, varint
 from producers.simulator import ScriptedJump, Simulator
 from schemas.codec import default_codec
+from schemas.fastcodec import enc_long
 
 START = datetime(2026, 4, 1, 17, 0, tzinfo=UTC)
 ENVELOPE = "oddsflow.raw.RawEnvelope"
@@ -90,3 +91,8 @@ def test_layout_encodes_like_the_codec(
     assert frame == default_codec().encode(ENVELOPE, record)
     decoded = default_codec().decode(frame)
     assert decoded["payload"] == payload and decoded["request"] == request_meta
+
+
+def test_varint_is_avros() -> None:
+    for n in [*range(20_000), 2**31, 1_775_000_000_123_456, -1, -64, -65, -(2**40)]:
+        assert varint(n) == enc_long(n), n
