@@ -179,6 +179,23 @@ class FeatureEngine:
                 self._release(g, None, out)
         return out
 
+    def end(self, game_id: str) -> list[Output]:
+        """End of the game's input: release its buffer, then settle a score held for first pitch.
+
+        Only at the end of the input (a backfill, a test) or at expiry: before that, a quiet
+        game may still get pre-game lines, and its vectors must wait for first pitch."""
+        out = self.flush(game_id)
+        g = self._games.get(game_id)
+        if g is not None and g["closing"] is None and g.get("pending_final") is not None:
+            self._close(g, out)
+            self._settle_pending(g, out)
+        return out
+
+    def has_pending_final(self, game_id: str) -> bool:
+        """Whether a score waits for the game's first pitch (``end`` would settle it)."""
+        g = self._games.get(game_id)
+        return g is not None and g["closing"] is None and g.get("pending_final") is not None
+
     def expire(self, before: datetime) -> list[Output]:
         """Drop games whose first pitch (else last event) is before ``before``.
 
@@ -193,8 +210,7 @@ class FeatureEngine:
             g = self._games[gid]
             ref = g["commence"] if g["commence"] is not None else g["max"]
             if ref is not None and ref < cut:
-                if g["buf"]:
-                    self._release(g, None, out)
+                out += self.end(gid)
                 del self._games[gid]
         return out
 
@@ -313,6 +329,7 @@ class FeatureEngine:
     ) -> None:
         if g["closing"] is None and g["commence"] is not None and t > g["commence"]:
             self._close(g, out)
+            self._settle_pending(g, out)
         gid = g["game_id"]
         t_dt = from_us(t)
 
@@ -395,6 +412,11 @@ class FeatureEngine:
         # 8. games: a final state fills the targets
         for p in games:
             if p[1] in _FINAL and not g["final"]:
+                if g["closing"] is None and g["commence"] is not None and t <= g["commence"]:
+                    # A score before first pitch (captures such as Pinnacle's carry it on every
+                    # pre-game row): the vectors are as of first pitch, so they wait for it.
+                    g.setdefault("pending_final", [p[2], p[3]])
+                    continue
                 if g["closing"] is None:
                     self._close(g, out)
                 g["final"] = True
@@ -809,6 +831,12 @@ class FeatureEngine:
             "profit_loss": pnl,
         }
 
+    def _settle_pending(self, g: dict[str, Any], out: list[Output]) -> None:
+        pending = g.get("pending_final")
+        if pending is not None and not g["final"]:
+            g["final"] = True
+            self._emit_final(out, g, pending[0], pending[1])
+
     def _emit_final(self, out: list[Output], g: dict[str, Any], home: Any, away: Any) -> None:
         for market in sorted(g["closing"]):
             f = g["closing"][market]
@@ -844,4 +872,7 @@ def feed(engine: FeatureEngine, events: Iterable[tuple[str, dict[str, Any]]]) ->
     out: list[Output] = []
     for kind, rec in events:
         out += handlers[kind](rec)
-    return out + engine.flush()
+    out += engine.flush()
+    for gid in engine.game_ids():
+        out += engine.end(gid)
+    return out

@@ -134,18 +134,21 @@ class PartitionFeatures:
         return out
 
     def flush_all(self) -> list[Output]:
-        """End of input: release every game's buffered instants (the idle timer calls this)."""
+        """End of input: release every game's buffered instants (the idle timer calls this),
+        and settle scores that came before first pitch (``FeatureEngine.end``)."""
         out: list[Output] = []
         for gid in self.engine.game_ids():
-            if gid not in self.flushed:
-                out += self.engine.flush(gid)
+            if gid not in self.flushed or self.engine.has_pending_final(gid):
+                out += self.engine.end(gid)
                 self.flushed.add(gid)
                 self.touched.add(gid)
         return out
 
     def pending(self) -> bool:
-        """Whether some game may still hold buffered instants."""
-        return any(gid not in self.flushed for gid in self.newest)
+        """Whether some game may still hold buffered instants or a score for first pitch."""
+        return any(
+            gid not in self.flushed or self.engine.has_pending_final(gid) for gid in self.newest
+        )
 
     # ------------------------------------------------------------------ persistence
 

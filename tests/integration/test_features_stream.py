@@ -28,7 +28,8 @@ PINNACLE = SHARED_DATA / "pinnacle" / "mlb2016_line_history_20games.csv"
 pytestmark = pytest.mark.skipif(not PINNACLE.exists(), reason="shared Pinnacle data not present")
 VELOCITY = "curated.line_velocity"
 CONSENSUS = "curated.consensus"
-COMPARED = (VELOCITY, CONSENSUS)
+VECTORS = "curated.feature_vectors"
+COMPARED = (VELOCITY, CONSENSUS, VECTORS)
 
 
 def _staged_pinnacle() -> list[Staged]:
@@ -95,10 +96,11 @@ async def test_pinnacle_velocity_through_kafka_equals_reference_and_replays_iden
 ) -> None:
     staged = _staged_pinnacle()
     expected = _reference(staged)
-    # Feature vectors are left out: on staged Pinnacle Game records (final score on every
-    # pre-game row) the engine and the reference disagree (38 vs 126), a batch-level finding.
+    # Staged Pinnacle game records carry the final score on every pre-game row: the vectors
+    # (as of first pitch, 21 games x 3 markets, pre-game and with targets) wait for first pitch
+    # or the end of the input, never freeze at the first row.
     want = Counter(t for t, _ in expected if t in COMPARED)
-    assert want[VELOCITY] == 8196 and want[CONSENSUS] == 2756
+    assert want[VELOCITY] == 8196 and want[CONSENSUS] == 2756 and want[VECTORS] == 126
 
     first = await _run_worker(pipeline_settings, staged, want, tmp_path / "first")
     for topic in COMPARED:

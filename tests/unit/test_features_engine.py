@@ -376,6 +376,31 @@ def test_final_game_fills_targets_of_the_feature_vector() -> None:
     )
 
 
+def test_a_score_before_first_pitch_waits_for_it() -> None:
+    """Captures (Pinnacle) carry the final score on every pre-game row: the vectors are still
+    as of first pitch, with every market quoted by then, not frozen at the first row."""
+
+    def final(minutes: float) -> dict[str, Any]:
+        return {
+            "game_id": GAME, "commence_time": COMMENCE, "home_team": "BOS", "away_team": "NYY",
+            "status": "final", "home_score": 2, "away_score": 3, "event_time": at(minutes),
+            "ingested_at": at(minutes), "source_event_id": f"g{minutes}",
+        }  # fmt: skip
+
+    lines = [
+        line("a", 0, -150, novig=0.58),
+        line("a", 120, -105, market="total", side="over", points=8.5, novig=0.5),  # later market
+        line("a", 300, -140, novig=0.56),
+    ]
+    out = run(lines, games=[final(0), final(120)])
+    vectors = of(out, "curated.feature_vectors")
+    assert sorted((v["market"], str(v["actual_outcome"])) for v in vectors) == [
+        ("moneyline", "None"), ("moneyline", "loss"), ("total", "None"), ("total", "loss"),
+    ]  # fmt: skip
+    # the moneyline as of first pitch (minute 300), not as of the first row (0.58)
+    assert {v["cross_book_consensus"] for v in vectors if v["market"] == "moneyline"} == {0.56}
+
+
 def test_bench_runs_on_synthetic_lines_without_late_events() -> None:
     from streams.features.bench import bench_engine
 
