@@ -8,6 +8,7 @@ never touches the pipeline's real topics or tables.
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -274,8 +275,30 @@ def features_pure(n: int) -> list[Measurement]:
         Measurement(
             "features: engine (pure)", r["lines"], r["seconds"], cpu,
             extra={"outputs": r["outputs"], "peak_state_size": r["peak_state_size"]},
-        )
+        ),
+        features_season(max(26, n // 400)),
     ]  # fmt: skip
+
+
+def features_season(games: int) -> Measurement:
+    """Peak RSS of one partition's feature state over ``games`` games of a season, in a fresh
+    process (``streams.features.season``): a scaled season (the state is flat after two days of
+    games; the full 2,430-game season is ``python -m streams.features.season``)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.features.season", str(games)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    r = json.loads(done.stdout)
+    return Measurement(
+        f"features: season, {games} of 2,430 games (state expiry)", r["lines"], r["seconds"],
+        cpu, r["peak_rss_mb"],
+        extra={k: r[k] for k in ("live_games_max", "table_mb_max", "rss_mb_after_finals")},
+    )  # fmt: skip
 
 
 def feature_batches(n: int, batches: int) -> list[list[tuple[bytes, bytes]]]:
