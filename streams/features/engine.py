@@ -179,6 +179,11 @@ class FeatureEngine:
                 self._release(g, None, out)
         return out
 
+    def buffered(self, game_id: str) -> bool:
+        """Whether the game holds instants not yet released."""
+        g = self._games.get(game_id)
+        return g is not None and bool(g["buf"])
+
     def end(self, game_id: str) -> list[Output]:
         """End of the game's input: release its buffer, then settle a score held for first pitch.
 

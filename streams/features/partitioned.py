@@ -8,11 +8,15 @@ depend on how fast each was consumed.
 
 Event time drives everything:
 
-* The partition's clock is the newest event time it has seen; its watermark is the clock minus
-  ``allowed_lateness_minutes``. A game whose newest event is behind that watermark is idle: its
-  buffered instants (the engine holds the last ``allowed_lateness`` of each game) are flushed.
-  A record of that game arriving later with an older time is counted late, as it would be by the
-  partition's watermark anyway.
+* The partition's clock is the newest event time it has seen. It does not release a game's
+  buffer: each game's own watermark (its newest event minus ``allowed_lateness_minutes``) does,
+  in the engine. Two runs of the pipeline interleave a partition's games differently (staging
+  merges its inputs as fast as each is read), so a release decided by the other games' progress
+  made the output depend on that interleaving: a game left behind by more than the lateness was
+  flushed, and the rest of its snapshot, still on its way, became late (799 late lines in an
+  undisturbed run of the chaos suite). Now the output depends on each game's own order only
+  (its key keeps it), and a game's held-back tail waits for its next record, the idle timer or
+  its expiry.
 * A game whose first pitch (else newest event) is more than ``STATE_RETENTION`` behind the clock
   is expired: released, then dropped from the engine and from the table (bounded state). Checked
   each time the clock enters a new ``EXPIRE_STEP`` of event time.
@@ -26,7 +30,6 @@ partition's own clock in a separate entry, so a restarted worker resumes the sam
 from __future__ import annotations
 
 import base64
-import heapq
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -75,7 +78,6 @@ class PartitionFeatures:
         self.next_expire: int | None = None
         self.newest: dict[str, int] = {}
         self.flushed: set[str] = set()
-        self._idle: list[tuple[int, str]] = []  # (newest, game) heap; stale entries skipped
         self.inputs = AlignedInputs(0.0)
         self.queue_dirty = False  # the aligned inputs' queues or positions changed since a write
         #: Next offset to consume per input topic (by kind): everything before it is applied
@@ -102,7 +104,6 @@ class PartitionFeatures:
         out += self._handlers[kind](rec)
         if t > self.newest.get(gid, -(1 << 62)):
             self.newest[gid] = t
-            heapq.heappush(self._idle, (t, gid))
         self.flushed.discard(gid)
         self.dropped.discard(gid)
         self.touched.add(gid)
@@ -110,14 +111,6 @@ class PartitionFeatures:
 
     def _advance(self, out: list[Output]) -> None:
         assert self.clock is not None
-        wm = self.clock - self._lateness
-        idle = self._idle
-        while idle and idle[0][0] < wm:
-            t, gid = heapq.heappop(idle)
-            if self.newest.get(gid) == t and gid not in self.flushed:
-                out += self.engine.flush(gid)
-                self.flushed.add(gid)
-                self.touched.add(gid)
         if self.next_expire is None or self.clock >= self.next_expire:
             self.next_expire = (self.clock // EXPIRE_STEP_US + 1) * EXPIRE_STEP_US
             out += self.expire(self.clock - self._retention)
@@ -137,17 +130,20 @@ class PartitionFeatures:
         """End of input: release every game's buffered instants (the idle timer calls this),
         and settle scores that came before first pitch (``FeatureEngine.end``)."""
         out: list[Output] = []
-        for gid in self.engine.game_ids():
-            if gid not in self.flushed or self.engine.has_pending_final(gid):
-                out += self.engine.end(gid)
+        engine = self.engine
+        for gid in engine.game_ids():
+            if gid not in self.flushed or engine.buffered(gid) or engine.has_pending_final(gid):
+                out += engine.end(gid)
                 self.flushed.add(gid)
                 self.touched.add(gid)
         return out
 
     def pending(self) -> bool:
         """Whether some game may still hold buffered instants or a score for first pitch."""
+        engine = self.engine
         return any(
-            gid not in self.flushed or self.engine.has_pending_final(gid) for gid in self.newest
+            gid not in self.flushed or engine.buffered(gid) or engine.has_pending_final(gid)
+            for gid in self.newest
         )
 
     # ------------------------------------------------------------------ persistence
@@ -203,7 +199,6 @@ class PartitionFeatures:
             self.engine.restore(gid, doc["g"])
             if doc["newest"] is not None:
                 self.newest[gid] = doc["newest"]
-                heapq.heappush(self._idle, (doc["newest"], gid))
             if doc["flushed"]:
                 self.flushed.add(gid)
             n += 1

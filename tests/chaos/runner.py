@@ -75,7 +75,13 @@ FAULT_KINDS = (
 
 @dataclass(frozen=True)
 class Plan:
-    """Size of the input and how many faults of each kind to inject."""
+    """Size of the input and how many faults of each kind to inject.
+
+    ``idle_flush_seconds`` is the features worker's idle flush, the one wall-clock decision: it
+    must outlast any pause of its input that a fault causes (a restarted staging worker waits
+    out the 10 s session timeout of the killed one), or a flush in mid-stream would make the
+    rest of an instant late in the tormented run only.
+    """
 
     games: int
     books: int
@@ -86,7 +92,7 @@ class Plan:
     poison_per_kind: int
     seed: int = 11
     tick_seconds: int = 30
-    idle_flush_seconds: float = 20.0
+    idle_flush_seconds: float = 45.0
     postgres_outage: tuple[float, float] = (2.0, 8.0)  # seconds the database stays down
     drain_timeout: float = 900.0
 
