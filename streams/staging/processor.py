@@ -238,8 +238,11 @@ def bundles(origin: str, result: StageResult) -> list[tuple[bytes, bytes]]:
 BATCH_MAGIC = b"OFB\x02"
 _U32 = struct.Struct(">I")
 _FACT = struct.Struct(">HH")
-#: A batch message is cut at this size (the producer refuses requests over 1 MB).
-BATCH_BYTES = 512 * 1024
+#: A batch message is cut at this size. Small enough that faust's stream buffer (up to
+#: ``stream_buffer_maxsize`` = 4,096 messages, filled while dedupe works through a backlog) stays
+#: bounded — 512 KB messages took the worker to ~1 GB after 1M records, 64 KB to ~200 MB — and
+#: large enough that faust's per-message cost is a few µs per raw record (~36 per message).
+BATCH_BYTES = 64 * 1024
 
 #: A part of a batch message: (k, game key, i, origin, n, fact, encoded record).
 BatchPart = tuple[int, bytes, int, str, int, bytes, bytes]
@@ -254,7 +257,7 @@ class BatchWriter:
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
-        self._open: dict[int, tuple[list[bytes], list[int]]] = {}  # p → (chunks, [bundles, size])
+        self._open: dict[int, tuple[list[bytes], list[int]]] = {}  # p → (pieces, [bundles, size])
         self.done: list[tuple[int, bytes]] = []
         self._part_of: dict[bytes, int] = {}
 
@@ -269,38 +272,43 @@ class BatchWriter:
 
     def add(self, origin: str, result: StageResult) -> None:
         """Every staged part of ``result`` (part i of n as processed), grouped by game."""
-        n = len(result.records) + len(result.dead)
+        records, facts = result.records, result.facts
+        n = len(records) + len(result.dead)
         o = origin.encode()
-        by_key: dict[bytes, list[bytes]] = {}
-        for i, ((_schema, key, value), fact) in enumerate(
-            zip(result.records, result.facts, strict=True)
-        ):
-            chunk = b"".join((_FACT.pack(i, len(fact)), fact, _U32.pack(len(value)), value))
-            parts = by_key.get(key)
-            if parts is None:
-                by_key[key] = [chunk]
+        keys = dict.fromkeys([key for _s, key, _v in records])
+        for key in keys:
+            if len(keys) == 1:
+                indices: list[int] | range = range(len(records))
             else:
-                parts.append(chunk)
-        for key, parts in by_key.items():
-            head = b"".join(
-                (_HEAD.pack(len(key)), key, _HEAD.pack(len(o)), o, _COUNTS.pack(n, len(parts)))
-            )
-            self._append(self.partition(key), head + b"".join(parts))
+                indices = [i for i, r in enumerate(records) if r[1] == key]
+            pieces = [
+                _HEAD.pack(len(key)),
+                key,
+                _HEAD.pack(len(o)),
+                o,
+                _COUNTS.pack(n, len(indices)),
+            ]
+            size = 10 + len(key) + len(o)
+            for i in indices:
+                fact, value = facts[i], records[i][2]
+                pieces += (_FACT.pack(i, len(fact)), fact, _U32.pack(len(value)), value)
+                size += 8 + len(fact) + len(value)
+            self._append(self.partition(key), pieces, size)
 
-    def _append(self, p: int, bundle: bytes) -> None:
+    def _append(self, p: int, pieces: list[bytes], size: int) -> None:
         entry = self._open.get(p)
-        if entry is not None and entry[1][1] + len(bundle) > BATCH_BYTES:
+        if entry is not None and entry[1][1] + size > BATCH_BYTES:
             self._close(p)
             entry = None
         if entry is None:
             entry = self._open[p] = ([], [0, 8])
-        entry[0].append(bundle)
+        entry[0].extend(pieces)
         entry[1][0] += 1
-        entry[1][1] += len(bundle)
+        entry[1][1] += size
 
     def _close(self, p: int) -> None:
-        chunks, (count, _size) = self._open.pop(p)
-        self.done.append((p, BATCH_MAGIC + _U32.pack(count) + b"".join(chunks)))
+        pieces, (count, _size) = self._open.pop(p)
+        self.done.append((p, b"".join([BATCH_MAGIC, _U32.pack(count), *pieces])))
 
     def messages(self) -> list[tuple[int, bytes]]:
         """(partition, message) of everything added, in order; the writer is empty afterwards."""

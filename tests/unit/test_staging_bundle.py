@@ -210,3 +210,18 @@ def test_a_crash_inside_a_batch_message_neither_loses_nor_repeats() -> None:
                 if state.check_fact(s, decode_fact(f), off, k).emit:
                     emitted.append((off, k, s, f))
         assert emitted == expected, cut
+
+
+def test_batch_messages_are_cut_at_the_size_limit_and_keep_the_order(monkeypatch) -> None:
+    import streams.staging.processor as processor
+
+    monkeypatch.setattr(processor, "BATCH_BYTES", 4096)
+    results = _results()
+    writer = BatchWriter(1)
+    for origin, result in results:
+        writer.add(origin, result)
+    messages = writer.messages()
+    assert len(messages) > 3
+    assert all(len(value) <= 4096 for _p, value in messages)
+    got = [(o, i) for _p, v in messages for _k, _key, i, o, _n, _f, _fr in decode_batch(v)]
+    assert got == [(origin, i) for origin, r in results for i in range(len(r.records))]
