@@ -10,7 +10,6 @@ Wire-up for ``oddsflow/cli.py``::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 import traceback
 from collections.abc import Callable
@@ -64,15 +63,6 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="also run the staging worker on N raw records and print its peak RSS (1000000: "
         "several minutes, so not part of the default run)",
     )
-
-
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """A bench function another engineer provides, if it exists yet."""
-    try:
-        mod = __import__(module, fromlist=[name])
-    except ImportError:
-        return None
-    return getattr(mod, name, None)
 
 
 def run_bench(settings: Settings, args: argparse.Namespace) -> int:
@@ -187,33 +177,18 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             errors["feature quality"] = f"{type(exc).__name__}: {exc}"
             log(f"  FAILED: {errors['feature quality']}")
 
-    optional = {
-        "sink": ("sinks.bench", "bench_sink", (size("sink"),)),
-        "publish": ("producers.bench", "bench_publish", (size("publish"),)),
-        "replay": ("producers.bench", "bench_replay", ()),
-    }
-    for key, (module, name, fargs) in optional.items():
-        group = "publish" if key == "replay" else key
-        if group not in groups:
-            continue
-        fn = _optional(module, name)
-        if fn is None:
-            extra[key] = f"not available ({module}.{name} does not exist yet)"
-            log(f"{key}: {extra[key]}")
-            continue
-        log(f"{key}: {module}.{name}...")
-        try:
-            from oddsflow.admin import create_topics
-            from sinks.migrate import migrate
+    if "sink" in groups:
+        # sinks.bench isolates itself (own prefix and schemas) and cleans up after itself.
+        from sinks.bench import bench_sink, format_result
 
-            s = stages.isolated_settings(settings)
-            create_topics(s)
-            asyncio.run(migrate(s))
-            extra[key] = fn(s, *fargs)
-            log(f"  {extra[key]}")
+        log(f"6. sink: connector vs row-by-row INSERT ({size('sink')} staging odds lines)...")
+        try:
+            extra["sink"] = bench_sink(settings, size("sink"))
+            for line in format_result(extra["sink"]).splitlines():
+                log(f"  {line}")
         except Exception as exc:
-            errors[key] = f"{type(exc).__name__}: {exc}"
-            log(f"  FAILED: {errors[key]}")
+            errors["sink"] = f"{type(exc).__name__}: {exc}"
+            log(f"  FAILED: {errors['sink']}")
 
     e2e: dict[str, Any] = {}
     if "e2e" in groups:
@@ -244,7 +219,19 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
 
     lines = ["", "== stages (records/s: median of runs after a warm-up) ==", *stage_table(results)]
     for key, value in extra.items():
-        lines.append(f"{key}: {value}")
+        if key == "sink" and isinstance(value, dict):
+            from sinks.bench import format_result
+
+            lines += ["", "== sink (staging odds lines into Postgres) ==", format_result(value)]
+        elif key == "feature_quality" and isinstance(value, dict):
+            lines += ["", "== feature quality against the simulator's ground truth =="]
+            lines += [
+                f"{kind:6} labels {sc['labels']:>3}  detected {sc['detected']:>3}"
+                f"  precision {sc['precision']:.3f}  recall {sc['recall']:.3f}"
+                for kind, sc in value.items()
+            ]
+        else:
+            lines.append(f"{key}: {value}")
     if e2e:
         lines += ["", "== end to end (publish → row visible in Postgres) ==", *e2e_table(e2e)]
     if growth:
