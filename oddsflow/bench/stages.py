@@ -237,24 +237,32 @@ def publish(settings: Settings, n: int) -> list[Measurement]:
 
 
 def staging_pure(n: int) -> list[Measurement]:
-    """StagingProcessor + de-duplication on simulator envelopes, no Kafka (one core)."""
-    from streams.staging.dedupe import Deduplicator
-    from streams.staging.processor import Origin, StagingProcessor
+    """The staging worker's own work, no Kafka (one core): process (parse, validate, quality
+    gate at 0.8, encode, de-dup facts), the batch messages, and de-duplication by fact."""
+    from streams.staging.dedupe import PartitionState, decode_fact
+    from streams.staging.processor import BatchWriter, Origin, StagingProcessor, decode_batch
 
     records = raw_envelopes(n)
-    processor = StagingProcessor()
-    dedupe = Deduplicator({})
-    decode = default_codec().decode
-    staged = emitted = dead = 0
+    processor = StagingProcessor(quality_threshold=0.8)
+    state = PartitionState()
+    by_fingerprint = default_codec().registry.by_fingerprint
+    writer = BatchWriter(1)
+    staged = emitted = dead = offset = 0
     origin_topic = raw_topic("simulator")
     with timed() as t:
         for i, (key, value) in enumerate(records):
             result = processor.process(Origin(origin_topic, 0, i, key), value)
             dead += len(result.dead)
-            for schema, _key, frame in result.records:
-                staged += 1
-                if dedupe.check(schema, decode(frame)).emit:
-                    emitted += 1
+            if result.records:
+                writer.add(f"{origin_topic}:0:{i}", result)
+            if i % 1000 == 999 or i == n - 1:  # the worker's take_events batches
+                for _p, message in writer.messages():
+                    offset += 1
+                    for k, _key, _i, _o, _n, fact, frame in decode_batch(message):
+                        staged += 1
+                        schema = by_fingerprint[frame[2:10]].name
+                        if state.check_fact(schema, decode_fact(fact), offset, k).emit:
+                            emitted += 1
     return [
         Measurement(
             "staging: processor + dedupe (pure)", n, t.seconds, t.cpu_seconds,
@@ -355,7 +363,8 @@ def group_lag(consumer: Consumer, settings: Settings, topics: list[str]) -> int:
     for tp in consumer.committed(parts, timeout=5):
         try:
             _lo, hi = consumer.get_watermark_offsets(tp, timeout=5)
-        except KafkaException:  # an internal topic the worker has not created yet: not done
+        except KafkaException:  # an internal topic the worker created after our metadata
+            consumer.list_topics(tp.topic, timeout=5)  # refresh it (else stale for minutes)
             return 1
         # faust commits the offset of the last processed record on internal topics: allow 1
         lag += max(0, hi - max(tp.offset, 0) - 1)
