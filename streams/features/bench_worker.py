@@ -44,9 +44,16 @@ def _env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def bench_feature_worker(settings: Settings, n: int = 100_000, timeout: float = 300) -> dict:
-    """Staged lines/s of one feature worker on ``n`` synthetic lines (topics must exist)."""
-    lines = synthetic_lines(n)
+def bench_feature_worker(
+    settings: Settings,
+    n: int = 100_000,
+    timeout: float = 300,
+    lines: list[dict[str, Any]] | None = None,
+) -> dict:
+    """Staged lines/s of one feature worker on ``n`` synthetic lines, or on ``lines`` (topics
+    must exist); also the worker's peak RSS and CPU per 1,000 lines."""
+    lines = synthetic_lines(n) if lines is None else lines
+    n = len(lines)
     expected = _expected_outputs(lines, settings.features)
     encode = default_codec().encoder("oddsflow.staging.OddsLine")
     staged = [("staging.odds_lines", r["game_id"].encode(), encode(r)) for r in lines]
@@ -125,3 +132,28 @@ def _rss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def main() -> None:
+    """``python -m streams.features.bench_worker [GAMES]``: the worker over the lines of a
+    scaled season (``season.py``, finals left out: lines only), on the configured broker under a
+    fresh topic prefix; prints JSON with the worker's peak RSS."""
+    import json
+    import sys
+
+    from oddsflow.admin import create_topics
+    from oddsflow.isolation import isolated_settings
+    from oddsflow.settings import load_settings
+    from streams.features.partitioned import LINE
+    from streams.features.season import season
+
+    games = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    settings = isolated_settings(load_settings(), kind="season")
+    create_topics(settings)
+    lines = [rec for kind, rec in season(games) if kind == LINE]
+    result = bench_feature_worker(settings, lines=lines, timeout=1800)
+    print(json.dumps({"games": games, **result}))
+
+
+if __name__ == "__main__":
+    main()
