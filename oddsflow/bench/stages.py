@@ -590,8 +590,12 @@ def faust_ceiling(
 
 
 def features_worker(settings: Settings, n: int, reps: int, log_dir: Path) -> list[Measurement]:
-    """The faust feature worker over Kafka: staged lines in, curated records out."""
+    """The faust feature worker over Kafka: staged lines in, curated records out.
+
+    At least 20,000 lines a run: a run ends when the group has committed its input, and faust
+    commits once a second, so a run of about a second measured the commit cadence instead."""
     s = isolated_settings(settings)
+    n = max(n, 20_000)
     batches = feature_batches(n, reps + 1)
     batches[0] = batches[0][: max(2000, n // 2)]
     return worker_stage(
