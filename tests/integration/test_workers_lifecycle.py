@@ -32,6 +32,7 @@ from oddsflow.worker import HEALTH_PORT_ENV, LOG_FORMAT_ENV
 from producers.collect import publish_simulation
 from producers.simulator import Simulator
 from streams.staging.agents import ORIGIN_HEADER, normalized_topic
+from streams.staging.processor import decode_batch, is_batch
 from tests.conftest import settings_env
 from tests.helpers import wait_for
 
@@ -102,9 +103,15 @@ def origins(settings: Settings, topic: str) -> dict[TP, int]:
                 break  # only transaction markers left
             if msg.error():
                 continue
-            raw_topic, raw_p, raw_off = dict(msg.headers())[ORIGIN_HEADER].decode().rsplit(":", 2)
-            key = (raw_topic, int(raw_p))
-            out[key] = max(out.get(key, -1), int(raw_off))
+            value = msg.value() or b""
+            if is_batch(value):  # the batched agent: many raw records' bundles, lineage inside
+                named = {origin for _k, _key, _i, origin, _n, _f, _r in decode_batch(value)}
+            else:
+                named = {dict(msg.headers())[ORIGIN_HEADER].decode()}
+            for origin in named:
+                raw_topic, raw_p, raw_off = origin.rsplit(":", 2)
+                key = (raw_topic, int(raw_p))
+                out[key] = max(out.get(key, -1), int(raw_off))
             if msg.offset() + 1 >= ends[msg.partition()]:
                 done.add(msg.partition())
         return out

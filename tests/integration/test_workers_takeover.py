@@ -42,7 +42,8 @@ async def test_two_staging_workers_share_partitions_and_survive_a_sigkill(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
     s = pipeline_settings
-    sim = Simulator(seed=8, games=6, books=4, ticks=80, tick_seconds=30, start=START)
+    # enough input that the (batched) worker is still busy a third of the way through
+    sim = Simulator(seed=8, games=6, books=4, ticks=600, tick_seconds=30, start=START)
     encode = default_codec().encoder("oddsflow.raw.RawEnvelope")
     envelopes = []
     for event_id, payload, fetched in sim.envelopes():
