@@ -140,11 +140,18 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         return {runs[0].stage: StageStats(runs[0].stage, runs, note)}
 
     stage("staging", "4c. faust ceiling: pass-through agent over Kafka", faust_ceiling)
+
+    def staging_librdkafka() -> dict[str, StageStats]:
+        runs = stages.staging_librdkafka(settings, size("staging_worker") * 4, reps)
+        note = "the same logic without faust (in-process de-dup, no repartition): an upper bound"
+        return {runs[0].stage: StageStats(runs[0].stage, runs, note)}
+
+    stage("staging", "4d. staging logic in a confluent-kafka loop", staging_librdkafka)
     if args.staging_memory:
         n_mem = args.staging_memory
         stage(
             "staging",
-            f"4d. staging worker peak RSS after {n_mem:,} raw records",
+            f"4e. staging worker peak RSS after {n_mem:,} raw records",
             lambda: {
                 m.stage: StageStats(m.stage, [m])
                 for m in stages.staging_worker_memory(settings, n_mem, log_dir)

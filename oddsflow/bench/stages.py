@@ -527,6 +527,86 @@ def staging_worker_memory(
     ]  # fmt: skip
 
 
+def staging_librdkafka(settings: Settings, n: int, reps: int) -> list[Measurement]:
+    """The staging logic in a plain confluent-kafka loop, no faust: what leaving faust would buy.
+
+    One process owns every partition, so de-duplication runs in-process (no repartition hop):
+    an upper bound for a librdkafka-based worker, not a drop-in (no group, crash safety or
+    lineage headers beyond the position). Raw topic pre-filled; the clock runs from the first
+    consume to the last output acknowledged.
+    """
+    from streams.staging.dedupe import PartitionState, decode_fact, position_header
+    from streams.staging.processor import BatchWriter, Origin, StagingProcessor, decode_batch
+
+    s = isolated_settings(settings)
+    src = topic_name(s, raw_topic("simulator"))
+    dst = {
+        name: topic_name(s, t)
+        for name, t in (
+            ("oddsflow.staging.OddsLine", "staging.odds_lines"),
+            ("oddsflow.staging.BettingSplit", "staging.betting_splits"),
+            ("oddsflow.staging.Game", "staging.games"),
+        )
+    }
+    for topic in (src, *dst.values()):
+        create_topic(s, topic)
+    by_fingerprint = default_codec().registry.by_fingerprint
+    runs: list[Measurement] = []
+    try:
+        for r in range(reps):
+            records = raw_envelopes(n, seed=11 + r, days_back=20 + r)
+            produce_all(s, src, records)
+            consumer = Consumer(consumer_config(s, f"{src}-loop{r}"))
+            consumer.assign(
+                [TopicPartition(src, p, OFFSET_BEGINNING) for p in range(s.kafka.partitions)]
+            )
+            producer = Producer(producer_config(s))
+            processor = StagingProcessor(quality_threshold=s.pipeline.quality_threshold)
+            writer = BatchWriter(s.kafka.partitions)
+            states = {p: PartitionState() for p in range(s.kafka.partitions)}
+            got = emitted = offset = 0
+            with timed() as t:
+                while got < n:
+                    msgs = [m for m in consumer.consume(1000, timeout=1.0) if not m.error()]
+                    for m in msgs:
+                        origin = f"{m.topic()}:{m.partition()}:{m.offset()}"
+                        result = processor.process(
+                            Origin(m.topic(), m.partition(), m.offset(), m.key()), m.value()
+                        )
+                        if result.records:
+                            writer.add(origin, result)
+                    got += len(msgs)
+                    for p, message in writer.messages():
+                        offset += 1
+                        state = states[p]
+                        for k, key, _i, _o, _n, fact, frame in decode_batch(message):
+                            schema = by_fingerprint[frame[2:10]].name
+                            if state.check_fact(schema, decode_fact(fact), offset, k).emit:
+                                emitted += 1
+                                head = [("oddsflow-staging-src", position_header(offset, k))]
+                                while True:
+                                    try:
+                                        producer.produce(
+                                            dst[schema], frame, key, partition=p, headers=head
+                                        )
+                                        break
+                                    except BufferError:
+                                        producer.poll(0.01)
+                    producer.poll(0)
+                if producer.flush(60):
+                    raise RuntimeError("outputs not acknowledged")
+            consumer.close()
+            runs.append(
+                Measurement(
+                    "staging logic in a confluent-kafka loop (no faust)", n, t.seconds,
+                    t.cpu_seconds, extra={"outputs": emitted},
+                )
+            )  # fmt: skip
+    finally:
+        delete_topics(s, [src, *dst.values()])
+    return runs
+
+
 def faust_ceiling(
     settings: Settings, n: int, reps: int, log_dir: Path, forward: bool = True
 ) -> list[Measurement]:
