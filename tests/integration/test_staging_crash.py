@@ -73,11 +73,22 @@ def _staged(settings: Settings) -> Counter:
         consumer.close()
 
 
+def _written(settings: Settings) -> int:
+    topic = topic_name(settings, "staging.odds_lines")
+    consumer = Consumer(consumer_config(settings, f"{settings.kafka.topic_prefix}check"))
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in parts)
+    finally:
+        consumer.close()
+
+
 async def test_sigkilled_staging_worker_loses_and_duplicates_nothing(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
     s = pipeline_settings
-    sim = Simulator(seed=21, games=3, books=4, ticks=80, tick_seconds=30, start=START)
+    # enough input that every kill lands mid-stream for the batched worker (~3,000 raw/s here)
+    sim = Simulator(seed=21, games=3, books=4, ticks=1000, tick_seconds=30, start=START)
     codec_enc = default_codec().encoder("oddsflow.raw.RawEnvelope")
     envelopes = []
     pub = Publisher(s, "simulator")
@@ -88,23 +99,28 @@ async def test_sigkilled_staging_worker_loses_and_duplicates_nothing(
             "event_id": event_id, "source": "simulator", "fetched_at": fetched,
             "content_type": "application/json", "payload": payload, "request": {},
         })))  # fmt: skip
-    assert pub.close().acked == 3 * 4 * 80
+    assert pub.close().acked == 3 * 4 * 1000
     expected = _expected(sim, envelopes)
     assert sum(expected.values()) > 100
 
     async def staged_count() -> int:
         return sum(_staged(s).values())
 
+    async def written() -> int:
+        """Lines written so far (end offsets): cheap enough to poll fast, so kills land early."""
+        return _written(s)
+
     rng = random.Random(5)
     kills = 0
     for _ in range(3):
         with workers(s, ("staging",), tmp_path / f"run{kills}") as procs:
             target = sum(expected.values()) * (kills + 1) // 5 + rng.randint(0, 20)
-            await wait_for(staged_count, lambda n, t=target: n >= t, timeout=90,
+            await wait_for(written, lambda n, t=target: n >= t, timeout=90, interval=0.05,
                            what=f"{target} staged lines")  # fmt: skip
             procs["staging"].send_signal(signal.SIGKILL)
             procs["staging"].wait()
             kills += 1
+            assert await staged_count() < sum(expected.values()), "killed after the work was done"
     with workers(s, ("staging",), tmp_path / "final"):
         await wait_for(
             staged_count, lambda n: n >= sum(expected.values()), timeout=120,
