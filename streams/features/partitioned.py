@@ -29,7 +29,6 @@ partition's own clock in a separate entry, so a restarted worker resumes the sam
 
 from __future__ import annotations
 
-import base64
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -46,6 +45,9 @@ STATE_RETENTION = timedelta(hours=12)
 EXPIRE_STEP_US = 60 * MINUTE_US
 #: Table key of a partition's own entry (clock, next expiry); game ids never start with NUL.
 META_PREFIX = b"\x00partition|"
+#: Table key prefix of a queued input record (``queue_key``): one entry per record, its raw
+#: bytes as value, so no entry grows with the queue (the broker refuses records over 1 MB).
+QUEUE_PREFIX = b"\x00queue|"
 
 LINE, SPLIT, GAME = "line", "split", "game"
 #: The state is plain trees of dicts, lists and numbers: no cycles to look for.
@@ -64,6 +66,10 @@ def record_time_us(kind: str, rec: dict[str, Any]) -> int:
 
 def meta_key(partition: int) -> bytes:
     return META_PREFIX + str(partition).encode()
+
+
+def queue_key(partition: int, kind: str, offset: int) -> bytes:
+    return QUEUE_PREFIX + f"{partition}|{kind}|{offset}".encode()
 
 
 class PartitionFeatures:
@@ -149,18 +155,26 @@ class PartitionFeatures:
     # ------------------------------------------------------------------ persistence
 
     def take_changes(self) -> list[tuple[bytes, bytes | None]]:
-        """Table writes since the last call: touched games, dropped games (None), the meta."""
+        """Table writes since the last call: touched games, dropped games (None), records that
+        entered or left the input queues, the meta."""
         changes: list[tuple[bytes, bytes | None]] = []
         for gid in sorted(self.touched):
             changes.append((gid.encode(), self.encode_game(gid)))
         for gid in sorted(self.dropped):
             changes.append((gid.encode(), None))
+        p = self.partition
+        inputs = self.inputs
+        for kind, off in sorted(inputs.removed):
+            changes.append((queue_key(p, kind, off), None))
+        for (kind, off), value in sorted(inputs.added.items()):
+            changes.append((queue_key(p, kind, off), value))
+        inputs.added.clear()
+        inputs.removed.clear()
         if changes or self.queue_dirty:
             meta = {
-                "p": self.partition,
+                "p": p,
                 "clock": self.clock,
                 "next_expire": self.next_expire,
-                "queue": self.inputs.queued(),
                 "pos": self.pos,
             }
             changes.append((meta_key(self.partition), json.dumps(meta).encode()))
@@ -188,12 +202,16 @@ class PartitionFeatures:
     ) -> int:
         """Install this partition's parsed entries (``split_entries``); returns games."""
         self.inputs = AlignedInputs(now)
+        queued: list[tuple[int, int, str, bytes]] = []
         n = 0
         for key, doc in entries.items():
+            if key.startswith(QUEUE_PREFIX):
+                _, kind, off = key[len(QUEUE_PREFIX) :].decode().split("|")
+                queued.append((KINDS.index(kind), int(off), kind, doc))
+                continue
             if key.startswith(META_PREFIX):
                 self.clock, self.next_expire = doc["clock"], doc["next_expire"]
                 self.pos = dict(doc.get("pos", {}))
-                self.inputs.requeue(doc.get("queue", []), decode, now)
                 continue
             gid = key.decode()
             self.engine.restore(gid, doc["g"])
@@ -202,14 +220,20 @@ class PartitionFeatures:
             if doc["flushed"]:
                 self.flushed.add(gid)
             n += 1
+        for _, off, kind, value in sorted(queued):  # each topic's records in offset order
+            self.inputs.put(kind, off, value, decode(value), now, stored=True)
         return n
 
 
 def split_entries(items: Iterable[tuple[bytes, bytes | None]]) -> dict[int, dict[bytes, Any]]:
-    """Table entries parsed and grouped by partition (each JSON document is read once)."""
+    """Table entries parsed and grouped by partition (each JSON document is read once; a
+    queued record stays raw bytes)."""
     out: dict[int, dict[bytes, Any]] = {}
     for key, raw in items:
         if raw is None:
+            continue
+        if key.startswith(QUEUE_PREFIX):
+            out.setdefault(int(key[len(QUEUE_PREFIX) :].split(b"|", 1)[0]), {})[key] = raw
             continue
         doc = json.loads(raw)
         out.setdefault(doc["p"], {})[key] = doc
@@ -226,8 +250,9 @@ class AlignedInputs:
     with an empty queue stops holding the others back when it has caught up with its end of
     log (``caught_up``) or received nothing for ``ALIGN_IDLE_SECONDS`` (it is idle: splits of a
     source that sent none). Disorder that still gets through is within the engine's lateness.
-    Queued records are stored with the partition's state (``queued``/``requeue``): Kafka counts
-    them consumed once the batch that brought them is done.
+    Queued records are stored with the partition's state, one table entry each (``added`` and
+    ``removed`` since the last write, see ``take_changes``): Kafka counts them consumed once the
+    batch that brought them is done.
     """
 
     def __init__(self, now: float) -> None:
@@ -236,11 +261,23 @@ class AlignedInputs:
         }
         self.arrived: dict[str, float] = {k: now for k in KINDS}
         self.size = 0
+        self.added: dict[tuple[str, int], bytes] = {}  # queued since the last table write
+        self.removed: set[tuple[str, int]] = set()  # released, stored: to delete
 
-    def put(self, kind: str, offset: int, value: bytes, rec: dict[str, Any], now: float) -> None:
+    def put(
+        self,
+        kind: str,
+        offset: int,
+        value: bytes,
+        rec: dict[str, Any],
+        now: float,
+        stored: bool = False,
+    ) -> None:
         self.queues[kind].append((record_time_us(kind, rec), offset, value, rec))
         self.arrived[kind] = now
         self.size += 1
+        if not stored:
+            self.added[(kind, offset)] = value
 
     def release(
         self, now: float, caught_up: Callable[[str], bool]
@@ -260,18 +297,6 @@ class AlignedInputs:
                     return
             _, offset, _, rec = queues[pick].popleft()
             self.size -= 1
+            if self.added.pop((pick, offset), None) is None:
+                self.removed.add((pick, offset))  # it was in the table
             yield pick, offset, rec
-
-    def queued(self) -> list[list[object]]:
-        return [
-            [kind, off, base64.b64encode(v).decode()]
-            for kind in KINDS
-            for _, off, v, _ in self.queues[kind]
-        ]
-
-    def requeue(
-        self, items: list[list[Any]], decode: Callable[[bytes], dict[str, Any]], now: float
-    ) -> None:
-        for kind, off, v in items:
-            value = base64.b64decode(v)
-            self.put(kind, off, value, decode(value), now)
