@@ -267,6 +267,21 @@ class SimulatorSettings(BaseModel):
     tick_seconds: Annotated[int, Field(gt=0)] = 30
 
 
+class CollectorSettings(BaseModel):
+    """Credentials of the live sources: from the environment or a file, never config.toml."""
+
+    #: The Odds API key: ODDS_API_KEY (the conventional name), ODDSFLOW_COLLECTORS__ODDS_API_KEY,
+    #: or the file ODDSFLOW_COLLECTORS__ODDS_API_KEY_FILE names.
+    odds_api_key: SecretStr | None = None
+    odds_api_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _key_from_file(self) -> CollectorSettings:
+        if self.odds_api_key is None and self.odds_api_key_file is not None:
+            self.odds_api_key = _read_secret_file(self.odds_api_key_file, "collectors.odds_api_key")
+        return self
+
+
 class WorkerSettings(BaseModel):
     """How an always-on worker is operated (``oddsflow worker``)."""
 
@@ -295,6 +310,7 @@ class Settings(BaseSettings):
     features: FeatureSettings = FeatureSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     worker: WorkerSettings = WorkerSettings()
+    collectors: CollectorSettings = CollectorSettings()
     state_dir: Path = PROJECT_ROOT / ".local"
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"  # real captures, never copied in
 
@@ -312,6 +328,7 @@ class Settings(BaseSettings):
             init_settings,
             env_settings,
             _DatabaseUrl(settings_cls),
+            _OddsApiKey(settings_cls),
             _TomlWithoutSecrets(settings_cls, toml_file=toml_path),
         )
 
@@ -366,6 +383,17 @@ class _DatabaseUrl(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, object]:
         url = os.environ.get("DATABASE_URL")
         return {"postgres": {"url": url}} if url else {}
+
+
+class _OddsApiKey(PydanticBaseSettingsSource):
+    """The conventional ODDS_API_KEY, below ODDSFLOW_COLLECTORS__ODDS_API_KEY."""
+
+    def get_field_value(self, field, field_name):  # type: ignore[no-untyped-def]
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, object]:
+        key = os.environ.get("ODDS_API_KEY")
+        return {"collectors": {"odds_api_key": key}} if key else {}
 
 
 class SettingsError(SystemExit):

@@ -154,12 +154,24 @@ def collect_http(settings: Settings, args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         rc, _ = asyncio.run(
-            run_http_collector(spec, publisher, getattr(args, "interval", 60.0), args.once)
+            run_http_collector(
+                spec,
+                publisher,
+                getattr(args, "interval", 60.0),
+                args.once,
+                api_key=_api_key(settings, spec.key_env),
+            )
         )
     finally:
         stats = publisher.close()
     _summary(args.source, stats.acked, stats.failed, time.monotonic() - started)
     return rc if stats.failed == 0 else 1
+
+
+def _api_key(settings: Settings, key_env: str | None) -> str | None:
+    """The source's key from the settings (environment or file only; see CollectorSettings)."""
+    key = settings.collectors.odds_api_key if key_env == "ODDS_API_KEY" else None
+    return key.get_secret_value() if key is not None else None
 
 
 def publish_truth(settings: Settings, args: argparse.Namespace) -> int:

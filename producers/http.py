@@ -12,9 +12,10 @@ verbatim. Why the choices:
   and "equal jitter" (delay k is in [b·2^k/2, b·2^k]), so each wait is at least the previous one
   and concurrent pollers still spread out. 401/403 stop the collector; other 4xx fail the poll.
 - A per-source rate limit spaces every request (retries included) by ``min_interval``.
-- The Odds API key comes from ``ODDS_API_KEY`` only, is sent as ``apiKey`` and is redacted from
-  the url kept in ``request`` metadata and from every log line. Its quota headers
-  (``x-requests-remaining`` / ``x-requests-used``) are logged; polling stops at 0 remaining.
+- The Odds API key comes from the environment through the settings object (``ODDS_API_KEY``,
+  see ``CollectorSettings``), is sent as ``apiKey`` and is redacted from the url kept in
+  ``request`` metadata and from every log line. Its quota headers (``x-requests-remaining`` /
+  ``x-requests-used``) are logged; polling stops at 0 remaining.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -217,13 +217,12 @@ class HttpCollector:
         self.limiter = RateLimiter(spec.min_interval)
         self.stop = asyncio.Event()
         self._sleep = sleep or self._interruptible_sleep
-        self.api_key = api_key
-        if spec.key_env and api_key is None:
-            self.api_key = os.environ.get(spec.key_env) or None
-            if self.api_key is None:
-                raise SystemExit(
-                    f"oddsflow: {spec.name} needs an API key in the environment ({spec.key_env})"
-                )
+        self.api_key = api_key or None
+        if spec.key_env and self.api_key is None:
+            raise SystemExit(
+                f"oddsflow: {spec.name} needs an API key: set {spec.key_env} in the environment"
+                f" (or ODDSFLOW_COLLECTORS__{spec.key_env}_FILE to a file holding it)"
+            )
         self.last_hash: str | None = None
         self.polls: list[Poll] = []
         self.published = 0
@@ -372,6 +371,7 @@ async def run_http_collector(
     once: bool,
     policy: RetryPolicy | None = None,
     install_signals: bool = True,
+    api_key: str | None = None,
 ) -> tuple[int, HttpCollector]:
     """Run a poller in this event loop; SIGINT/SIGTERM stop it between (or during) waits."""
     import signal
@@ -379,7 +379,7 @@ async def run_http_collector(
     async with aiohttp.ClientSession(
         headers={"User-Agent": "oddsflow-collector/0.1", "Accept": "application/json"}
     ) as session:
-        collector = HttpCollector(spec, publisher, session, policy)
+        collector = HttpCollector(spec, publisher, session, policy, api_key=api_key)
         loop = asyncio.get_running_loop()
         if install_signals:
             for s in (signal.SIGINT, signal.SIGTERM):

@@ -15,6 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from oddsflow.settings import load_settings
+from producers.collect import _api_key
 from producers.http import HttpCollector as Collector
 from producers.http import (
     RetryPolicy,
@@ -177,11 +179,21 @@ async def test_odds_api_key_quota_and_redaction(
 async def test_missing_api_key_is_refused(
     server: LoopbackSource, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("ODDS_API_KEY", raising=False)
+    with pytest.raises(SystemExit, match="set ODDS_API_KEY in the environment"):
+        Collector(spec("odds_api", server), ListSink(), session, FAST)
+    monkeypatch.setenv("ODDS_API_KEY", KEY)  # read through the settings object, not here
     with pytest.raises(SystemExit, match="ODDS_API_KEY"):
         Collector(spec("odds_api", server), ListSink(), session, FAST)
-    monkeypatch.setenv("ODDS_API_KEY", KEY)
-    assert Collector(spec("odds_api", server), ListSink(), session, FAST).api_key == KEY
+    key = load_settings().collectors.odds_api_key
+    assert key is not None and key.get_secret_value() == KEY
+    c = Collector(
+        spec("odds_api", server),
+        ListSink(),
+        session,
+        FAST,
+        api_key=_api_key(load_settings(), "ODDS_API_KEY"),
+    )
+    assert c.api_key == KEY
 
 
 async def test_rate_limit_spaces_requests(
