@@ -57,14 +57,13 @@ class Topology:
 
 def _stream_worker(settings: Settings, role: str) -> StreamWorker:
     """Build the role's faust app the way the worker does and read what it wired."""
-    from streams.app import create_app
+    from streams.app import create_app, register_role
 
     app = create_app(settings, role)
     if role == "staging":
         from streams.staging import agents as module
     else:
         from streams.features import agent as module
-    register = module.register
     declared: list[Any] = []
     tables: list[Any] = []
     make_topic, make_table = app.topic, app.Table
@@ -81,7 +80,7 @@ def _stream_worker(settings: Settings, role: str) -> StreamWorker:
 
     app.topic, app.Table = topic, table  # type: ignore[method-assign]
     try:
-        register(app, settings)
+        register_role(app, settings, role)  # exactly what the worker registers
     finally:
         app.topic, app.Table = make_topic, make_table  # type: ignore[method-assign]
     agents = [
@@ -97,6 +96,10 @@ def _stream_worker(settings: Settings, role: str) -> StreamWorker:
     # topics an agent sends to through the producer are named by its module's OUTPUTS/EVENTS
     named = getattr(module, "OUTPUTS", ())
     named = list(named.values()) if isinstance(named, dict) else list(named)
+    if role == "staging":
+        from streams.staging.quality_report import TOPIC as QUALITY_TOPIC
+
+        named.append(QUALITY_TOPIC)
     if isinstance(getattr(module, "EVENTS", None), str):
         named.append(module.EVENTS)
     for logical in named:
