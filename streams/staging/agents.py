@@ -34,7 +34,7 @@ from streams.staging.dedupe import (
     decode_fact,
     position_header,
 )
-from streams.staging.outputs import rebuild_partition
+from streams.staging.outputs import PromotedWriter, rebuild_partition
 from streams.staging.processor import (
     GAME,
     LINE,
@@ -132,9 +132,13 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
             if tp.topic == normalized_name:
                 states.pop(tp.partition, None)
 
+    writers: list[PromotedWriter] = []  # the dedupe agent's, made in the worker process
+
     async def state_of(partition: int) -> PartitionState:
         state = states.get(partition)
         if state is None:
+            if writers:  # what this worker promoted must be on the outputs it reads back
+                await writers[0].flush()
             started = time.monotonic()
             loop = asyncio.get_running_loop()
             state, read = await loop.run_in_executor(
@@ -258,7 +262,9 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
         the message): parts are decided in k order, so the rebuilt state tells replayed parts
         from new ones even when a crash cut a message's outputs short (DESIGN.md, "Staging").
         """
-        send = app.producer.send
+        writer = PromotedWriter(settings)  # one producer for every output: one order
+        writers[:] = [writer]
+        produce = writer.produce_at
         promoted, deduplicated, replayed, records_in = (
             counters.promoted, counters.deduplicated, counters.replayed, counters.records_in,
         )  # fmt: skip
@@ -273,10 +279,8 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
                     for index, frame in parts:
                         schema = by_fingerprint[bytes(frame[2:10])].name
                         if decide(state, schema, decode(frame), offset, index):
-                            await send(
-                                output_names[schema], event.key, frame, partition, None,
-                                [(SOURCE_OFFSET_HEADER, position_header(offset, index))],
-                            )  # fmt: skip
+                            position = position_header(offset, index)
+                            produce(output_names[schema], event.key, frame, partition, position)
                     continue
                 check = state.check_fact
                 for k, key, _i, origin, _n, fact, frame in decode_batch(value):
@@ -286,13 +290,14 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
                     verdict = check(schema, decode_fact(fact), offset, k)
                     if verdict.emit:
                         promoted[src] += 1
-                        await send(
-                            output_names[schema], key, frame, partition, None,
-                            [(SOURCE_OFFSET_HEADER, position_header(offset, k))],
+                        produce(
+                            output_names[schema], key, frame, partition,
+                            position_header(offset, k),
                         )  # fmt: skip
                     elif verdict is REPLAYED:
                         replayed[src] += 1
                     else:
                         deduplicated[src] += 1
+            await writer.flush()  # durable before this batch is acked, so before it is committed
 
     return counters

@@ -17,7 +17,7 @@ from producers.simulator import Simulator
 from schemas.codec import default_codec
 from streams.staging.agents import normalized_topic
 from tests.helpers import wait_for
-from tests.integration.test_staging_crash import START, _expected, _staged
+from tests.integration.test_staging_crash import START, _expected, _staged, _written
 from tests.integration.test_workers_lifecycle import spawn
 
 
@@ -43,7 +43,7 @@ async def test_two_staging_workers_share_partitions_and_survive_a_sigkill(
 ) -> None:
     s = pipeline_settings
     # enough input that the (batched) worker is still busy a third of the way through
-    sim = Simulator(seed=8, games=6, books=4, ticks=600, tick_seconds=30, start=START)
+    sim = Simulator(seed=8, games=6, books=4, ticks=1000, tick_seconds=30, start=START)
     encode = default_codec().encoder("oddsflow.raw.RawEnvelope")
     envelopes = []
     for event_id, payload, fetched in sim.envelopes():
@@ -80,7 +80,12 @@ async def test_two_staging_workers_share_partitions_and_survive_a_sigkill(
             pub.publish(event_id, payload, fetched, key=sim.key_of(event_id))
         assert pub.close().acked == len(envelopes)
 
-        await wait_for(staged_count, lambda n: n >= total // 3, timeout=90, what="a third")
+        async def written() -> int:  # end offsets: cheap to poll fast, so the kill lands early
+            return _written(s)
+
+        await wait_for(
+            written, lambda n: n >= total // 3, timeout=90, interval=0.05, what="a third"
+        )
         a.send_signal(signal.SIGKILL)
         a.wait()
         assert await staged_count() < total, "killed after the work was done: no takeover"
