@@ -240,7 +240,7 @@ _U32 = struct.Struct(">I")
 _FACT = struct.Struct(">HH")
 #: A batch message is cut at this size. Small enough that faust's stream buffer (up to
 #: ``stream_buffer_maxsize`` = 4,096 messages, filled while dedupe works through a backlog) stays
-#: bounded — 512 KB messages took the worker to ~1 GB after 1M records, 64 KB to ~200 MB — and
+#: bounded — 512 KB messages took the worker to ~1 GB after 1M records, 64 KB to ~150-290 MB — and
 #: large enough that faust's per-message cost is a few µs per raw record (~36 per message).
 BATCH_BYTES = 64 * 1024
 
