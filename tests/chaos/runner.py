@@ -51,7 +51,7 @@ from schemas.codec import default_codec
 from sinks.mapping import LINEAGE
 from sinks.migrate import migrate
 from streams.staging.reconcile import reconcile
-from tests.chaos import corpus
+from tests.chaos import corpus, features_check
 
 SHARED_LIBS = PROJECT_ROOT / ".local" / "kafka" / "libs"
 ROLES = ("staging", "features", "sink")
@@ -138,6 +138,13 @@ class Report:
     reconciliation: list[dict[str, Any]] = field(default_factory=list)
     durations: dict[str, float] = field(default_factory=dict)
     restarts_seen: dict[str, int] = field(default_factory=dict)
+    #: curated topic -> (expected, written, differing): the features worker against the engine
+    #: run in process on the chaos run's own staging topics (``features_check.py``)
+    features_check: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    @property
+    def features_exact(self) -> bool:
+        return bool(self.features_check) and not any(d for *_, d in self.features_check.values())
 
     @property
     def tables_equal(self) -> bool:
@@ -173,6 +180,13 @@ class Report:
                 lines.append(f"      missing e.g. {str(row)[:160]}")
             for row in self.extra.get(t, [])[:3]:
                 lines.append(f"      extra   e.g. {str(row)[:160]}")
+        lines.append(
+            "features worker vs the engine on the chaos run's own staging topics"
+            " (distinct records: expected / written, differing):"
+        )
+        for t, (want, got, diff) in sorted(self.features_check.items()):
+            flag = "" if not diff else "   <-- DIFFERS"
+            lines.append(f"  {t:<32} {want:>8} / {got:>8}  differing {diff:>6}{flag}")
         lines.append("staging reconciliation (chaos run):")
         for r in self.reconciliation:
             lines.append(
@@ -612,6 +626,7 @@ async def run(plan: Plan, shared: Settings, work: Path) -> Report:
                 report.missing[key] = sorted((want[key] - got[key]).elements(), key=str)
                 report.extra[key] = sorted((got[key] - want[key]).elements(), key=str)
             report.reconciliation = await asyncio.to_thread(reconcile, chaos_s)
+            report.features_check = await asyncio.to_thread(features_check.check, chaos_s)
             report.restarts_seen = dict(chaos_workers.starts)
         finally:
             ref_workers.stop_all()

@@ -25,6 +25,8 @@ async def test_full_chaos_loses_and_doubles_nothing(
         "postgres_restart": FULL.postgres_restarts,
     }
     assert set(report.faults) == set(FAULT_KINDS)
+    # the features worker exact on what staging gave it (judged apart from staging's own result)
+    assert report.features_exact, report.format()
     assert report.tables_equal, report.format()
     assert report.reconciled, report.reconciliation
     data_rows = {k: n for k, n in report.rows_reference.items() if k.split(".")[1] not in TELEMETRY}

@@ -31,5 +31,7 @@ async def test_reduced_chaos_loses_and_doubles_nothing(
     # the poison went somewhere visible: dead letters in both runs, equal row for row
     assert report.rows_reference["operational.dead_letters"] >= len(corpus.KINDS)
     assert report.rows_reference["curated.line_velocity"] > 0
+    # the features worker exact on what staging gave it (judged apart from staging's own result)
+    assert report.features_exact, report.format()
     assert report.tables_equal, report.format()
     assert report.reconciled, report.reconciliation
