@@ -288,6 +288,10 @@ class WorkerSettings(BaseModel):
     health_port: Annotated[int, Field(ge=0, lt=65536)] = 0  # /live and /ready; 0 = off
     log_format: Literal["text", "json"] = "text"
     stop_timeout_seconds: Annotated[float, Field(gt=0)] = 8.0  # SIGTERM to exit, at most
+    #: How long the broker may hold a stream worker's fetch while no data arrives. faust fixes
+    #: 1,500 ms; a fetch in flight for idle partitions then delays records that arrive on the
+    #: others (the second hop of staging, the features input) by up to that long.
+    fetch_max_wait_ms: Annotated[int, Field(ge=0, le=1500)] = 100
 
     @field_validator("log_format", mode="before")
     @classmethod

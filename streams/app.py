@@ -17,6 +17,27 @@ from oddsflow.settings import Settings
 PROCESSING_GUARANTEE = {"staging": "at_least_once"}
 
 
+def _bounded_fetch_wait(fetch_max_wait_ms: int) -> None:
+    """Make faust's worker consumer use our fetch wait instead of its fixed 1,500 ms.
+
+    faust builds the aiokafka consumer itself with ``fetch_max_wait_ms=1500`` and has no
+    setting for it; aiokafka reads the attribute when the consumer starts, so it is set on the
+    consumer faust just built, before faust starts it.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    thread = driver.AIOKafkaConsumerThread
+    original = getattr(thread, "_oddsflow_original", thread._create_worker_consumer)
+
+    def create(self: driver.AIOKafkaConsumerThread, transport: object) -> object:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = fetch_max_wait_ms  # read by consumer.start()
+        return consumer
+
+    thread._oddsflow_original = original  # type: ignore[attr-defined]
+    thread._create_worker_consumer = create  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings, role: str, processing_guarantee: str | None = None) -> faust.App:
     """A faust app for one worker role; its id is its consumer group."""
     guarantee = processing_guarantee or PROCESSING_GUARANTEE.get(role, "exactly_once")
@@ -24,6 +45,7 @@ def create_app(settings: Settings, role: str, processing_guarantee: str | None =
     version = settings.features.output_prefix.strip(".")
     if role == "features" and version:  # a backfill of a new version: its own group and state
         app_id += f"-{version}"
+    _bounded_fetch_wait(settings.worker.fetch_max_wait_ms)
     datadir = settings.state_dir / "faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
