@@ -40,7 +40,7 @@ SIZES: dict[str, tuple[int, int]] = {
     "features_worker": (4_000, 15_000),
     "sink": (5_000, 20_000),
     "growth_staging": (600, 1_500),
-    "growth_features": (4_000, 10_000),
+    "growth_features": (13, 26),  # games of a season (~1,400 lines each): 16x = 208 / 416
 }
 
 

@@ -137,8 +137,13 @@ def _child(conn: Any, fn: Callable[..., list[Measurement]], args: tuple[Any, ...
 def run_isolated(
     fn: Callable[..., list[Measurement]], *args: Any, timeout: float = 900
 ) -> list[Measurement]:
-    """Run ``fn(*args)`` in a forked child; its measurements get the child's peak RSS."""
-    ctx = mp.get_context("fork")
+    """Run ``fn(*args)`` in a fresh child; its measurements get the child's peak RSS.
+
+    Spawned, not forked: after the Kafka stages the parent holds librdkafka and asyncio
+    threads, and a forked child of a multi-threaded parent died before reporting (EOFError);
+    a spawned one also starts from a clean heap, so its peak RSS is its own.
+    """
+    ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, fn, args), daemon=True)
     proc.start()

@@ -726,8 +726,10 @@ def staging_growth(n: int) -> list[Measurement]:
     ]
 
 
-def features_growth(n: int) -> list[Measurement]:
-    """The feature engine on ``n`` lines; peak state size is the memory that must stay flat."""
-    m = features_pure(n)[0]
-    m.stage = f"growth: features x{n}"
+def features_growth(games: int) -> list[Measurement]:
+    """The feature state over ``games`` games of a season in event-time order (games finish and
+    expire, as in production); 16x the games must cost 16x the time and the same memory."""
+    m = features_season(games)
+    m.stage = f"growth: features x{games} games"
+    m.extra["peak_state_size"] = m.extra.get("live_games_max")
     return [m]
