@@ -59,6 +59,7 @@ from faust.types import TP
 from oddsflow.settings import Settings
 from oddsflow.topics import spec, topic_name
 from schemas.codec import default_codec
+from streams.fatal import exit_for_restart
 from streams.features.engine import Output
 from streams.features.output import OutputProducer
 from streams.features.partitioned import GAME, LINE, SPLIT, PartitionFeatures, split_entries
@@ -74,7 +75,6 @@ OUTPUTS = (
     "curated.feature_vectors",
 )
 EVENTS = "operational.pipeline_events"
-EX_SOFTWARE = 70  # exit status after an error in the agent or the timer
 BATCH_MAX = 4000
 BATCH_WITHIN = 0.1  # seconds: a batch closes when full or after this long
 IDLE_FLUSH_ENV = "ODDSFLOW_FEATURES__IDLE_FLUSH_SECONDS"  # [features] idle_flush_seconds
@@ -285,10 +285,7 @@ def register(app: faust.App, settings: Settings) -> Counter[str]:
         await release(touched, now)
 
     def fatal(where: str) -> None:
-        log.critical("features: error in %s; exiting to restart from the committed state", where,
-                     exc_info=True)  # fmt: skip
-        logging.shutdown()
-        os._exit(EX_SOFTWARE)
+        exit_for_restart(log, "features", where)
 
     def recovered() -> bool:
         return not (app.rebalancing or app.in_recovery) and app.tables.recovery.completed.is_set()

@@ -27,6 +27,7 @@ from faust.types import TP
 from oddsflow.settings import Settings
 from oddsflow.topics import RAW_SOURCES, dlq_topic, raw_topic, topic_name
 from schemas.codec import default_codec
+from streams.fatal import exit_for_restart
 from streams.staging.dedupe import (
     REPLAYED,
     SOURCE_OFFSET_HEADER,
@@ -114,6 +115,7 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
     processor = StagingProcessor(
         future_tolerance=tolerance,
         quality_threshold=settings.pipeline.quality_threshold if gates else None,
+        max_payload_bytes=settings.pipeline.processing.max_payload_bytes,
     )
     counters = StagingCounters()
     registry = default_codec().registry
@@ -224,6 +226,12 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
         send = app.producer.send  # enqueues; faust flushes the producer before committing
         writer = BatchWriter(settings.kafka.partitions)
         quiet_producer_log()
+        try:
+            await _normalize_batches(stream, send, writer)
+        except Exception:
+            exit_for_restart(log, "staging", "the normalize agent")
+
+    async def _normalize_batches(stream: faust.StreamT, send: Any, writer: BatchWriter) -> None:
         async for events in stream.take_events(BATCH, within=WITHIN):
             for event in events:
                 msg = event.message
@@ -264,6 +272,12 @@ def register(app: faust.App, settings: Settings) -> StagingCounters:
         """
         writer = PromotedWriter(settings)  # one producer for every output: one order
         writers[:] = [writer]
+        try:
+            await _dedupe_batches(stream, writer)
+        except Exception:
+            exit_for_restart(log, "staging", "the dedupe agent")
+
+    async def _dedupe_batches(stream: faust.StreamT, writer: PromotedWriter) -> None:
         produce = writer.produce_at
         promoted, deduplicated, replayed, records_in = (
             counters.promoted, counters.deduplicated, counters.replayed, counters.records_in,

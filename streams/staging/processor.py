@@ -31,6 +31,21 @@ DEAD = "oddsflow.operational.DeadLetter"
 QUALITY_GATE = "quality_gate"
 
 
+#: Default of ``[pipeline.processing] max_payload_bytes``.
+MAX_PAYLOAD_BYTES = 512 * 1024
+#: A dead letter's reason is cut to this many characters: reasons quote input (a team name,
+#: a price), and an input-sized reason beside the original bytes once made a dead letter larger
+#: than the broker accepts — the send failed and the batch with it.
+MAX_REASON_CHARS = 500
+
+
+def bounded_reason(reason: str) -> str:
+    """``reason``, cut to MAX_REASON_CHARS with a note of how much was left out."""
+    if len(reason) <= MAX_REASON_CHARS:
+        return reason
+    return f"{reason[:MAX_REASON_CHARS]}… ({len(reason) - MAX_REASON_CHARS:,} more characters)"
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     topic: str
@@ -60,8 +75,11 @@ class StagingProcessor:
         self,
         future_tolerance: timedelta = timedelta(minutes=10),
         quality_threshold: float | None = None,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
-        """``quality_threshold``: quarantine records scoring under it (None: no quality gate)."""
+        """``quality_threshold``: quarantine records scoring under it (None: no quality gate).
+        ``max_payload_bytes``: larger raw records are dead-lettered without being parsed."""
+        self.max_payload_bytes = max_payload_bytes
         codec = default_codec()
         self._decode = codec.decode
         self._enc = {name: codec.encoder(name) for name in (LINE, SPLIT, GAME, DEAD)}
@@ -80,7 +98,7 @@ class StagingProcessor:
                 "key": origin.key,
                 "original": value,
                 "error_class": error_class,
-                "reason": reason,
+                "reason": bounded_reason(reason),
                 "failed_at": now,
             }
         )
@@ -88,6 +106,12 @@ class StagingProcessor:
     def process(self, origin: Origin, value: bytes, now: datetime | None = None) -> StageResult:
         now = now or datetime.now(UTC)
         source = origin.topic.rsplit(".", 1)[-1]
+        if value is not None and len(value) > self.max_payload_bytes:
+            reason = (
+                f"record of {len(value):,} bytes is over the {self.max_payload_bytes:,}-byte limit"
+                " ([pipeline.processing] max_payload_bytes); not parsed"
+            )
+            return self._failed(source, origin, value, "oversized", reason, now)
         try:
             envelope = self._decode(value or b"", reader=ENVELOPE)
         except DecodeError as exc:
