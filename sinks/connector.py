@@ -300,10 +300,20 @@ class SinkConnector:
             f"CREATE TEMP TABLE IF NOT EXISTS {tmp} (LIKE {m.qualified_table} INCLUDING DEFAULTS)"
             " ON COMMIT DELETE ROWS"
         )
+        newest_wins = m.spec.upsert and "event_time" in m.columns
         if m.spec.upsert:
-            # One row per key in a batch: the last delivered wins, as it would row by row.
+            # One row per key in a batch: the last delivered wins, as it would row by row; with
+            # an event time, the newest (a record re-sent after a crash must not roll a game's
+            # state back: the chaos suite caught one doing so).
             idx = self._key_index[m.topic]
-            rows = list({tuple(r[i] for i in idx): r for r in rows}.values())
+            latest: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+            at = m.columns.index("event_time") if newest_wins else -1
+            for r in rows:
+                k = tuple(r[i] for i in idx)
+                kept = latest.get(k)
+                if kept is None or at < 0 or r[at] >= kept[at]:
+                    latest[k] = r
+            rows = list(latest.values())
         cols = ", ".join(m.columns)
         keys = ", ".join(m.spec.key_columns)
         if m.spec.upsert:
@@ -311,6 +321,8 @@ class SinkConnector:
                 f"{c} = EXCLUDED.{c}" for c in m.columns if c not in m.spec.key_columns
             )
             conflict = f"ON CONFLICT ({keys}) DO UPDATE SET {sets}, loaded_at = now()"
+            if newest_wins:
+                conflict += f" WHERE EXCLUDED.event_time >= {m.qualified_table}.event_time"
         else:
             conflict = f"ON CONFLICT ({keys}) DO NOTHING"
         merge_sql = f"INSERT INTO {m.qualified_table} ({cols}) SELECT {cols} FROM {tmp} {conflict}"
