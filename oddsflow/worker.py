@@ -319,27 +319,58 @@ def run_sink(settings: Settings, topics: list[str] | None) -> int:
     return 0
 
 
+#: ``worker all`` restarts a worker that exits on its own, unless it does so this often: a
+#: worker that cannot start (bad config, no broker) should stop the supervisor, not spin.
+RESTARTS_PER_MINUTE = 5
+
+
 def run_all(settings: Settings) -> int:
+    """Every role of the mode in its own process, supervised: a worker that exits on its own
+    (an agent error exits with status 70 so it resumes from committed state) is started again."""
     base = settings.worker.health_port
-    procs = []
-    for role in mode_roles(settings):
+    roles = mode_roles(settings)
+
+    def start(role: str) -> subprocess.Popen[bytes]:
         env = child_env(settings)
         i = ROLES.index(role)  # each role keeps its port whatever the mode
         env[HEALTH_PORT_ENV] = str(base + i if base else 0)
-        procs.append(
-            subprocess.Popen([sys.executable, "-m", "oddsflow.cli", "worker", role], env=env)
-        )
+        return subprocess.Popen([sys.executable, "-m", "oddsflow.cli", "worker", role], env=env)
+
+    procs = {role: start(role) for role in roles}
+    restarts: dict[str, list[float]] = {role: [] for role in roles}
+    stopping = False
+    given_up: set[str] = set()
 
     def forward(signum: int, _frame: object) -> None:
-        for p in procs:
+        nonlocal stopping
+        stopping = True
+        for p in procs.values():
             if p.poll() is None:
                 p.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    while any(p.poll() is None for p in procs):
+    while True:
         time.sleep(0.2)
-    return max(p.returncode or 0 for p in procs)
+        for role, p in list(procs.items()):
+            if p.poll() is None or stopping or role in given_up or p.returncode == 0:
+                continue
+            now = time.monotonic()
+            recent = [t for t in restarts[role] if now - t < 60.0]
+            if len(recent) >= RESTARTS_PER_MINUTE:
+                given_up.add(role)
+                log.error(
+                    "the %s worker exited %d times in a minute (last code %d); not restarting"
+                    " it: see its log",
+                    role, len(recent), p.returncode,
+                )  # fmt: skip
+                continue
+            log.warning("the %s worker exited with code %d; starting it again", role, p.returncode)
+            restarts[role] = [*recent, now]
+            procs[role] = start(role)
+        if all(p.poll() is not None for p in procs.values()):
+            break
+    return max(p.returncode or 0 for p in procs.values())
 
 
 def run_worker(settings: Settings, role: str, topics: list[str] | None = None) -> int:
