@@ -3,7 +3,7 @@
 Why: faust restarts a crashed agent in place, without re-delivering the batch it was working on
 and with the agent's in-memory state as the error left it; the batch's offsets may then be
 committed with nothing written for them — a silent loss. Exiting makes the supervisor (compose,
-systemd, ``oddsflow pipeline run``, the chaos runner) start a fresh worker that resumes from the
+systemd, ``oddsflow worker all``, the chaos runner) start a fresh worker that resumes from the
 committed offsets and the durable state.
 """
 
