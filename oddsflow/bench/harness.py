@@ -93,7 +93,15 @@ def timed() -> Iterator[Timer]:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory (Linux reports ru_maxrss in KiB, macOS in bytes)."""
+    """This process's peak resident memory.
+
+    Linux: VmHWM, which starts afresh at exec; ru_maxrss does not (a spawned child inherits
+    the parent's size at fork, so every isolated stage read as large as the bench process).
+    Elsewhere ru_maxrss (macOS reports it in bytes).
+    """
+    hwm = proc_peak_rss_mb(os.getpid())
+    if hwm is not None:
+        return hwm
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
