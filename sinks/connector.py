@@ -301,17 +301,21 @@ class SinkConnector:
             " ON COMMIT DELETE ROWS"
         )
         newest_wins = m.spec.upsert and "event_time" in m.columns
+        order_cols = [c for c in ("event_time", "source_event_id") if c in m.columns]
+        order_cols = order_cols if newest_wins else []
         if m.spec.upsert:
             # One row per key in a batch: the last delivered wins, as it would row by row; with
             # an event time, the newest (a record re-sent after a crash must not roll a game's
             # state back: the chaos suite caught one doing so).
+            # Ties on event time are broken by the order columns, not by arrival, so the row is
+            # the same whatever order redeliveries and partitions interleave in.
             idx = self._key_index[m.topic]
             latest: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-            at = m.columns.index("event_time") if newest_wins else -1
+            order = [m.columns.index(c) for c in order_cols]
             for r in rows:
                 k = tuple(r[i] for i in idx)
                 kept = latest.get(k)
-                if kept is None or at < 0 or r[at] >= kept[at]:
+                if kept is None or not order or [r[i] for i in order] >= [kept[i] for i in order]:
                     latest[k] = r
             rows = list(latest.values())
         cols = ", ".join(m.columns)
@@ -322,7 +326,9 @@ class SinkConnector:
             )
             conflict = f"ON CONFLICT ({keys}) DO UPDATE SET {sets}, loaded_at = now()"
             if newest_wins:
-                conflict += f" WHERE EXCLUDED.event_time >= {m.qualified_table}.event_time"
+                mine = ", ".join(f"EXCLUDED.{c}" for c in order_cols)
+                theirs = ", ".join(f"{m.qualified_table}.{c}" for c in order_cols)
+                conflict += f" WHERE ({mine}) >= ({theirs})"
         else:
             conflict = f"ON CONFLICT ({keys}) DO NOTHING"
         merge_sql = f"INSERT INTO {m.qualified_table} ({cols}) SELECT {cols} FROM {tmp} {conflict}"

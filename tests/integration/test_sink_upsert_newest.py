@@ -65,3 +65,21 @@ async def test_an_older_game_record_delivered_later_does_not_roll_the_row_back(
         assert await status_of(conn, table) == {"g1": ("final", 5), "g2": ("final", 4)}
     finally:
         await conn.close()
+
+
+async def test_equal_event_times_are_decided_by_content_not_arrival(
+    pipeline_settings: Settings,
+) -> None:
+    s = pipeline_settings
+    table = f"{s.pipeline.zones.staging}.games"
+    a, b = game("g3", 50, "in_progress", 1), game("g3", 50, "in_progress", 2)
+    a["source_event_id"], b["source_event_id"] = "ev-a", "ev-b"  # same time, two sources
+    await asyncio.to_thread(produce, s, [b, a])  # b first: arrival order must not decide
+    await SinkConnector(s, topics=[TOPIC]).run(asyncio.Event(), idle_exit=1.5)
+    await asyncio.to_thread(produce, s, [a])  # a again, later, in another batch
+    await SinkConnector(s, topics=[TOPIC]).run(asyncio.Event(), idle_exit=1.5)
+    conn = await asyncpg.connect(s.postgres.dsn)
+    try:
+        assert await status_of(conn, table) == {"g3": ("in_progress", 2)}  # ev-b > ev-a
+    finally:
+        await conn.close()
