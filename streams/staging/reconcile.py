@@ -22,15 +22,14 @@ The source is the raw topic's (``raw.odds.<source>``). Only what the topics stil
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from oddsflow.kafka_config import consumer_config
 from oddsflow.settings import Settings
+from oddsflow.topic_reader import read_topic
 from oddsflow.topics import RAW_SOURCES, dlq_topic, raw_topic, topic_name
 from streams.staging.agents import ORIGIN_HEADER, OUTPUTS, PART_HEADER, normalized_topic
 from streams.staging.dedupe import SOURCE_OFFSET_HEADER, parse_position
@@ -64,39 +63,6 @@ class ReconRow:
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "balanced": self.balanced}
-
-
-def read_topic(settings: Settings, topic: str, timeout: float = 120.0) -> Iterator[Message]:
-    """Every committed record of ``topic``, all partitions, as of now."""
-    group = f"{settings.kafka.topic_prefix}oddsflow-reconcile"
-    consumer = Consumer(consumer_config(settings, group, **{"enable.partition.eof": True}))
-    try:
-        md = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if md is None or md.error is not None:
-            return
-        parts = []
-        for p in md.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                parts.append(TopicPartition(topic, p, OFFSET_BEGINNING))
-        if not parts:
-            return
-        consumer.assign(parts)
-        pending = {tp.partition for tp in parts}
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} for reconciliation")
-            for msg in consumer.consume(num_messages=5000, timeout=0.1):
-                err = msg.error()
-                if err is None:
-                    yield msg
-                elif err.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(msg.partition())
-                else:
-                    raise RuntimeError(f"reading {topic}: {err}")
-    finally:
-        consumer.close()
 
 
 def _decided_upto(settings: Settings) -> dict[int, int]:
