@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -44,3 +45,15 @@ def workers(settings: Settings, roles: tuple[str, ...], log_dir: Path) -> Iterat
         verbose=bool(os.environ.get("ODDSFLOW_TEST_VERBOSE_WORKERS")),
     ) as procs:  # fmt: skip
         yield procs
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports on 127.0.0.1 (held open together, so they differ)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

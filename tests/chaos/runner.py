@@ -23,7 +23,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from sinks.mapping import LINEAGE
 from sinks.migrate import migrate
 from streams.staging.reconcile import reconcile
 from tests.chaos import corpus, features_check
+from tests.helpers import free_ports
 
 SHARED_LIBS = PROJECT_ROOT / ".local" / "kafka" / "libs"
 ROLES = ("staging", "features", "sink")
@@ -279,17 +279,6 @@ def publish(settings: Settings, records: list[RawRecord]) -> dict[str, int]:
 
 
 # -- services and workers ---------------------------------------------------------------------
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def start_private(base: Settings) -> Settings:

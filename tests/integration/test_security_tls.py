@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from oddsflow.topics import raw_topic, topic_name
 from producers.collect import publish_simulation
 from producers.simulator import Simulator
 from sinks.migrate import migrate
+from tests.helpers import free_ports
 
 KAFKA_PASSWORD = "kfk-" + secrets.token_hex(12) + "-Distinctive"
 PG_PASSWORD = "pgs-" + secrets.token_hex(12) + "-Distinctive"
@@ -49,17 +49,6 @@ SINK_PASSWORD = "snk-" + secrets.token_hex(12) + "-Distinctive"
 ANALYST_PASSWORD = "ana-" + secrets.token_hex(12) + "-Distinctive"
 ALL_SECRETS = (KAFKA_PASSWORD, PG_PASSWORD, SINK_PASSWORD, ANALYST_PASSWORD)
 SHARED_LIBS = PROJECT_ROOT / ".local" / "kafka" / "libs"
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +63,7 @@ def secure() -> Iterator[Settings]:
     state = Path(tempfile.mkdtemp(prefix="oddsflow-secure-"))
     (state / "kafka").mkdir()
     (state / "kafka" / "libs").symlink_to(SHARED_LIBS)
-    kport, cport, iport, pport = _free_ports(4)
+    kport, cport, iport, pport = free_ports(4)
     s = load_settings(
         state_dir=state,
         kafka={
