@@ -334,8 +334,7 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            _DatabaseUrl(settings_cls),
-            _OddsApiKey(settings_cls),
+            _ConventionalEnv(settings_cls),
             _TomlWithoutSecrets(settings_cls, toml_file=toml_path),
         )
 
@@ -381,26 +380,22 @@ class _TomlWithoutSecrets(TomlConfigSettingsSource):
         return data
 
 
-class _DatabaseUrl(PydanticBaseSettingsSource):
-    """The conventional DATABASE_URL names an existing server to use instead of a local one."""
+class _ConventionalEnv(PydanticBaseSettingsSource):
+    """Conventional variable names, below the ODDSFLOW_ ones: DATABASE_URL names an existing
+    server to use instead of a local one; ODDS_API_KEY is The Odds API's own name for its key."""
+
+    NAMES = {"DATABASE_URL": ("postgres", "url"), "ODDS_API_KEY": ("collectors", "odds_api_key")}
 
     def get_field_value(self, field, field_name):  # type: ignore[no-untyped-def]
         return None, field_name, False
 
     def __call__(self) -> dict[str, object]:
-        url = os.environ.get("DATABASE_URL")
-        return {"postgres": {"url": url}} if url else {}
-
-
-class _OddsApiKey(PydanticBaseSettingsSource):
-    """The conventional ODDS_API_KEY, below ODDSFLOW_COLLECTORS__ODDS_API_KEY."""
-
-    def get_field_value(self, field, field_name):  # type: ignore[no-untyped-def]
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, object]:
-        key = os.environ.get("ODDS_API_KEY")
-        return {"collectors": {"odds_api_key": key}} if key else {}
+        found: dict[str, dict[str, str]] = {}
+        for name, (section, key) in self.NAMES.items():
+            value = os.environ.get(name)
+            if value:
+                found.setdefault(section, {})[key] = value
+        return dict(found)
 
 
 class SettingsError(SystemExit):
