@@ -60,9 +60,32 @@ def service_settings() -> Iterator[Settings]:
 
 
 @pytest.fixture
-def settings(service_settings: Settings) -> Settings:
-    """Per-test settings: unique topic prefix and unique Postgres schemas."""
-    return isolated_settings(service_settings)
+def settings(service_settings: Settings) -> Iterator[Settings]:
+    """Per-test settings: unique topic prefix and unique Postgres schemas.
+
+    The test's topics are deleted afterwards, so a developer's long-lived local broker does not
+    pile up thousands of partitions (which slows its start-up to minutes).
+    """
+    s = isolated_settings(service_settings)
+    yield s
+    _delete_topics(s)
+
+
+def _delete_topics(s: Settings) -> None:
+    """Best effort: delete every topic under the test's prefix (a failure only leaves garbage)."""
+    from oddsflow.admin import admin_client
+
+    prefix = s.kafka.topic_prefix
+    if not prefix:
+        return
+    try:
+        admin = admin_client(s)
+        names = [t for t in admin.list_topics(timeout=5).topics if t.startswith(prefix)]
+        if names:
+            for future in admin.delete_topics(names, operation_timeout=10).values():
+                future.result(timeout=15)
+    except Exception:  # cleanup must never fail a test
+        pass
 
 
 def settings_env(s: Settings) -> dict[str, str]:

@@ -73,22 +73,33 @@ def _staged(settings: Settings) -> Counter:
         consumer.close()
 
 
-def _written(settings: Settings) -> int:
-    topic = topic_name(settings, "staging.odds_lines")
-    consumer = Consumer(consumer_config(settings, f"{settings.kafka.topic_prefix}check"))
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in parts)
-    finally:
-        consumer.close()
+class _WrittenLines:
+    """Lines written so far (end offsets, incl. open transactions), from one long-lived consumer.
+
+    A fresh consumer per probe costs a connect and a metadata round trip; reusing one keeps the
+    probe at a few milliseconds, so a kill lands close to its target even on a quiet machine.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._topic = topic_name(settings, "staging.odds_lines")
+        self._consumer = Consumer(consumer_config(settings, f"{settings.kafka.topic_prefix}check"))
+        md = self._consumer.list_topics(self._topic, timeout=10)
+        self._parts = [TopicPartition(self._topic, p) for p in md.topics[self._topic].partitions]
+
+    async def __call__(self) -> int:
+        return sum(self._consumer.get_watermark_offsets(tp, timeout=5)[1] for tp in self._parts)
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 async def test_sigkilled_staging_worker_loses_and_duplicates_nothing(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
     s = pipeline_settings
-    # enough input that every kill lands mid-stream for the batched worker (~3,000 raw/s here)
-    sim = Simulator(seed=21, games=3, books=4, ticks=1000, tick_seconds=30, start=START)
+    # enough input that every kill lands mid-stream for the batched worker (3,000-5,000 raw/s
+    # here): after the last kill about half the input (~18,000 raw records) is still to do
+    sim = Simulator(seed=21, games=3, books=4, ticks=3000, tick_seconds=10, start=START)
     codec_enc = default_codec().encoder("oddsflow.raw.RawEnvelope")
     envelopes = []
     pub = Publisher(s, "simulator")
@@ -99,28 +110,27 @@ async def test_sigkilled_staging_worker_loses_and_duplicates_nothing(
             "event_id": event_id, "source": "simulator", "fetched_at": fetched,
             "content_type": "application/json", "payload": payload, "request": {},
         })))  # fmt: skip
-    assert pub.close().acked == 3 * 4 * 1000
+    assert pub.close().acked == 3 * 4 * 3000
     expected = _expected(sim, envelopes)
     assert sum(expected.values()) > 100
 
     async def staged_count() -> int:
         return sum(_staged(s).values())
 
-    async def written() -> int:
-        """Lines written so far (end offsets): cheap enough to poll fast, so kills land early."""
-        return _written(s)
+    written = _WrittenLines(s)
 
     rng = random.Random(5)
     kills = 0
     for _ in range(3):
         with workers(s, ("staging",), tmp_path / f"run{kills}") as procs:
-            target = sum(expected.values()) * (kills + 1) // 5 + rng.randint(0, 20)
+            target = sum(expected.values()) * (kills + 1) // 6 + rng.randint(0, 20)
             await wait_for(written, lambda n, t=target: n >= t, timeout=90, interval=0.05,
                            what=f"{target} staged lines")  # fmt: skip
             procs["staging"].send_signal(signal.SIGKILL)
             procs["staging"].wait()
             kills += 1
             assert await staged_count() < sum(expected.values()), "killed after the work was done"
+    written.close()
     with workers(s, ("staging",), tmp_path / "final"):
         await wait_for(
             staged_count, lambda n: n >= sum(expected.values()), timeout=120,
