@@ -324,6 +324,54 @@ def run_sink(settings: Settings, topics: list[str] | None) -> int:
 RESTARTS_PER_MINUTE = 5
 
 
+def run_features(settings: Settings) -> int:
+    """The features worker: a Kafka transaction loop in a thread (``streams.features.worker``),
+    the health endpoints on the event loop. Any error exits with status 70: the next process
+    resumes from the committed state."""
+    from streams.fatal import exit_for_restart
+    from streams.features.worker import FeaturesWorker
+
+    apply_log_format(settings, "features")
+    worker = FeaturesWorker(settings)
+    stop = threading.Event()
+
+    def ready() -> tuple[bool, dict[str, Any]]:
+        age = time.monotonic() - worker.beat
+        ok = bool(worker.assigned) and not worker.restoring and age < LIVE_STALE_SECONDS
+        return ok, {
+            "assigned": sorted(worker.assigned),
+            "restoring": worker.restoring,
+            "loop_age_s": round(age, 3),
+        }
+
+    def work() -> None:
+        try:
+            worker.run(stop)
+        except Exception:
+            exit_for_restart(log, "features", "the features worker")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            arm_stop_watchdog(settings, "features")
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        health = asyncio.create_task(
+            serve_health(Probe("features", ready), settings.worker.health_port)
+        )
+        try:
+            await asyncio.to_thread(work)
+        finally:
+            health.cancel()
+            await asyncio.gather(health, return_exceptions=True)
+
+    asyncio.run(main())
+    return 0
+
+
 def run_all(settings: Settings) -> int:
     """Every role of the mode in its own process, supervised: a worker that exits on its own
     (an agent error exits with status 70 so it resumes from committed state) is started again."""
@@ -379,4 +427,6 @@ def run_worker(settings: Settings, role: str, topics: list[str] | None = None) -
         return run_sink(settings, topics)
     if role == "all":
         return run_all(settings)
+    if role == "features":
+        return run_features(settings)
     return run_faust(settings, role)

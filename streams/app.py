@@ -13,7 +13,7 @@ from oddsflow.settings import Settings
 
 #: Faust processing guarantee per role. Staging runs at_least_once: its de-dup state is derived
 #: from its own output topics, which makes redelivery harmless (DESIGN.md, "Staging"); faust's
-#: exactly_once stalled after repeated SIGKILLs there. Other roles keep exactly_once.
+#: exactly_once stalled after repeated SIGKILLs there. Other apps (benchmarks) keep exactly_once.
 PROCESSING_GUARANTEE = {"staging": "at_least_once"}
 
 
@@ -42,9 +42,6 @@ def create_app(settings: Settings, role: str, processing_guarantee: str | None =
     """A faust app for one worker role; its id is its consumer group."""
     guarantee = processing_guarantee or PROCESSING_GUARANTEE.get(role, "exactly_once")
     app_id = f"{settings.kafka.topic_prefix}oddsflow-{role}"
-    version = settings.features.output_prefix.strip(".")
-    if role == "features" and version:  # a backfill of a new version: its own group and state
-        app_id += f"-{version}"
     _bounded_fetch_wait(settings.worker.fetch_max_wait_ms)
     datadir = settings.state_dir / "faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
@@ -76,14 +73,14 @@ def create_app(settings: Settings, role: str, processing_guarantee: str | None =
 
 
 def register_role(app: faust.App, settings: Settings, role: str) -> object:
-    """Add a role's agents (and, for staging, its per-minute quality reports) to ``app``."""
-    if role == "staging":
-        from streams.staging.agents import register
-        from streams.staging.quality_report import register_quality_report
+    """Add a role's agents to ``app``: staging's agents and its per-minute quality reports.
 
-        counters = register(app, settings)
-        register_quality_report(app, settings, counters)
-        return counters
-    from streams.features.agent import register as register_features
+    The features worker is not a faust app (``streams.features.worker`` says why)."""
+    if role != "staging":
+        raise ValueError(f"no faust agents for role {role!r}")
+    from streams.staging.agents import register
+    from streams.staging.quality_report import register_quality_report
 
-    return register_features(app, settings)
+    counters = register(app, settings)
+    register_quality_report(app, settings, counters)
+    return counters

@@ -55,15 +55,24 @@ class Topology:
         return asdict(self)
 
 
+def _features_worker(settings: Settings) -> StreamWorker:
+    """The features worker is a Kafka transaction loop, not a faust app: it says what it wires."""
+    from streams.features.worker import describe
+
+    d = describe(settings)
+    return StreamWorker("features", d["group"], [Agent("features", d["inputs"])], d["outputs"],
+                        d["tables"])  # fmt: skip
+
+
 def _stream_worker(settings: Settings, role: str) -> StreamWorker:
     """Build the role's faust app the way the worker does and read what it wired."""
     from streams.app import create_app, register_role
 
+    if role == "features":
+        return _features_worker(settings)
     app = create_app(settings, role)
-    if role == "staging":
-        from streams.staging import agents as module
-    else:
-        from streams.features import agent as module
+    from streams.staging import agents as module
+
     declared: list[Any] = []
     tables: list[Any] = []
     make_topic, make_table = app.topic, app.Table

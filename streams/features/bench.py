@@ -1,7 +1,7 @@
 """Throughput benchmark of the feature engine on synthetic staged lines (no Kafka).
 
 The lines are generated before the clock starts: only ``process_line`` (and the final
-``flush``) is timed, which is the per-record work the streaming agent adds on top of Kafka.
+``flush``) is timed, which is the per-record work the streaming worker adds on top of Kafka.
 Run: ``python -m streams.features.bench [n_lines]``.
 """
 

@@ -23,10 +23,10 @@ from oddsflow.kafka_config import consumer_config
 from oddsflow.settings import FeatureSettings, Settings
 from oddsflow.topics import topic_name
 from schemas.codec import default_codec
-from streams.features.agent import IDLE_FLUSH_ENV, OUTPUTS
 from streams.features.bench import synthetic_lines
 from streams.features.kafkaio import publish_staged
 from streams.features.partitioned import PartitionFeatures
+from streams.features.worker import IDLE_FLUSH_ENV, OUTPUTS
 
 
 def _expected_outputs(lines: list[dict[str, Any]], settings: FeatureSettings) -> int:

@@ -1,6 +1,6 @@
 """Incremental curated-feature engine: staged lines, splits and games in, curated records out.
 
-Pure Python (no Kafka, no database) so the streaming agent, the benchmark and the tests run the
+Pure Python (no Kafka, no database) so the streaming worker, the benchmark and the tests run the
 same code. Definitions: DESIGN.md, "Domain definitions"; choices the design left open are
 documented in ``streams/features/README.md``.
 
@@ -8,7 +8,7 @@ Why it is shaped like this:
 
 * Keyed per game. All books of a game share one Kafka partition, so every cross-book feature is
   computed from one game's state, and that state is a plain JSON-able dict (``snapshot`` /
-  ``restore``) the agent keeps in a changelogged table.
+  ``restore``) the worker keeps in a changelogged topic.
 * Deterministic under reordering. Events are buffered per game and released in event-time order
   once the game's watermark (max event time seen − allowed lateness) has passed them; all events
   of one instant are applied together, in a fixed order, before anything is emitted. An event

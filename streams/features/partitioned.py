@@ -21,7 +21,7 @@ Event time drives everything:
   is expired: released, then dropped from the engine and from the table (bounded state). Checked
   each time the clock enters a new ``EXPIRE_STEP`` of event time.
 * End of input (a backfill, a test) has no later record to advance the clock: ``flush_all`` is
-  what the agent's idle timer calls after a quiet period (see ``agent.py``).
+  what the worker's idle tick calls after a quiet period (see ``worker.py``).
 
 The state of one game is stored as JSON bytes (``encode_game``/``decode_game``), with the
 partition's own clock in a separate entry, so a restarted worker resumes the same decisions.

@@ -17,7 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from oddsflow.kafka_config import consumer_config
 from oddsflow.settings import Settings
 from schemas.codec import default_codec
-from streams.features.output import OutputProducer
+from streams.output import OutputProducer
 from streams.staging.dedupe import SOURCE_OFFSET_HEADER, PartitionState, Position, parse_position
 
 log = logging.getLogger("oddsflow.staging")

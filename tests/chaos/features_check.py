@@ -21,8 +21,8 @@ from oddsflow.kafka_config import consumer_config
 from oddsflow.settings import Settings
 from oddsflow.topics import topic_name
 from schemas.codec import default_codec
-from streams.features.agent import INPUTS, OUTPUTS
 from streams.features.partitioned import KINDS, PartitionFeatures, record_time_us
+from streams.features.worker import INPUTS, OUTPUTS
 
 Records = dict[str, dict[int, list[bytes]]]  # catalog topic -> partition -> values in order
 

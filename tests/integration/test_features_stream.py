@@ -18,9 +18,9 @@ import pytest
 
 from oddsflow.settings import Settings
 from producers.replay import pinnacle_records
-from streams.features.agent import IDLE_FLUSH_ENV, OUTPUTS
 from streams.features.kafkaio import Staged, TopicReader, decoded, publish_staged, stage
 from streams.features.reference import reference_features
+from streams.features.worker import IDLE_FLUSH_ENV, OUTPUTS
 from tests.conftest import SHARED_DATA
 from tests.helpers import wait_for, workers
 

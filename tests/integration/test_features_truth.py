@@ -16,10 +16,10 @@ from typing import Any
 
 from oddsflow.settings import FeatureSettings, Settings
 from producers.simulator_truth import TruthSimulator
-from streams.features.agent import OUTPUTS
 from streams.features.kafkaio import Staged, decoded, stage
 from streams.features.partitioned import PartitionFeatures
 from streams.features.quality import score_against_truth
+from streams.features.worker import OUTPUTS
 from tests.integration.test_features_stream import _run_worker, canon
 
 Output = tuple[str, dict[str, Any]]

@@ -23,9 +23,9 @@ from producers.collect import publish_simulation
 from producers.simulator import ScriptedJump, Simulator
 from schemas.models import Side, SteamMove
 from streams.domain.games import game_id as make_game_id
-from streams.features.agent import IDLE_FLUSH_ENV
 from streams.features.kafkaio import TopicReader
 from streams.features.reference import reference_features
+from streams.features.worker import IDLE_FLUSH_ENV
 from tests.helpers import wait_for, workers
 from tests.integration.test_workers_lifecycle import sigterm
 

@@ -1,12 +1,11 @@
-"""The feature worker's output producer: curated records out through librdkafka.
+"""The staging worker's output producer: promoted records out through librdkafka.
 
 Why not faust's producer: each ``send`` of faust's aiokafka producer is a Python coroutine that
-partitions, logs and appends the record (~30 µs), and a staged line makes two or three curated
-records, so the sends cost more than the features themselves. ``confluent_kafka.Producer.produce``
-is one C call per record; ``flush`` waits (in a thread, the event loop keeps turning) until the
-broker has every record. The worker flushes before it writes the state that implies the records
-(``agent.py``), as it did with faust's producer: outputs are outside the state's transaction
-either way. Idempotent and acks=all (``producer_config``): a retry never reorders or doubles.
+partitions, logs and appends the record (~30 µs); ``confluent_kafka.Producer.produce`` is one C
+call per record, and ``flush`` waits (in a thread, the event loop keeps turning) until the broker
+has every record. The worker flushes before it commits the input offsets that imply the records:
+a crash can then only repeat outputs, never lose them. Idempotent and acks=all
+(``producer_config``): a retry never reorders or doubles.
 """
 
 from __future__ import annotations
