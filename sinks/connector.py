@@ -149,6 +149,7 @@ class SinkConnector:
         self._pool: asyncpg.Pool | None = None
         self._consumer: Consumer | None = None
         self._paused = False
+        self._kafka_committed: dict[tuple[str, int], int] = {}  # offsets told to Kafka (lag)
         self._stop: asyncio.Event | None = None
         self._key_index = {t: m.key_index() for t, m in self.mappings.items()}
         self._row_makers = {t: m.row_maker() for t, m in self.mappings.items()}
@@ -581,6 +582,7 @@ class SinkConnector:
                     await self._finish(*pending, carry, len(messages))
                     pending = None
                 if batch is None:
+                    self._commit_idle_positions()
                     if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
                         break
                     continue
@@ -604,6 +606,31 @@ class SinkConnector:
                 self._pool.terminate()
         return self.stats
 
+    def _commit_idle_positions(self) -> None:
+        """With nothing in hand, tell Kafka the consumer's positions (for lag only).
+
+        Every record before a position is written by now, but a position can be past the last
+        record's offset + 1: a transactional producer (the features worker) ends each
+        transaction with a commit marker, which the consumer skips and never returns. Committing
+        only ``last + 1`` would leave the group a lag of 1 per partition for ever.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            positions = consumer.position(consumer.assignment())
+        except Exception:  # no assignment (a rebalance): nothing to say
+            return
+        done = self._kafka_committed
+        ahead = [tp for tp in positions if tp.offset > done.get((tp.topic, tp.partition), -1)]
+        if not ahead:
+            return
+        try:
+            consumer.commit(offsets=ahead, asynchronous=True)
+        except Exception as exc:
+            log.info("kafka offset commit skipped: %s", exc)
+            return
+        done.update({(tp.topic, tp.partition): tp.offset for tp in ahead})
+
     async def _finish(
         self, batch: _Batch, task: asyncio.Task[_Outcome], carry: list[Message], held: int
     ) -> None:
@@ -615,5 +642,6 @@ class SinkConnector:
                 offsets=[TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()],
                 asynchronous=True,
             )
+            self._kafka_committed.update(batch.next_offsets)
         except Exception as exc:  # no assignment any more, or a rebalance: lag only
             log.info("kafka offset commit skipped: %s", exc)
