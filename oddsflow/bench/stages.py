@@ -670,16 +670,15 @@ def faust_ceiling(
 
 
 def features_worker(settings: Settings, n: int, reps: int, log_dir: Path) -> list[Measurement]:
-    """The faust feature worker over Kafka: staged lines in, curated records out.
-
-    At least 20,000 lines a run: a run ends when the group has committed its input, and faust
-    commits once a second, so a run of about a second measured the commit cadence instead."""
+    """The feature worker over Kafka (one transaction per batch): staged lines in, curated
+    records out. At least 20,000 lines a run, so a run is not just its start-up transient; a run
+    ends when the group has committed its input (the same transaction as the outputs)."""
     s = isolated_settings(settings)
     n = max(n, 20_000)
     batches = feature_batches(n, reps + 1)
     batches[0] = batches[0][: max(2000, n // 2)]
     return worker_stage(
-        s, "features", "features: faust worker over Kafka",
+        s, "features", "features: worker over Kafka",
         topic_name(s, "staging.odds_lines"), [topic_name(s, "staging.odds_lines")],
         batches, CURATED_OUT, log_dir,
     )  # fmt: skip

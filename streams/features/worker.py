@@ -84,7 +84,7 @@ OUTPUTS = (
 )
 EVENTS = "operational.pipeline_events"
 STATE_TABLE = "features-state"
-BATCH_MAX = 5000
+BATCH_MAX = 20000
 BATCH_WITHIN = 0.1  # seconds a consume waits for a batch to fill
 TICK_SECONDS = 0.5  # how often queued inputs and idle partitions are looked at
 IDLE_FLUSH_ENV = "ODDSFLOW_FEATURES__IDLE_FLUSH_SECONDS"  # [features] idle_flush_seconds
