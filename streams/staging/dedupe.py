@@ -1,9 +1,10 @@
 """De-duplication: a staged record goes on only when its values changed for its identity.
 
 Sources re-send unchanged prices every poll, and Kafka may redeliver a record after a retry or a
-restart. The state per identity is (event time, values): a record is new when its values differ
-from the last ones seen AND it is not older than them; an older record (a redelivery, a replay, an
-out-of-order snapshot) is never re-emitted, so A → B → A-redelivered stays A → B.
+restart. The state per identity is (event time, values, tie-break): a record is new when its
+values differ from the last ones seen AND it is not older than them; an older record (a
+redelivery, a replay, an out-of-order snapshot) is never re-emitted, so A → B → A-redelivered
+stays A → B.
 """
 
 from __future__ import annotations
@@ -71,13 +72,16 @@ def _plain(v: Any) -> Any:
 
 
 #: What de-duplication needs of a record, without the record: (identity, event time µs,
-#: commence time µs or None, values as text). The normalize agent computes it from the record it
-#: has just built and ships it beside the encoded bytes, so the dedupe agent never decodes a
-#: record (most are dropped as unchanged); a rebuild computes it from the decoded outputs.
-Fact = tuple[str, int, int | None, str]
+#: commence time µs or None, values as text, tie-break). The tie-break is a game's source event
+#: id ("" for other schemas): see ``Deduplicator.check_fact``. The normalize agent computes it
+#: from the record it has just built and ships it beside the encoded bytes, so the dedupe agent
+#: never decodes a record (most are dropped as unchanged); a rebuild computes it from the decoded
+#: outputs.
+Fact = tuple[str, int, int | None, str, str]
 
 _SHORT = {schema: schema.rsplit(".", 1)[-1] + "|" for schema in IDENTITY}
 _LINE = "oddsflow.staging.OddsLine"
+_GAME = "oddsflow.staging.Game"
 
 
 _MICROS: dict[datetime, int] = {}
@@ -101,6 +105,7 @@ def _line_fact(record: dict[str, Any]) -> Fact:
         _micros_cached(record["event_time"]),
         None if commence is None else _micros_cached(commence),
         repr((float(record["price_american"]) + 0.0, None if line is None else float(line) + 0.0)),
+        "",
     )
 
 
@@ -111,23 +116,26 @@ def fact_of(schema: str, record: dict[str, Any]) -> Fact:
     ident, value_fields = IDENTITY[schema]
     key = _SHORT[schema] + "|".join([str(record[f]) for f in ident])
     commence = record.get("commence_time")
+    tie = str(record.get("source_event_id") or "").replace("\t", " ") if schema == _GAME else ""
     return (
         key,
         _micros(record["event_time"]),
         None if commence is None else _micros(commence),
         repr(tuple([_plain(record[f]) for f in value_fields])),
+        tie,
     )
 
 
 def encode_fact(fact: Fact) -> bytes:
-    """A fact as bytes (tab-separated: identities and ``repr`` of values hold no raw tab)."""
-    key, at, commence, values = fact
-    return f"{key}\t{at}\t{'' if commence is None else commence}\t{values}".encode()
+    """A fact as bytes (tab-separated: identities, tie-breaks and ``repr`` of values hold no
+    raw tab)."""
+    key, at, commence, values, tie = fact
+    return f"{key}\t{at}\t{'' if commence is None else commence}\t{tie}\t{values}".encode()
 
 
 def decode_fact(data: bytes) -> Fact:
-    key, at, commence, values = data.decode().split("\t", 3)
-    return key, int(at), int(commence) if commence else None, values
+    key, at, commence, tie, values = data.decode().split("\t", 4)
+    return key, int(at), int(commence) if commence else None, values, tie
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,20 +167,25 @@ class Deduplicator:
         return self.check_fact(fact_of(schema, record))
 
     def check_fact(self, fact: Fact) -> Verdict:
-        key, at, _commence, values = fact
+        """Unchanged values are dropped, except a game's: several records can report the same
+        game state at the same instant (two sources, two events of one poll), and which of them
+        arrived first depends on how the raw topics interleave. The sink keeps the newest game
+        row by (event time, source event id); passing on an equal state whose source event id
+        is higher makes both end at the same row whatever the arrival order."""
+        key, at, _commence, values, tie = fact
         seen = self.store.get(key)
         if seen is not None:
             if at < seen[0]:
                 return STALE
-            if seen[1] == values:
+            if seen[1] == values and (at != seen[0] or tie <= seen[2]):
                 return UNCHANGED
-        self.store[key] = (at, values)
+        self.store[key] = (at, values, tie)
         return FIRST if seen is None else CHANGED
 
     def remember(self, schema: str, record: dict[str, Any]) -> None:
         """Take ``record`` as the last one emitted for its identity (state rebuilt from outputs)."""
-        key, at, _commence, values = fact_of(schema, record)
-        self.store[key] = (at, values)
+        key, at, _commence, values, tie = fact_of(schema, record)
+        self.store[key] = (at, values, tie)
 
 
 class PartitionState:
@@ -202,7 +215,7 @@ class PartitionState:
         """Replay one record read back from an output topic, in output order."""
         fact = fact_of(schema, record)
         self._observe(fact)
-        self.dedupe.store[fact[0]] = (fact[1], fact[3])
+        self.dedupe.store[fact[0]] = (fact[1], fact[3], fact[4])
         if source_offset is None:
             return
         pos = (source_offset, 0) if isinstance(source_offset, int) else source_offset
@@ -222,7 +235,7 @@ class PartitionState:
         return self.dedupe.check_fact(fact)
 
     def _observe(self, fact: Fact) -> None:
-        key, at, commence, _values = fact
+        key, at, commence, _values, _tie = fact
         if at > self.watermark:
             self.watermark = at
         if commence is not None:
