@@ -9,8 +9,11 @@ where the replay is measured — the first record after ``--to``, or the end of 
   its positions in ``<operational>.sink_offsets`` (that is where it resumes from, in the same
   transaction as the rows), so those are reset along with Kafka's. Rows are merged on their
   natural key, so a replay leaves the tables without duplicates.
-- ``--group features`` (zone staging) recomputes the curated zone; any other group name (a
-  subscriber, or a new group for a side-by-side backfill) works the same way.
+- ``--group features`` (zone staging) recomputes the curated zone. The features worker skips
+  input its state has already consumed (its state and offsets are one transaction), so its
+  state changelog is deleted too: the replay starts from empty state, as a first run would.
+  Any other group name (a subscriber, or a new group for a side-by-side backfill) works the
+  same way as the sink's.
 - Kafka only lets offsets of a group without live members be changed: a group with members is
   refused (stop its workers, or pass ``--wait-empty SECONDS`` to reset as soon as they leave).
 - ``--run`` starts the group's worker, shows progress with an ETA until the group has passed
@@ -217,6 +220,8 @@ async def apply_plan(settings: Settings, plan: ReplayPlan, timeout: float = 10.0
     failed = [tp for tp in res.topic_partitions if tp.error is not None]
     if failed:
         raise KafkaUnavailable(f"resetting {plan.group}: {failed[0].error}")
+    if plan.role == "features":
+        await asyncio.to_thread(_delete_features_state, settings, timeout)
     if plan.role == "sink":
         ops = settings.pipeline.zones.operational
         conn = await asyncpg.connect(settings.postgres.dsn, timeout=timeout)
@@ -234,6 +239,25 @@ async def apply_plan(settings: Settings, plan: ReplayPlan, timeout: float = 10.0
             )
         finally:
             await conn.close()
+
+
+def _delete_features_state(settings: Settings, timeout: float) -> None:
+    """Delete the features worker's state changelog and wait until the broker has forgotten it
+    (the worker creates it again, empty, when it starts)."""
+    from streams.features.worker import state_topic
+
+    admin = admin_client(settings)
+    name = state_topic(settings)
+    if name not in admin.list_topics(timeout=timeout).topics:
+        return
+    result_of(
+        admin.delete_topics([name], operation_timeout=timeout)[name], f"deleting {name}", timeout
+    )
+    deadline = time.monotonic() + 60
+    while name in admin.list_topics(timeout=timeout).topics:
+        if time.monotonic() > deadline:
+            raise KafkaUnavailable(f"{name} still listed 60 s after its deletion")
+        time.sleep(0.2)
 
 
 def child_env(settings: Settings) -> dict[str, str]:
