@@ -671,10 +671,11 @@ def faust_ceiling(
 
 def features_worker(settings: Settings, n: int, reps: int, log_dir: Path) -> list[Measurement]:
     """The feature worker over Kafka (one transaction per batch): staged lines in, curated
-    records out. At least 20,000 lines a run, so a run is not just its start-up transient; a run
-    ends when the group has committed its input (the same transaction as the outputs)."""
+    records out. At least 60,000 lines a run (~3 s), so a run is not mostly its first fetch and
+    last commit; a run ends when the group has committed its input (the same transaction as the
+    outputs)."""
     s = isolated_settings(settings)
-    n = max(n, 20_000)
+    n = max(n, 60_000)
     batches = feature_batches(n, reps + 1)
     batches[0] = batches[0][: max(2000, n // 2)]
     return worker_stage(
