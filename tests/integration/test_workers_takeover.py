@@ -17,7 +17,7 @@ from producers.simulator import Simulator
 from schemas.codec import default_codec
 from streams.staging.agents import normalized_topic
 from tests.helpers import wait_for
-from tests.integration.test_staging_crash import START, _expected, _staged, _written
+from tests.integration.test_staging_crash import START, _expected, _staged, _WrittenLines
 from tests.integration.test_workers_lifecycle import spawn
 
 
@@ -80,12 +80,13 @@ async def test_two_staging_workers_share_partitions_and_survive_a_sigkill(
             pub.publish(event_id, payload, fetched, key=sim.key_of(event_id))
         assert pub.close().acked == len(envelopes)
 
-        async def written() -> int:  # end offsets: cheap to poll fast, so the kill lands early
-            return _written(s)
-
-        await wait_for(
-            written, lambda n: n >= total // 3, timeout=90, interval=0.05, what="a third"
-        )
+        written = _WrittenLines(s)  # end offsets: cheap to poll fast, so the kill lands early
+        try:
+            await wait_for(
+                written, lambda n: n >= total // 3, timeout=90, interval=0.05, what="a third"
+            )
+        finally:
+            written.close()
         a.send_signal(signal.SIGKILL)
         a.wait()
         assert await staged_count() < total, "killed after the work was done: no takeover"
