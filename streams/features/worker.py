@@ -41,6 +41,7 @@ an abortable one aborts and rewinds to the committed state in process.
 
 from __future__ import annotations
 
+import faulthandler
 import fcntl
 import logging
 import os
@@ -69,6 +70,7 @@ from oddsflow.kafka_config import consumer_config, producer_config
 from oddsflow.settings import Settings
 from oddsflow.topics import spec, topic_name
 from schemas.codec import default_codec
+from streams.fatal import EX_SOFTWARE
 from streams.features.engine import Output
 from streams.features.partitioned import GAME, LINE, SPLIT, PartitionFeatures, split_entries
 
@@ -90,6 +92,10 @@ TICK_SECONDS = 0.5  # how often queued inputs and idle partitions are looked at
 IDLE_FLUSH_ENV = "ODDSFLOW_FEATURES__IDLE_FLUSH_SECONDS"  # [features] idle_flush_seconds
 #: How long a transaction call may keep retrying (a broker restart) before the worker gives up.
 TXN_TIMEOUT = 120.0
+#: A loop that has not turned for this long is stuck somewhere no timeout covers: exit and
+#: restart from the committed state (longer than any bounded wait above, shorter than the
+#: group's max.poll.interval, after which Kafka would hand the partitions on anyway).
+STALL_EXIT_SECONDS = 180.0
 SLOTS = 64
 
 
@@ -162,7 +168,8 @@ class FeaturesWorker:
         self._offsets: dict[tuple[str, int], int] = {}  # to commit with the open transaction
         self._in_txn = False
         self.restoring = False
-        self.beat = time.monotonic()  # the loop's own heartbeat (readiness)
+        self.beat = time.monotonic()  # the loop's own heartbeat (readiness, stall watchdog)
+        self.doing = "starting"  # what the loop is doing now, for the stall watchdog's message
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._slot_lock: IO[bytes] | None = None
@@ -267,7 +274,10 @@ class FeaturesWorker:
             while open_parts:
                 if time.monotonic() > deadline:
                     raise FatalError(f"could not read {self.state_topic} {sorted(open_parts)}")
-                for msg in reader.consume(10_000, timeout=0.5):
+                msgs = reader.consume(10_000, timeout=0.5)
+                if msgs:
+                    self.beat = time.monotonic()  # reading is progress
+                for msg in msgs:
                     err = msg.error()
                     if err is None:
                         items.append((msg.key(), msg.value()))
@@ -285,6 +295,8 @@ class FeaturesWorker:
         if not ps:
             return
         self.restoring = True
+        self.doing = f"restoring partitions {sorted(ps)}"
+        t0 = time.monotonic()
         try:
             entries: dict[bytes, bytes] = {}
             for key, value in self._read_changelog(ps):
@@ -300,9 +312,9 @@ class FeaturesWorker:
                 for kind, nxt in pf.pos.items():  # what was consumed counts as read
                     self._seen[(self._topic_of_kind[kind], p)] = nxt - 1
                 self._last_input[p] = now
-                log.info(
-                    "features: partition %d restored (%d games, %d queued records)",
-                    p, games, pf.inputs.size,
+                log.warning(
+                    "features: partition %d restored in %.1f s (%d games, %d queued records)",
+                    p, time.monotonic() - t0, games, pf.inputs.size,
                 )  # fmt: skip
         finally:
             self.restoring = False
@@ -390,12 +402,22 @@ class FeaturesWorker:
 
     # ------------------------------------------------------------------ processing
 
-    def _emit(self, outputs: Iterable[Output]) -> None:
+    def _emit(self, outputs: list[Output]) -> None:
+        """Curated records into the open transaction (the hot path: ~3 a staged line)."""
+        if not outputs:
+            return
+        self._begin()
+        assert self._producer is not None
+        produce = self._producer.produce
         sent: Counter[str] = Counter()
         names, encoders = self._out_names, self._encoders
         for topic, rec in outputs:
             sent[topic] += 1
-            self._produce(names[topic], rec["game_id"].encode(), encoders[topic](rec))
+            name, key, value = names[topic], rec["game_id"].encode(), encoders[topic](rec)
+            try:
+                produce(name, value, key)
+            except BufferError:  # the local queue is full: wait for room
+                self._produce(name, key, value)
         self.counters.update(sent)
 
     def _report_late(self, late: list[tuple[str, int, int, dict[str, Any]]]) -> None:
@@ -521,22 +543,40 @@ class FeaturesWorker:
         assert consumer is not None
         next_tick = time.monotonic() + TICK_SECONDS
         last_log = time.monotonic()
+        threading.Thread(target=self._watch, args=(stop,), daemon=True).start()
         try:
             while not stop.is_set():
+                self.doing = "consuming"
                 msgs = consumer.consume(BATCH_MAX, timeout=BATCH_WITHIN)
                 now = time.monotonic()
                 self.beat = now
                 if msgs:
+                    self.doing = f"processing {len(msgs)} records"
                     self._take(msgs, now)
                 if now >= next_tick:
                     next_tick = now + TICK_SECONDS
+                    self.doing = "flushing idle partitions"
                     self._tick(now)
+                self.doing = "committing"
                 self._commit()
                 if now - last_log >= 30:
                     last_log = now
                     log.info("features: %s", dict(self.counters))
         finally:
             self.close()
+
+    def _watch(self, stop: threading.Event) -> None:
+        """Exit the process when the loop is stuck (a call no timeout covers)."""
+        while not stop.wait(5.0):
+            idle = time.monotonic() - self.beat
+            if idle > STALL_EXIT_SECONDS:
+                log.critical(
+                    "features: the worker loop has not turned for %.0f s (%s); exiting to"
+                    " restart from the committed state", idle, self.doing,
+                )  # fmt: skip
+                faulthandler.dump_traceback(all_threads=True)  # where it is stuck, in the log
+                logging.shutdown()
+                os._exit(EX_SOFTWARE)
 
     def close(self) -> None:
         if self._consumer is not None:
