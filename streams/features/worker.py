@@ -36,7 +36,12 @@ record on top of the ~40 µs of feature work.
   hands it the same partitions without waiting for the old session to expire.
 
 An error the transaction cannot recover from exits the process (status 70, ``streams.fatal``);
-an abortable one aborts and rewinds to the committed state in process.
+an abortable one aborts and rewinds to the committed state in process. A loop that stops
+turning is exited too (``STALL_EXIT_SECONDS``, with a thread dump in the log): after a broker
+restart, librdkafka's ``send_offsets_to_transaction`` can block far past its timeout while it
+holds a stale group coordinator (librdkafka issues #5456 and #5511, open; seen here in 2 of 4
+full chaos runs, 10 minutes once). The restarted process fences the stuck transaction and
+resumes from the committed state, so the stall costs time, never a record.
 """
 
 from __future__ import annotations
