@@ -157,7 +157,10 @@ def run_demo(settings: Settings, seconds: float = 60.0) -> int:
     finally:
         print("5/5 Stopping the workers...", flush=True)
         stop_workers(procs)
-    print("\nRecords per topic:")
+    print(
+        "\nOffsets per topic (records; curated topics also count one commit marker per"
+        " transaction and partition):"
+    )
     for topic, n in topic_counts(settings).items():
         if n:
             print(f"  {topic:32} {n:>8}")

@@ -13,7 +13,8 @@ from oddsflow.topics import CATALOG, topic_name
 
 
 def topic_counts(settings: Settings) -> dict[str, int]:
-    """Records in each catalog topic (end offset − start offset, summed over partitions)."""
+    """Offsets in use per catalog topic (end offset − start offset, summed over partitions):
+    the records, plus the commit markers of topics written in transactions (curated)."""
     consumer = Consumer(client_config(settings, **{"group.id": "oddsflow-status"}))
     try:
         md = consumer.list_topics(timeout=10)
