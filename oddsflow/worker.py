@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -280,6 +280,31 @@ def run_faust(settings: Settings, role: str) -> int:
     return 0
 
 
+async def serve_role(
+    settings: Settings,
+    role: str,
+    ready: Callable[[], tuple[bool, dict[str, Any]]],
+    stop: Callable[[], None],
+    work: Awaitable[None],
+) -> None:
+    """Await a non-faust worker's ``work`` with /live and /ready beside it; SIGTERM and SIGINT
+    call ``stop`` (the worker finishes its batch, commits and returns) and arm the bounded stop."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        arm_stop_watchdog(settings, role)
+        stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    health = asyncio.create_task(serve_health(Probe(role, ready), settings.worker.health_port))
+    try:
+        await work
+    finally:
+        health.cancel()
+        await asyncio.gather(health, return_exceptions=True)
+
+
 def run_sink(settings: Settings, topics: list[str] | None) -> int:
     from sinks.connector import SinkConnector
 
@@ -299,21 +324,7 @@ def run_sink(settings: Settings, topics: list[str] | None) -> int:
 
     async def main() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_signal() -> None:
-            arm_stop_watchdog(settings, "sink")
-            stop.set()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        port = settings.worker.health_port
-        health = asyncio.create_task(serve_health(Probe("sink", ready), port))
-        try:
-            await connector.run(stop, purge=True)
-        finally:
-            health.cancel()
-            await asyncio.gather(health, return_exceptions=True)
+        await serve_role(settings, "sink", ready, stop.set, connector.run(stop, purge=True))
 
     asyncio.run(main())
     return 0
@@ -351,22 +362,7 @@ def run_features(settings: Settings) -> int:
             exit_for_restart(log, "features", "the features worker")
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-
-        def on_signal() -> None:
-            arm_stop_watchdog(settings, "features")
-            stop.set()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        health = asyncio.create_task(
-            serve_health(Probe("features", ready), settings.worker.health_port)
-        )
-        try:
-            await asyncio.to_thread(work)
-        finally:
-            health.cancel()
-            await asyncio.gather(health, return_exceptions=True)
+        await serve_role(settings, "features", ready, stop.set, asyncio.to_thread(work))
 
     asyncio.run(main())
     return 0
