@@ -586,7 +586,10 @@ class FeaturesWorker:
     def close(self) -> None:
         if self._consumer is not None:
             if self._in_txn and self._producer is not None:
-                self._producer.abort_transaction(10)
+                try:  # the broker aborts it anyway when the transaction times out
+                    self._producer.abort_transaction(10)
+                except KafkaException as exc:  # must not hide the error that got us here
+                    log.warning("features: abort on close failed: %s", exc)
             self._consumer.close()
             self._consumer = None
         if self._producer is not None:
