@@ -30,7 +30,7 @@ from typing import Any
 
 import asyncpg
 from asyncpg.exceptions import _base as pg_base
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from oddsflow.kafka_config import consumer_config
 from oddsflow.settings import Settings
@@ -144,12 +144,15 @@ class SinkConnector:
             "max.poll.interval.ms": max(max_poll_interval_ms, session_timeout_ms),
             # Bound what librdkafka prefetches: with pause() this bounds the sink's memory.
             "queued.max.messages.kbytes": 16_384,
+            "on_commit": self._on_commit,  # which lag-only commits the broker took
         }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: asyncpg.Pool | None = None
         self._consumer: Consumer | None = None
         self._paused = False
-        self._kafka_committed: dict[tuple[str, int], int] = {}  # offsets told to Kafka (lag)
+        #: Offsets the broker acknowledged as committed (lag only): an idle turn re-sends a
+        #: position until it is acknowledged, so a commit lost in a broker restart is retried.
+        self._kafka_committed: dict[tuple[str, int], int] = {}
         self._stop: asyncio.Event | None = None
         self._key_index = {t: m.key_index() for t, m in self.mappings.items()}
         self._row_makers = {t: m.row_maker() for t, m in self.mappings.items()}
@@ -628,8 +631,16 @@ class SinkConnector:
             consumer.commit(offsets=ahead, asynchronous=True)
         except Exception as exc:
             log.info("kafka offset commit skipped: %s", exc)
-            return
-        done.update({(tp.topic, tp.partition): tp.offset for tp in ahead})
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """Called from consume() with the outcome of a Kafka offset commit."""
+        if err is not None:
+            return  # the next idle turn (or batch) commits again
+        done = self._kafka_committed
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            if tp.error is None and tp.offset > done.get(key, -1):
+                done[key] = tp.offset
 
     async def _finish(
         self, batch: _Batch, task: asyncio.Task[_Outcome], carry: list[Message], held: int
@@ -642,6 +653,5 @@ class SinkConnector:
                 offsets=[TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()],
                 asynchronous=True,
             )
-            self._kafka_committed.update(batch.next_offsets)
         except Exception as exc:  # no assignment any more, or a rebalance: lag only
             log.info("kafka offset commit skipped: %s", exc)
