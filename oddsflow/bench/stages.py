@@ -343,8 +343,15 @@ def worker_processes(
         yield procs
 
 
-def produce_all(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer(producer_config(settings))
+def produce_all(
+    settings: Settings,
+    topic: str,
+    records: list[tuple[bytes, bytes]],
+    producer: Producer | None = None,
+) -> None:
+    """Publish and wait for every acknowledgement (``producer``: one already connected, so a
+    timed run does not include a new client's connection and idempotence handshake)."""
+    producer = producer or Producer(producer_config(settings))
     for key, value in records:
         while True:
             try:
@@ -407,8 +414,9 @@ def worker_stage(
 ) -> list[Measurement]:
     """Batch 0 warms the worker up (start-up, group join); each later batch is one timed run.
 
-    A run's clock starts when its records start being produced and stops at the last new output
-    record (end offsets polled every 100 ms) once the group has committed all of its input.
+    A run's clock starts when its records start being produced (by a producer connected during
+    the warm-up) and stops at the last new output record (end offsets polled every 100 ms) once
+    the group has committed all of its input.
     """
     from oddsflow.admin import create_topics
 
@@ -419,11 +427,12 @@ def worker_stage(
     probe = lambda: end_offsets(probe_consumer, settings, out_topics)  # noqa: E731
     lag = lambda: group_lag(probe_consumer, settings, lag_topics)  # noqa: E731
     runs: list[Measurement] = []
+    producer = Producer(producer_config(settings))
     try:
         with worker_processes(settings, (role,), log_dir) as procs:
             proc = procs[role]
             alive = lambda: proc.poll() is None  # noqa: E731
-            produce_all(settings, input_topic, batches[0])
+            produce_all(settings, input_topic, batches[0], producer)
             n, _t, ok = wait_done(probe, lag, alive, timeout + 60)
             if not ok:
                 raise RuntimeError(f"{role} worker warm-up did not finish ({n} outputs)")
@@ -431,7 +440,7 @@ def worker_stage(
                 before = n
                 cpu0 = proc_cpu_seconds(proc.pid) or 0.0
                 t0 = time.monotonic()
-                produce_all(settings, input_topic, batch)
+                produce_all(settings, input_topic, batch, producer)
                 n, last, ok = wait_done(probe, lag, alive, timeout)
                 cpu = (proc_cpu_seconds(proc.pid) or 0.0) - cpu0
                 runs.append(

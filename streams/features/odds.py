@@ -32,9 +32,22 @@ def cents(price_american: int | float) -> float:
     return float(price_american - 100 if price_american >= 100 else price_american + 100)
 
 
+_US_OF: dict[datetime, int] = {}
+_US_OF_MAX = 65_536
+
+
 def to_us(dt: datetime) -> int:
-    """Exact integer microseconds since the epoch (floats would blur window boundaries)."""
-    return (dt - EPOCH) // _US
+    """Exact integer microseconds since the epoch (floats would blur window boundaries).
+
+    Remembered per datetime: the decoder hands out one object per distinct timestamp, and
+    the aware subtraction costs ten times a lookup (several calls a staged line)."""
+    us = _US_OF.get(dt)
+    if us is None:
+        us = (dt - EPOCH) // _US
+        if len(_US_OF) >= _US_OF_MAX:
+            _US_OF.clear()
+        _US_OF[dt] = us
+    return us
 
 
 def from_us(us: int) -> datetime:

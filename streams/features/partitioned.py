@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -281,22 +281,47 @@ class AlignedInputs:
 
     def release(
         self, now: float, caught_up: Callable[[str], bool]
-    ) -> Iterator[tuple[str, int, dict[str, Any]]]:
-        """(kind, offset, record) in merged order, while no busy topic's queue is empty."""
+    ) -> list[tuple[str, int, dict[str, Any]]]:
+        """(kind, offset, record) in merged order, while no busy topic's queue is empty.
+
+        Whether an empty topic holds the others back cannot change during one call (nothing
+        is consumed meanwhile), so it is asked once per topic; and once a single queue is left
+        with nothing holding it, it is released whole (the common case: lines only)."""
         queues = self.queues
+        holds: dict[str, bool] = {}
+
+        def holding(kind: str) -> bool:
+            h = holds.get(kind)
+            if h is None:
+                h = now - self.arrived[kind] < ALIGN_IDLE_SECONDS and not caught_up(kind)
+                holds[kind] = h
+            return h
+
+        out: list[tuple[str, int, dict[str, Any]]] = []
         while self.size:
+            busy = [kind for kind in KINDS if queues[kind]]
+            if any(holding(kind) for kind in KINDS if not queues[kind]):
+                break
+            if len(busy) == 1:
+                kind = busy[0]
+                q = queues[kind]
+                while q:
+                    out.append(self._pop(kind, q))
+                continue
             best: tuple[int, int] | None = None
             pick = ""
             for rank, kind in enumerate(KINDS):
                 q = queues[kind]
-                if q:
-                    key = (q[0][0], rank)
-                    if best is None or key < best:
-                        best, pick = key, kind
-                elif now - self.arrived[kind] < ALIGN_IDLE_SECONDS and not caught_up(kind):
-                    return
-            _, offset, _, rec = queues[pick].popleft()
-            self.size -= 1
-            if self.added.pop((pick, offset), None) is None:
-                self.removed.add((pick, offset))  # it was in the table
-            yield pick, offset, rec
+                if q and (best is None or (q[0][0], rank) < best):
+                    best, pick = (q[0][0], rank), kind
+            out.append(self._pop(pick, queues[pick]))
+        return out
+
+    def _pop(
+        self, kind: str, q: deque[tuple[int, int, bytes, dict[str, Any]]]
+    ) -> tuple[str, int, dict[str, Any]]:
+        _, offset, _, rec = q.popleft()
+        self.size -= 1
+        if self.added.pop((kind, offset), None) is None:
+            self.removed.add((kind, offset))  # it was in the table
+        return kind, offset, rec

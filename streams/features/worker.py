@@ -414,16 +414,14 @@ class FeaturesWorker:
         self._begin()
         assert self._producer is not None
         produce = self._producer.produce
-        sent: Counter[str] = Counter()
         names, encoders = self._out_names, self._encoders
         for topic, rec in outputs:
-            sent[topic] += 1
             name, key, value = names[topic], rec["game_id"].encode(), encoders[topic](rec)
             try:
                 produce(name, value, key)
             except BufferError:  # the local queue is full: wait for room
                 self._produce(name, key, value)
-        self.counters.update(sent)
+        self.counters.update(topic for topic, _ in outputs)
 
     def _report_late(self, late: list[tuple[str, int, int, dict[str, Any]]]) -> None:
         now = datetime.now(UTC)

@@ -229,6 +229,30 @@ def test_snapshot_restore_mid_stream_matches_uninterrupted_run() -> None:
     assert canon(out) == canon(uninterrupted)
 
 
+def test_state_written_before_median_histories_were_kept_restores_the_same() -> None:
+    """A changelog entry from before the engine kept each series' cross-book median history
+    (``mhist``) is rebuilt from the per-book histories: the same outputs as an unbroken run."""
+    import json
+
+    lines, games = load_pinnacle(THREE_BOOKS)
+    events = _events(lines, games)
+    uninterrupted = feed(FeatureEngine(), events)
+    first = FeatureEngine()
+    third = len(events) // 3
+    out = []
+    for kind, rec in events[:third]:
+        out += getattr(first, f"process_{kind}")(rec)
+    second = FeatureEngine()
+    dropped = 0
+    for gid in first.game_ids():
+        state = json.loads(json.dumps(first.snapshot(gid)))
+        dropped += len(state.pop("mhist"))
+        second.restore(gid, state)
+    assert dropped > 0  # the old format really was exercised
+    out += feed(second, events[third:])
+    assert canon(out) == canon(uninterrupted)
+
+
 def test_velocity_on_real_moneyline_values() -> None:
     """Spot check against hand-computed values of the first game's first move."""
     lines, _ = load_pinnacle()
