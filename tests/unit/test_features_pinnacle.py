@@ -8,7 +8,9 @@ shifted by 90 s and 4 min: real shapes, three books, steam moves that really hap
 from __future__ import annotations
 
 import csv
+import json
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -208,49 +210,38 @@ def test_engine_equals_reference_on_shuffled_arrival_within_lateness() -> None:
     assert canon(got) == canon(reference_features(lines, games=games, settings=settings))
 
 
-def test_snapshot_restore_mid_stream_matches_uninterrupted_run() -> None:
-    import json
-
+def _resumed(cut: float, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Run the engine up to ``cut`` of the events, store every game's state as JSON (what the
+    worker's changelog holds), edit it, restore it into a new engine and run the rest: the
+    outputs must equal an uninterrupted run's."""
     lines, games = load_pinnacle(THREE_BOOKS)
     events = _events(lines, games)
     uninterrupted = feed(FeatureEngine(), events)
-
     first = FeatureEngine()
-    half = len(events) // 2
+    n = int(len(events) * cut)
     out = []
-    for kind, rec in events[:half]:
+    for kind, rec in events[:n]:
         out += getattr(first, f"process_{kind}")(rec)
-    # what the agent does: serialize every game's state, start a new process, read it back
-    stored = {gid: json.dumps(first.snapshot(gid)) for gid in first.game_ids()}
     second = FeatureEngine()
-    for gid, blob in stored.items():
-        second.restore(gid, json.loads(blob))
-    out += feed(second, events[half:])
+    for gid in first.game_ids():
+        state = json.loads(json.dumps(first.snapshot(gid)))
+        if edit is not None:
+            edit(state)
+        second.restore(gid, state)
+    out += feed(second, events[n:])
     assert canon(out) == canon(uninterrupted)
+
+
+def test_snapshot_restore_mid_stream_matches_uninterrupted_run() -> None:
+    _resumed(0.5)
 
 
 def test_state_written_before_median_histories_were_kept_restores_the_same() -> None:
     """A changelog entry from before the engine kept each series' cross-book median history
     (``mhist``) is rebuilt from the per-book histories: the same outputs as an unbroken run."""
-    import json
-
-    lines, games = load_pinnacle(THREE_BOOKS)
-    events = _events(lines, games)
-    uninterrupted = feed(FeatureEngine(), events)
-    first = FeatureEngine()
-    third = len(events) // 3
-    out = []
-    for kind, rec in events[:third]:
-        out += getattr(first, f"process_{kind}")(rec)
-    second = FeatureEngine()
-    dropped = 0
-    for gid in first.game_ids():
-        state = json.loads(json.dumps(first.snapshot(gid)))
-        dropped += len(state.pop("mhist"))
-        second.restore(gid, state)
-    assert dropped > 0  # the old format really was exercised
-    out += feed(second, events[third:])
-    assert canon(out) == canon(uninterrupted)
+    dropped: list[str] = []
+    _resumed(1 / 3, lambda state: dropped.extend(state.pop("mhist")))
+    assert dropped  # the old format really was exercised
 
 
 def test_velocity_on_real_moneyline_values() -> None:
