@@ -338,83 +338,99 @@ def _kind(s: Any) -> tuple[str, Any]:
 
 
 class _EncoderGen(_Gen):
-    def value(self, s: Any, v: str, path: str, ind: int) -> None:
-        """Emit code that appends the encoding of variable ``v`` (schema ``s``)."""
+    """Emits the checks of each value as statements and returns its bytes as expressions, so a
+    record ends in one ``b''.join((...))`` of a tuple (a list and one ``append`` call per field
+    cost a quarter more)."""
+
+    def value(self, s: Any, v: str, path: str, ind: int) -> list[str]:
+        """Emit the checks of variable ``v`` (schema ``s``); return expressions of its bytes."""
         kind, s = _kind(self.resolve(s))
         p = repr(path)
         e = self.emit
         if kind == "null":
             e(ind, f"if {v} is not None: raise _bad({p}, {v}, 'null')")
-        elif kind == "boolean":
-            e(ind, f"if {v} is True: a(b'\\x01')")
-            e(ind, f"elif {v} is False: a(b'\\x00')")
+            return []
+        if kind == "boolean":
+            b = self.var("b")
+            e(ind, f"if {v} is True: {b} = b'\\x01'")
+            e(ind, f"elif {v} is False: {b} = b'\\x00'")
             e(ind, f"else: raise _bad({p}, {v}, 'boolean')")
-        elif kind in ("int", "long"):
+            return [b]
+        if kind in ("int", "long"):
             lo, hi = (INT_MIN, INT_MAX) if kind == "int" else (LONG_MIN, LONG_MAX)
             e(ind, f"if {v}.__class__ is not int or not {lo} <= {v} <= {hi}:")
             e(ind + 1, f"{v} = chk_int({v}, {p}, {lo}, {hi}, {kind!r})")
-            e(ind, f"a(ZZ[{v} + 64] if -64 <= {v} < 64 else enc_long({v}))")
-        elif kind in ("float", "double"):
+            return [f"(ZZ[{v} + 64] if -64 <= {v} < 64 else enc_long({v}))"]
+        if kind in ("float", "double"):
             pack = "_pack_f" if kind == "float" else "_pack_d"
             e(ind, f"if {v}.__class__ is not float: {v} = chk_float({v}, {p}, {kind!r})")
-            e(ind, f"a({pack}({v}))")
-        elif kind == "string":
+            return [f"{pack}({v})"]
+        if kind == "string":
             b = self.var("b")
             e(ind, f"{b} = SC.get({v}) if {v}.__class__ is str else None")
-            e(ind, f"a({b} if {b} is not None else enc_str({v}, {p}))")
-        elif kind == "bytes":
+            e(ind, f"if {b} is None: {b} = enc_str({v}, {p})")
+            return [b]
+        if kind == "bytes":
             e(ind, f"if {v}.__class__ is not bytes: {v} = chk_bytes({v}, {p})")
-            e(ind, f"a(enc_long(len({v}))); a({v})")
-        elif kind in ("timestamp-micros", "timestamp-millis"):
+            return [f"enc_long(len({v}))", v]
+        if kind in ("timestamp-micros", "timestamp-millis"):
             cache, fn = (
                 ("TCU", "enc_ts_micros") if kind == "timestamp-micros" else ("TCM", "enc_ts_millis")
             )
             b = self.var("b")
             e(ind, f"{b} = {cache}.get({v}) if {v}.__class__ is DT else None")
-            e(ind, f"a({b} if {b} is not None else {fn}({v}, {p}))")
-        elif kind == "enum":
+            e(ind, f"if {b} is None: {b} = {fn}({v}, {p})")
+            return [b]
+        if kind == "enum":
             table = self.const({sym: enc_long(i) for i, sym in enumerate(s["symbols"])}, "E")
             b = self.var("b")
             e(ind, f"{b} = {table}.get({v})")
             e(ind, f"if {b} is None: raise _bad({p}, {v}, {'enum ' + s['name']!r})")
-            e(ind, f"a({b})")
-        elif kind == "fixed":
+            return [b]
+        if kind == "fixed":
             e(ind, f"if {v}.__class__ is not bytes: {v} = chk_bytes({v}, {p})")
             e(ind, f"if len({v}) != {int(s['size'])}: raise _bad({p}, {v}, 'fixed {s['name']}')")
-            e(ind, f"a({v})")
-        elif kind == "array":
-            x = self.var("x")
-            e(ind, f"if {v}.__class__ is not list: {v} = chk_seq({v}, {p})")
+            return [v]
+        if kind in ("array", "map"):
+            b, q, x = self.var("b"), self.var("q"), self.var("x")
+            if kind == "array":
+                e(ind, f"if {v}.__class__ is not list: {v} = chk_seq({v}, {p})")
+            else:
+                e(ind, f"if {v}.__class__ is not dict: {v} = chk_record({v}, {p})")
             e(ind, f"if {v}:")
-            e(ind + 1, f"a(enc_long(len({v})))")
-            e(ind + 1, f"for {x} in {v}:")
-            self.value(s["items"], x, path + "[]", ind + 2)
-            e(ind, "a(b'\\x00')")
-        elif kind == "map":
-            k, x = self.var("k"), self.var("x")
-            e(ind, f"if {v}.__class__ is not dict: {v} = chk_record({v}, {p})")
-            e(ind, f"if {v}:")
-            e(ind + 1, f"a(enc_long(len({v})))")
-            e(ind + 1, f"for {k}, {x} in {v}.items():")
-            self.value("string", k, path + "{}", ind + 2)
-            self.value(s["values"], x, path + "{}", ind + 2)
-            e(ind, "a(b'\\x00')")
-        elif kind == "union":
+            e(ind + 1, f"{q} = [enc_long(len({v}))]")
+            if kind == "array":
+                e(ind + 1, f"for {x} in {v}:")
+                parts = self.value(s["items"], x, path + "[]", ind + 2)
+            else:
+                k = self.var("k")
+                e(ind + 1, f"for {k}, {x} in {v}.items():")
+                parts = self.value("string", k, path + "{}", ind + 2)
+                parts += self.value(s["values"], x, path + "{}", ind + 2)
+            if parts:
+                e(ind + 2, f"{q}.append({self.joined(parts)})")
+            e(ind + 1, f"{q}.append(b'\\x00')")
+            e(ind + 1, f"{b} = b''.join({q})")
+            e(ind, f"else: {b} = b'\\x00'")
+            return [b]
+        if kind == "union":
             branches = [_kind(self.resolve(b))[0] for b in s]
             if len(s) != 2 or "null" not in branches:
                 raise Unsupported("only unions of null and one type are generated")
             ni = branches.index("null")
-            other = s[1 - ni]
-            e(ind, f"if {v} is None: a({enc_long(ni)!r})")
+            b = self.var("b")
+            e(ind, f"if {v} is None: {b} = {enc_long(ni)!r}")
             e(ind, "else:")
-            e(ind + 1, f"a({enc_long(1 - ni)!r})")
-            self.value(other, v, path, ind + 1)
-        elif kind in ("record", "error"):
+            parts = self.value(s[1 - ni], v, path, ind + 1)
+            e(ind + 1, f"{b} = {self.joined([repr(enc_long(1 - ni)), *parts])}")
+            return [b]
+        if kind in ("record", "error"):
             name = s["name"]
             if name in self.stack:
                 raise Unsupported(f"recursive record {name}")
             self.stack.append(name)
             e(ind, f"if {v}.__class__ is not dict: {v} = chk_record({v}, {p})")
+            out: list[str] = []
             for f in s["fields"]:
                 fv = self.var("f")
                 fpath = f"{path}.{f['name']}" if path else f["name"]
@@ -425,10 +441,21 @@ class _EncoderGen(_Gen):
                     e(ind, f"{fv} = {v}.get({f['name']!r})")  # missing means null, as fastavro
                 else:
                     e(ind, f"{fv} = {v}[{f['name']!r}]")
-                self.value(f["type"], fv, fpath, ind)
+                out += self.value(f["type"], fv, fpath, ind)
             self.stack.pop()
-        else:
-            raise Unsupported(f"type {kind!r}")
+            return out
+        raise Unsupported(f"type {kind!r}")
+
+    @staticmethod
+    def joined(parts: list[str]) -> str:
+        """One bytes expression of ``parts``."""
+        if not parts:
+            return "b''"
+        if len(parts) == 1:
+            return parts[0]
+        if len(parts) == 2:
+            return f"{parts[0]} + {parts[1]}"
+        return f"b''.join(({', '.join(parts)},))"
 
 
 class _DecoderGen(_Gen):
@@ -571,10 +598,8 @@ def compile_encoder(schema: Any, prefix: bytes = b"") -> Callable[[Any], bytes]:
     """``encode(record) -> prefix + Avro binary`` for a parsed schema."""
     gen = _EncoderGen(schema)
     gen.emit(0, "def encode(r):")
-    gen.emit(1, f"p = [{prefix!r}]")
-    gen.emit(1, "a = p.append")
-    gen.value(schema, "r", "", 1)
-    gen.emit(1, "return b''.join(p)")
+    parts = gen.value(schema, "r", "", 1)
+    gen.emit(1, f"return {gen.joined([repr(prefix), *parts])}")
     return _build(gen, "encode", _ENC_GLOBALS)
 
 
