@@ -472,6 +472,9 @@ class _DecoderGen(_Gen):
         elif kind in ("int", "long"):
             e(ind, f"{v} = d[pos]")
             e(ind, f"if {v} < 128: {v} = ({v} >> 1) ^ -({v} & 1); pos += 1")
+            e(ind, "elif d[pos + 1] < 128:")  # two bytes: prices, counts
+            e(ind + 1, f"{v} = ({v} & 127) | (d[pos + 1] << 7); {v} = ({v} >> 1) ^ -({v} & 1)")
+            e(ind + 1, "pos += 2")
             e(ind, f"else: {v}, pos = read_long(d, pos)")
         elif kind in ("float", "double"):
             fn, size = ("_unpack_f", 4) if kind == "float" else ("_unpack_d", 8)

@@ -494,6 +494,8 @@ class FeaturesWorker:
 
     def _take(self, msgs: list[Message], now: float) -> None:
         touched: set[int] = set()
+        seen, offsets, parts, topics = self._seen, self._offsets, self.parts, self._topics
+        kind_of, decode = self._kind_of, self._decode
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -501,28 +503,28 @@ class FeaturesWorker:
                     raise KafkaException(err)
                 continue  # transport errors: librdkafka reconnects by itself
             topic, p, offset = msg.topic(), msg.partition(), msg.offset()
-            self._seen[(topic, p)] = offset
-            self._offsets[(topic, p)] = offset + 1
-            pf = self.parts.get(p)
+            seen[(topic, p)] = offset
+            offsets[(topic, p)] = offset + 1
+            pf = parts.get(p)
             if pf is None:  # assigned without a restore (cannot happen): restore it now
                 self.assigned.add(p)
                 self._restore({p})
-                pf = self.parts[p]
-            topic_kind = self._topics[topic]
+                pf = parts[p]
+            topic_kind = topics[topic]
             if offset < pf.pos.get(topic_kind, 0):
                 self.counters["replayed"] += 1  # already in the restored state
                 continue
             pf.pos[topic_kind] = offset + 1
-            pf.queue_dirty = True
             touched.add(p)
             value: bytes = msg.value()
-            kind = self._kind_of.get(bytes(value[2:10])) if value else None
+            kind = kind_of.get(value[2:10]) if value else None
             if kind is None:
                 self.counters["unknown_schema"] += 1
                 continue
-            pf.inputs.put(kind, offset, value, self._decode(value), now)
+            pf.inputs.put(kind, offset, value, decode(value), now)
         for p in touched:
             self._last_input[p] = now
+            parts[p].queue_dirty = True
         if touched:
             self._release(touched, now)
 
