@@ -33,7 +33,7 @@ def cents(price_american: int | float) -> float:
 
 
 _US_OF: dict[datetime, int] = {}
-_US_OF_MAX = 65_536
+_US_OF_MAX = 16_384
 
 
 def to_us(dt: datetime) -> int:
