@@ -169,10 +169,21 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
 
     stage("features", "5b. feature worker over Kafka", features_worker)  # fmt: skip
 
+    def features_full_season() -> dict[str, StageStats]:
+        from streams.features.season import SEASON_GAMES
+
+        m = stages.features_season(SEASON_GAMES)  # one run: ~1 minute, memory is the point
+        m.stage = f"features: full season, {SEASON_GAMES:,} games: peak RSS"
+        note = "one partition's state over a whole season in event-time order (games expire)"
+        return {m.stage: StageStats(m.stage, [m], note)}
+
+    if not quick:
+        stage("features", "5c. feature state over a full season (one run)", features_full_season)
+
     if "features" in groups:
         from streams.features.quality import score_truth_run
 
-        log("5c. feature quality against the simulator's ground truth...")
+        log("5d. feature quality against the simulator's ground truth...")
         try:
             extra["feature_quality"] = score_truth_run(settings.features)
             for kind, sc in extra["feature_quality"].items():
