@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,15 +33,9 @@ from producers.simulator import Simulator
 from streams.staging.agents import ORIGIN_HEADER, normalized_topic
 from streams.staging.processor import decode_batch, is_batch
 from tests.conftest import settings_env
-from tests.helpers import wait_for
+from tests.helpers import free_ports, wait_for
 
 TP = tuple[str, int]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -126,11 +119,11 @@ async def test_sigterm_commits_what_was_consumed_and_exits_quickly(
     # enough input that the (batched) worker is still busy when SIGTERM arrives
     sim = Simulator(seed=3, games=6, books=5, ticks=1000, tick_seconds=30)
     raw = topic_name(s, "raw.odds.simulator")
-    port = free_port()
+    port, sink_port = free_ports(2)  # port + 1 need not be free
     with (
         spawn(s, "staging", tmp_path / "staging.log",
               **{HEALTH_PORT_ENV: str(port), LOG_FORMAT_ENV: "json"}) as staging,
-        spawn(s, "sink", tmp_path / "sink.log", **{HEALTH_PORT_ENV: str(port + 1)}) as sink,
+        spawn(s, "sink", tmp_path / "sink.log", **{HEALTH_PORT_ENV: str(sink_port)}) as sink,
     ):  # fmt: skip
         _status, live = await wait_for(
             lambda: get_json(port, "/live"), lambda r: r[0] == 200, timeout=60, what="/live"
@@ -141,7 +134,7 @@ async def test_sigterm_commits_what_was_consumed_and_exits_quickly(
         )
         assert f"{raw}:0" in ready["assigned"] and ready["rebalancing"] is False
         sink_ready = await wait_for(
-            lambda: get_json(port + 1, "/ready"), lambda r: r[0] == 200, timeout=60
+            lambda: get_json(sink_port, "/ready"), lambda r: r[0] == 200, timeout=60
         )
         assert sink_ready[1]["database"] == "ok" and sink_ready[1]["assigned"]
 
