@@ -220,13 +220,15 @@ class FeatureEngine:
         return out
 
     def state_size(self) -> int:
-        """Number of stored entries (history points, quotes, splits, buffered events)."""
+        """Number of stored entries (history and median points, quotes, splits, buffered events)."""
         n = 0
         for g in self._games.values():
             n += len(g["buf"])
             for per_book in g["hist"].values():
                 for h in per_book.values():
                     n += len(h)
+            for h in g.get("mhist", {}).values():
+                n += len(h)
             for per_book in g["quotes"].values():
                 n += len(per_book)
             for streams in g["splits"].values():
