@@ -507,6 +507,7 @@ def staging_worker_memory(
     probe = lambda: end_offsets(probe_consumer, s, out_topics)  # noqa: E731
     lag = lambda: group_lag(probe_consumer, s, lag_topics)  # noqa: E731
     enc = default_codec().encoder(ENVELOPE)
+    producer = Producer(producer_config(s))  # one client for every chunk
     try:
         with worker_processes(s, ("staging",), log_dir) as procs:
             proc = procs["staging"]
@@ -519,7 +520,7 @@ def staging_worker_memory(
             ):
                 batch.append((event_id.encode(), enc(envelope_record(event_id, payload, fetched))))
                 if len(batch) == chunk or done == n:
-                    produce_all(s, src, batch)
+                    produce_all(s, src, batch, producer)
                     batch = []
                 if done == n:
                     break
@@ -651,14 +652,15 @@ def faust_ceiling(
         try:
             alive = lambda: proc.poll() is None  # noqa: E731
             progress = out if forward else consumed
-            produce_all(s, src, batches[0])
+            producer = Producer(producer_config(s))  # connected before any timed run
+            produce_all(s, src, batches[0], producer)
             _n, _t, ok = wait_done(progress, lag, alive, 240)
             if not ok:
                 raise RuntimeError("faust ceiling warm-up did not finish")
             for batch in batches[1:]:
                 cpu0 = proc_cpu_seconds(proc.pid) or 0.0
                 t0 = time.monotonic()
-                produce_all(s, src, batch)
+                produce_all(s, src, batch, producer)
                 _n, last, ok = wait_done(progress, lag, alive, 180)
                 cpu = (proc_cpu_seconds(proc.pid) or 0.0) - cpu0
                 runs.append(
