@@ -319,7 +319,9 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     collectors: CollectorSettings = CollectorSettings()
     state_dir: Path = PROJECT_ROOT / ".local"
-    data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"  # real captures, never copied in
+    #: real captures for the benchmark's file-replay stage (ODDSFLOW_DATA_DIR); the repository's
+    #: own copies by default, so nothing outside the checkout is read unless named
+    data_dir: Path = PROJECT_ROOT / "tests" / "fixtures"
 
     @classmethod
     def settings_customise_sources(

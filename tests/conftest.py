@@ -12,14 +12,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from oddsflow.isolation import child_env, isolated_settings
 from oddsflow.settings import Settings, load_settings
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _docker_answers() -> bool:

@@ -6,7 +6,7 @@ matches nothing is ``unknown_team``; a city shared by two franchises ("Los Angel
 "Chicago", "LA", "NY") is ``ambiguous_team``. Neither is ever guessed.
 
 Aliases are grouped by family so that tests can cover each one; each family below was checked
-against the real captures in shared/data (Odds API, SBD, Action Network, Pinnacle, SBRO).
+against the real captures in tests/fixtures (Odds API, SBD, Action Network, Pinnacle, SBRO).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ AMBIGUOUS: Final[frozenset[str]] = frozenset(
     {"Los Angeles", "LA", "L.A.", "New York", "NY", "Chicago", "Chi", "CHI", "NYC"}
 )
 
-# Action Network team ids (shared/data/action-network/mlb_teams_2025-07-01.csv).
+# Action Network team ids (tests/fixtures/action-network/mlb_teams_2025-07-01.csv).
 ACTION_NETWORK_TEAM_IDS: Final[dict[int, str]] = {
     187: "BAL", 188: "TOR", 189: "TB", 190: "BOS", 191: "NYY", 192: "KC", 193: "CLE",
     194: "CWS", 195: "DET", 196: "MIN", 197: "SEA", 198: "LAA", 199: "HOU", 200: "TEX",

@@ -24,18 +24,14 @@ from producers.rawtopic import read_raw
 from producers.replay import file_records, replay
 from producers.simulator import Simulator
 from streams.staging.parsers import parse
+from tests.fixtures_path import AN_V2_FIXTURE, ODDS_API, PINNACLE, SBD, SBD_ONE, SBRO
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
-PINNACLE = DATA / "pinnacle" / "mlb2016_line_history_20games.csv"
-SBRO = DATA / "sbro" / "mlb_odds_2018_open_close.csv"
-AN_FIXTURE = ROOT / "tests" / "unit" / "fixtures" / "action_network_scoreboard.json"
 CAPTURES = [
-    ("odds_api", "/v4/sports/baseball_mlb/odds", DATA / "odds-api-v4" / "mlb_h2h_2024-05-24.json"),
-    ("sbd", "/v2/matchups/mlb/betting-splits", DATA / "sbd" / "mlb_odds_2025-06-13.json"),
-    ("sbd", "/v2/matchups/mlb/betting-splits", DATA / "sbd" / "mlb_odds_2025-06-13_one_game.json"),
-    # no real Action Network scoreboard capture exists in shared/data; the team's fixture
-    ("action_network", "/web/v1/scoreboard/mlb", AN_FIXTURE),
+    ("odds_api", "/v4/sports/baseball_mlb/odds", ODDS_API),
+    ("sbd", "/v2/matchups/mlb/betting-splits", SBD),
+    ("sbd", "/v2/matchups/mlb/betting-splits", SBD_ONE),
+    # no real Action Network scoreboard capture exists in tests/fixtures; the team's fixture
+    ("action_network", "/web/v1/scoreboard/mlb", AN_V2_FIXTURE),
 ]  # fmt: skip
 
 

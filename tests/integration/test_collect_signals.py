@@ -11,15 +11,13 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 from oddsflow.settings import Settings
 from producers.rawtopic import count_raw, read_raw
 from tests.conftest import settings_env
+from tests.fixtures_path import PINNACLE
 from tests.helpers import wait_for
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-PINNACLE = DATA / "pinnacle" / "mlb2016_line_history_20games.csv"
 ACKED = re.compile(r"(\w+): (\d+) raw records acknowledged by the broker \((\d+) failed\)")
 
 

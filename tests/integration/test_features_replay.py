@@ -10,21 +10,16 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from oddsflow.admin import admin_client
 from oddsflow.ops.replay import apply_plan, plan_replay, wait_empty
 from oddsflow.settings import Settings
 from streams.features.worker import OUTPUTS, state_topic
 from tests.integration.test_features_stream import (
-    PINNACLE,
     _reference,
     _run_worker,
     _staged_pinnacle,
     canon,
 )
-
-pytestmark = pytest.mark.skipif(not PINNACLE.exists(), reason="shared Pinnacle data not present")
 
 
 async def test_replaying_the_features_group_re_emits_the_same_records(

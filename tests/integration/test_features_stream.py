@@ -14,18 +14,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from oddsflow.settings import Settings
 from producers.replay import pinnacle_records
 from streams.features.kafkaio import Staged, TopicReader, decoded, publish_staged, stage
 from streams.features.reference import reference_features
 from streams.features.worker import IDLE_FLUSH_ENV, OUTPUTS
-from tests.conftest import SHARED_DATA
+from tests.fixtures_path import PINNACLE
 from tests.helpers import wait_for, workers
 
-PINNACLE = SHARED_DATA / "pinnacle" / "mlb2016_line_history_20games.csv"
-pytestmark = pytest.mark.skipif(not PINNACLE.exists(), reason="shared Pinnacle data not present")
 VELOCITY = "curated.line_velocity"
 CONSENSUS = "curated.consensus"
 VECTORS = "curated.feature_vectors"

@@ -17,11 +17,10 @@ from schemas.codec import default_codec
 from streams.staging.dedupe import Deduplicator
 from streams.staging.processor import Origin, StagingProcessor
 from streams.staging.reconcile import reconcile
-from tests.conftest import SHARED_DATA
+from tests.fixtures_path import SBD_ONE
 from tests.helpers import wait_for, workers
 
 START = datetime(2026, 4, 3, 17, 0, tzinfo=UTC)
-SBD_ONE = SHARED_DATA / "sbd" / "mlb_odds_2025-06-13_one_game.json"
 SBD_FETCHED = datetime(2025, 6, 13, 21, 10, tzinfo=UTC)
 ENVELOPE = "oddsflow.raw.RawEnvelope"
 

@@ -10,7 +10,6 @@ import logging
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -27,10 +26,8 @@ from producers.http import (
     source_spec,
 )
 from producers.loopback import LoopbackSource
+from tests.fixtures_path import ODDS_API, SBD
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-ODDS_API = DATA / "odds-api-v4" / "mlb_h2h_2024-05-24.json"
-SBD = DATA / "sbd" / "mlb_odds_2025-06-13.json"
 FAST = RetryPolicy(attempts=4, base_delay=0.02, max_delay=1.0, timeout=0.3)
 KEY = "k3y-do-not-leak-9f8e7d"
 

@@ -23,10 +23,8 @@ from producers.replay import (
     sbro_records,
 )
 from streams.staging.parsers import parse
+from tests.fixtures_path import PINNACLE, SBRO
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-PINNACLE = DATA / "pinnacle" / "mlb2016_line_history_20games.csv"
-SBRO = DATA / "sbro" / "mlb_odds_2018_open_close.csv"
 GAME = "PIT201604030,2016-04-03 20:05:00+00:00,St. Louis Cardinals,Pittsburgh Pirates,"
 
 

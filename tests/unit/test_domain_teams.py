@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,7 @@ from streams.domain.teams import (
     lookup_team,
     resolve_team,
 )
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.fixtures_path import AN_TEAMS, ODDS_API, PINNACLE, SBD, SBRO
 
 ALL_ALIASES = [
     (family, alias, code)
@@ -97,14 +95,14 @@ def test_non_strings_are_unknown(bad: object) -> None:
 
 
 def _capture_names() -> list[tuple[str, str]]:
-    """Every (source, team name or code) that appears in shared/data."""
+    """Every (source, team name or code) that appears in the real captures (tests/fixtures)."""
     names: set[tuple[str, str]] = set()
-    for ev in json.loads((DATA / "odds-api-v4" / "mlb_h2h_2024-05-24.json").read_text()):
+    for ev in json.loads(ODDS_API.read_text()):
         names.update({("odds_api", ev["home_team"]), ("odds_api", ev["away_team"])})
         for bm in ev["bookmakers"]:
             for mk in bm["markets"]:
                 names.update(("odds_api", o["name"]) for o in mk["outcomes"])
-    for g in json.loads((DATA / "sbd" / "mlb_odds_2025-06-13.json").read_text())["games"]:
+    for g in json.loads(SBD.read_text())["games"]:
         for role in ("home", "away"):
             t = g[role]
             names.update(
@@ -113,14 +111,14 @@ def _capture_names() -> list[tuple[str, str]]:
             )
             if t["city"] not in ("Chicago", "Los Angeles", "New York"):
                 names.add(("sbd", t["city"]))
-    with (DATA / "action-network" / "mlb_teams_2025-07-01.csv").open() as f:
+    with AN_TEAMS.open() as f:
         for row in csv.DictReader(f):
             for col in ("full_name", "display_name", "short_name", "abbr"):
                 names.add(("action_network", row[col]))
-    with (DATA / "pinnacle" / "mlb2016_line_history_20games.csv").open() as f:
+    with PINNACLE.open() as f:
         for row in csv.DictReader(f):
             names.update({("pinnacle", row["AwayTeam"]), ("pinnacle", row["HomeTeam"])})
-    with (DATA / "sbro" / "mlb_odds_2018_open_close.csv").open() as f:
+    with SBRO.open() as f:
         names.update(("sbro", row["Team"]) for row in csv.DictReader(f))
     return sorted(names)
 
@@ -140,7 +138,7 @@ def test_every_capture_name_resolves(source: str, name: str) -> None:
 
 
 def test_action_network_csv_ids_and_names_agree() -> None:
-    with (DATA / "action-network" / "mlb_teams_2025-07-01.csv").open() as f:
+    with AN_TEAMS.open() as f:
         rows = list(csv.DictReader(f))
     assert len({r["id"] for r in rows}) == 30
     for r in rows:

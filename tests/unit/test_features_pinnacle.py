@@ -1,6 +1,6 @@
 """Engine == reference, value for value, on the real Pinnacle 2016 line history.
 
-The CSV is read in place from the shared data folder (never copied into the repository). To
+The CSV is the repository's fixture (tests/fixtures/pinnacle, GPL-3 data of pinnacle.data). To
 exercise the cross-book features on real movements, two more "books" replay Pinnacle's history
 shifted by 90 s and 4 min: real shapes, three books, steam moves that really happen.
 """
@@ -12,7 +12,6 @@ import json
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,15 +19,7 @@ import pytest
 from oddsflow.settings import FeatureSettings
 from streams.features.engine import FeatureEngine, feed
 from streams.features.reference import reference_features
-
-DATA = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "data"
-    / "pinnacle"
-    / "mlb2016_line_history_20games.csv"
-)
-pytestmark = pytest.mark.skipif(not DATA.exists(), reason="shared Pinnacle data not present")
+from tests.fixtures_path import PINNACLE as DATA
 
 
 def _american(cell: str) -> int | None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streams.staging.parsers import Parsed, parse, parse_and_validate
+from tests.fixtures_path import AN_V2_FIXTURE as FIXTURE
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "action_network_scoreboard.json"
 FETCHED = datetime(2025, 7, 1, 17, 7, 17, tzinfo=UTC)
 
 

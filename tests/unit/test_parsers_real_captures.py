@@ -1,23 +1,16 @@
-"""Parsers over the real captures in shared/data: every record is promoted or explained."""
+"""Parsers over the real captures in tests/fixtures: every record is promoted or explained."""
 
 from __future__ import annotations
 
 import collections
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streams.staging.parsers import Parsed, parse, parse_and_validate
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-ODDS_API = DATA / "odds-api-v4" / "mlb_h2h_2024-05-24.json"
-SBD = DATA / "sbd" / "mlb_odds_2025-06-13.json"
-SBD_ONE = DATA / "sbd" / "mlb_odds_2025-06-13_one_game.json"
-PINNACLE = DATA / "pinnacle" / "mlb2016_line_history_20games.csv"
-SBRO = DATA / "sbro" / "mlb_odds_2018_open_close.csv"
+from tests.fixtures_path import ODDS_API, PINNACLE, SBD, SBD_ONE, SBRO
 
 
 def envelope(source: str, payload: bytes, fetched_at: datetime, **request: str) -> dict[str, Any]:
