@@ -1,8 +1,8 @@
 """Action Network public-betting scoreboard JSON (``/web/v2/scoreboard/mlb``-style payloads).
 
 No capture of the v2 shape exists, so it is taken from public descriptions of the endpoint and
-pinned by the team's own fixture, tests/fixtures/action-network/scoreboard_v2_markets_team_fixture.json
-(an assumption to re-check against a real capture):
+pinned by the team's own fixture (an assumption to re-check against a real capture),
+tests/fixtures/action-network/scoreboard_v2_markets_team_fixture.json:
 
     {"games": [{"id", "status", "start_time", "home_team_id", "away_team_id",
                 "teams": [{"id", "full_name", "display_name", "short_name", "abbr", ...}],
