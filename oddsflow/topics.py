@@ -33,6 +33,9 @@ class TopicSpec:
     key_columns: tuple[str, ...]  # natural key of a row: replays insert nothing twice
     upsert: bool = False  # latest state per key (games) instead of insert-once
     compact: bool = False
+    #: Results a late record may correct (the same key re-sent) or withdraw (``retracted``): the
+    #: sink inserts them, takes a correction as an update and deletes a withdrawn row.
+    corrected: bool = False
 
     def retention_ms(self, settings: Settings) -> int:
         """The topic's retention.ms from the zone's retention days (-1 keeps forever)."""
@@ -111,6 +114,7 @@ CATALOG: tuple[TopicSpec, ...] = (
         "game id",
         "line_velocity",
         ("game_id", "market", "side", "book", "window_minutes", "event_time"),
+        corrected=True,
     ),
     TopicSpec(
         "curated.steam_moves",
@@ -119,6 +123,7 @@ CATALOG: tuple[TopicSpec, ...] = (
         "game id",
         "steam_moves",
         ("move_id",),
+        corrected=True,
     ),
     TopicSpec(
         "curated.sharp_signals",
@@ -127,6 +132,7 @@ CATALOG: tuple[TopicSpec, ...] = (
         "game id",
         "sharp_signals",
         ("signal_id",),
+        corrected=True,
     ),
     TopicSpec(
         "curated.consensus",
@@ -135,6 +141,7 @@ CATALOG: tuple[TopicSpec, ...] = (
         "game id",
         "consensus",
         ("game_id", "market", "side", "event_time"),
+        corrected=True,
     ),
     TopicSpec(
         "curated.feature_vectors",
@@ -144,6 +151,7 @@ CATALOG: tuple[TopicSpec, ...] = (
         "feature_vectors",
         ("game_id", "market", "feature_set_version", "event_time"),
         upsert=True,
+        corrected=True,
     ),
     TopicSpec(
         "operational.quality",

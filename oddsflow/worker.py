@@ -226,60 +226,6 @@ def check_role(settings: Settings, role: str) -> None:
         )
 
 
-def faust_ready(app: Any, input_topics: set[str]) -> Callable[[], tuple[bool, dict[str, Any]]]:
-    """Ready: partitions of the role's input topics assigned, no rebalance in progress."""
-
-    def ready() -> tuple[bool, dict[str, Any]]:
-        assigned = sorted(
-            (tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in input_topics
-        )
-        rebalancing = bool(app.rebalancing)
-        return bool(assigned) and not rebalancing, {
-            "assigned": [f"{t}:{p}" for t, p in assigned],
-            "rebalancing": rebalancing,
-        }
-
-    return ready
-
-
-def run_faust(settings: Settings, role: str) -> int:
-    from faust.worker import Worker
-
-    from streams.app import create_app, register_role
-
-    app = create_app(settings, role)
-    register_role(app, settings, role)
-    inputs = {name for agent in app.agents.values() for name in agent.channel.topics}  # type: ignore[attr-defined]
-    probe = Probe(role, faust_ready(app, inputs))
-    port = settings.worker.health_port
-
-    @app.task
-    async def health() -> None:
-        await serve_health(probe, port)
-
-    class RoleWorker(Worker):
-        """faust's worker with our log format and a bounded stop."""
-
-        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-            super().on_setup_root_logger(logger, level)
-            apply_log_format(settings, role)
-
-        def _on_sigterm(self) -> None:
-            arm_stop_watchdog(settings, role)
-            super()._on_sigterm()
-
-        def _on_sigint(self) -> None:
-            arm_stop_watchdog(settings, role)
-            super()._on_sigint()
-
-    verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
-    worker = RoleWorker(
-        app, loglevel="INFO" if verbose else "WARN", quiet=not verbose, redirect_stdouts=False
-    )
-    worker.execute_from_commandline()
-    return 0
-
-
 async def serve_role(
     settings: Settings,
     role: str,
@@ -335,37 +281,54 @@ def run_sink(settings: Settings, topics: list[str] | None) -> int:
 RESTARTS_PER_MINUTE = 5
 
 
-def run_features(settings: Settings) -> int:
-    """The features worker: a Kafka transaction loop in a thread (``streams.features.worker``),
-    the health endpoints on the event loop. Any error exits with status 70: the next process
-    resumes from the committed state."""
+def run_loop(settings: Settings, role: str) -> int:
+    """A stream worker on the transaction loop (``streams.runtime``): the loop in a thread, the
+    health endpoints on the event loop. Any error exits with status 70: the next process resumes
+    from the committed state."""
     from streams.fatal import exit_for_restart
-    from streams.features.worker import FeaturesWorker
+    from streams.runtime.loop import TransactionalLoop
 
-    apply_log_format(settings, "features")
-    worker = FeaturesWorker(settings)
+    apply_log_format(settings, role)
+    loop = TransactionalLoop(settings, *_task(settings, role))
     stop = threading.Event()
 
     def ready() -> tuple[bool, dict[str, Any]]:
-        age = time.monotonic() - worker.beat
-        ok = bool(worker.assigned) and not worker.restoring and age < LIVE_STALE_SECONDS
-        return ok, {
-            "assigned": sorted(worker.assigned),
-            "restoring": worker.restoring,
+        age = time.monotonic() - loop.beat
+        watchdog = loop.watchdog
+        problem = watchdog.reason if watchdog is not None else ""
+        ok = bool(loop.assigned) and not loop.restoring and age < LIVE_STALE_SECONDS
+        details: dict[str, Any] = {
+            "assigned": sorted(loop.assigned),
+            "restoring": loop.restoring,
             "loop_age_s": round(age, 3),
         }
+        if problem:
+            details["problem"] = problem
+        return ok and not problem, details
 
     def work() -> None:
         try:
-            worker.run(stop)
+            loop.run(stop)
         except Exception:
-            exit_for_restart(log, "features", "the features worker")
+            exit_for_restart(log, role, f"the {role} worker")
 
     async def main() -> None:
-        await serve_role(settings, "features", ready, stop.set, asyncio.to_thread(work))
+        await serve_role(settings, role, ready, stop.set, asyncio.to_thread(work))
 
     asyncio.run(main())
     return 0
+
+
+def _task(settings: Settings, role: str) -> tuple[Any, str]:
+    """The role's task and consumer group."""
+    if role == "staging":
+        from streams.staging.worker import StagingTask
+
+        task = StagingTask(settings)
+        return task, task.group
+    from streams.features.worker import FeaturesTask, features_group
+
+    return FeaturesTask(settings), features_group(settings)
 
 
 def run_all(settings: Settings) -> int:
@@ -423,6 +386,4 @@ def run_worker(settings: Settings, role: str, topics: list[str] | None = None) -
         return run_sink(settings, topics)
     if role == "all":
         return run_all(settings)
-    if role == "features":
-        return run_features(settings)
-    return run_faust(settings, role)
+    return run_loop(settings, role)

@@ -103,6 +103,7 @@ class _Outcome:
     existing: int = 0
     fenced: int = 0
     dead: int = 0
+    retracted: int = 0  # rows deleted because a late record withdrew them
 
 
 class SinkConnector:
@@ -304,10 +305,11 @@ class SinkConnector:
             f"CREATE TEMP TABLE IF NOT EXISTS {tmp} (LIKE {m.qualified_table} INCLUDING DEFAULTS)"
             " ON COMMIT DELETE ROWS"
         )
-        newest_wins = m.spec.upsert and "event_time" in m.columns
+        upsert = m.spec.upsert or m.spec.corrected
+        newest_wins = upsert and "event_time" in m.columns
         order_cols = [c for c in ("event_time", "source_event_id") if c in m.columns]
         order_cols = order_cols if newest_wins else []
-        if m.spec.upsert:
+        if upsert:
             # One row per key in a batch: the last delivered wins, as it would row by row; with
             # an event time, the newest (a record re-sent after a crash must not roll a game's
             # state back: the chaos suite caught one doing so).
@@ -322,9 +324,13 @@ class SinkConnector:
                 if kept is None or not order or [r[i] for i in order] >= [kept[i] for i in order]:
                     latest[k] = r
             rows = list(latest.values())
+        if m.spec.corrected:
+            rows = await self._delete_retracted(conn, tmp, m, rows, out)
+            if not rows:
+                return
         cols = ", ".join(m.columns)
         keys = ", ".join(m.spec.key_columns)
-        if m.spec.upsert:
+        if upsert:
             sets = ", ".join(
                 f"{c} = EXCLUDED.{c}" for c in m.columns if c not in m.spec.key_columns
             )
@@ -338,9 +344,9 @@ class SinkConnector:
         merge_sql = f"INSERT INTO {m.qualified_table} ({cols}) SELECT {cols} FROM {tmp} {conflict}"
         if not m.spec.upsert and self._optimistic.get(m.topic, True):
             # Fast path: COPY straight into the table (no temp table, no speculative inserts).
-            # A key already there (replay, redelivery) or a refused row aborts it, and the
-            # merge below does the batch instead; after a key conflict the table stays on the
-            # merge path until a batch meets no existing key.
+            # A key already there (replay, redelivery, a correction) or a refused row aborts it,
+            # and the merge below does the batch instead; after a key conflict the table stays
+            # on the merge path until a batch meets no existing key.
             schema, _, table = m.qualified_table.partition(".")
             try:
                 async with conn.transaction():
@@ -382,6 +388,23 @@ class SinkConnector:
             out.dead += len(dead)
         out.inserted[m.qualified_table] = out.inserted.get(m.qualified_table, 0) + inserted
         out.existing += len(rows) - inserted - len(rejected)
+
+    async def _delete_retracted(
+        self, conn: asyncpg.Connection, tmp: str, m: TableMapping, rows: list[tuple], out: _Outcome
+    ) -> list[tuple]:
+        """Delete the rows that retractions withdraw; return the batch's other rows."""
+        i = m.columns.index("retracted")
+        gone = [r for r in rows if r[i]]
+        if not gone:
+            return rows
+        match = " AND ".join(f"{m.qualified_table}.{k} = {tmp}.{k}" for k in m.spec.key_columns)
+        async with conn.transaction():
+            await conn.copy_records_to_table(tmp, records=gone, columns=list(m.columns))
+            delete = f"DELETE FROM {m.qualified_table} USING {tmp} WHERE {match}"
+            status = await conn.execute(delete)
+            await conn.execute(f"DELETE FROM {tmp}")
+        out.retracted += int(status.split()[-1])
+        return [r for r in rows if not r[i]]
 
     async def _merge_isolating(
         self,

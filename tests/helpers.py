@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from oddsflow.processes import running_workers
 from oddsflow.settings import Settings
@@ -57,3 +57,18 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def curated_table(topic: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the sink keeps of a curated topic: the last record per key, withdrawn keys removed,
+    without the ``retracted`` flag (a subscriber reading the topic ends at the same rows)."""
+    from streams.features.live import result_key
+
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for rec in records:
+        key = result_key(topic, rec)
+        if rec.get("retracted"):
+            rows.pop(key, None)
+        else:
+            rows[key] = {k: v for k, v in rec.items() if k != "retracted"}
+    return list(rows.values())

@@ -1,9 +1,10 @@
 """The ceiling of faust itself: an agent that consumes raw records and forwards them untouched.
 
-Why: the staging worker is a faust app; what faust alone costs per consumed and per sent message
-on this box bounds what any staging logic inside it can reach. Same app settings as the staging
-role (``streams.app.create_app``, at_least_once), same batching (``take_events`` + enqueued
-``app.producer.send``). Run as ``python -m oddsflow.bench.faust_ceiling IN OUT`` with the
+Why: the staging worker was a faust app; what faust alone costs per consumed and per sent message
+on this box bounds what any staging logic inside it could reach (DESIGN.md, "Runtime": why the
+workers left faust). Same app settings as the faust staging role had
+(``oddsflow.bench.faust_app.create_app``, at_least_once), same batching (``take_events`` +
+enqueued ``app.producer.send``). Run as ``python -m oddsflow.bench.faust_ceiling IN OUT`` with the
 settings in the environment (``oddsflow.isolation.child_env``); OUT ``-`` consumes only.
 """
 
@@ -15,12 +16,12 @@ import faust
 
 from oddsflow.settings import get_settings
 
-BATCH, WITHIN = 1000, 0.05  # as streams.staging.agents
+BATCH, WITHIN = 1000, 0.05  # as the batched faust staging agents had
 
 
 def build(in_topic: str, out_topic: str | None) -> faust.App:
     """A faust app with one pass-through agent (no processing, no state)."""
-    from streams.app import create_app
+    from oddsflow.bench.faust_app import create_app
 
     app = create_app(get_settings(), "faust-ceiling", processing_guarantee="at_least_once")
     source = app.topic(in_topic)

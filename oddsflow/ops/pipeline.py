@@ -133,7 +133,7 @@ def quality_since(settings: Settings, since: datetime) -> dict[str, tuple[int, i
     out: dict[str, tuple[int, int]] = {}
     for (source, _w), r in sorted(latest.items()):
         n, passed = out.get(source, (0, 0))
-        out[source] = (n + r["records_in"], passed + r["promoted"] + r["deduplicated"])
+        out[source] = (n + r["records_in"], passed + r["records_in"] - r["dead_lettered"])
     return out
 
 
@@ -272,7 +272,8 @@ def _pct(rate: float | None) -> str:
 
 
 def run_quality(settings: Settings, args: argparse.Namespace) -> int:
-    """Per source, raw in = promoted + de-duplicated + dead-lettered (exit 1 when unbalanced),
+    """Per source, raw in = promoted + unchanged + late + dead-lettered + empty (exit 1 when
+    unbalanced),
     the replays of dead letters among raw in, and the latest pass rates from operational.quality.
     """
     import json
@@ -294,16 +295,17 @@ def run_quality(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(rows, default=str))
         return 0 if all(r["balanced"] for r in rows) else 1
     print(
-        f"{'source':15} {'raw in':>8} {'promoted':>9} {'dedup':>8} {'dead':>6} {'pending':>8}"
-        f" {'unexpl.':>8} {'replays':>8} | {'parts':>7} {'promoted':>9} {'dedup':>8} {'dead':>6}"
-        "  balanced"
+        f"{'source':15} {'raw in':>8} {'promoted':>9} {'unchanged':>9} {'late':>6} {'dead':>6}"
+        f" {'empty':>6} {'pending':>8} {'unexpl.':>8} {'replays':>8} | {'parts':>7}"
+        f" {'promoted':>9} {'unchanged':>9} {'late':>6} {'dead':>6}  balanced"
     )
     for r in rows:
         print(
-            f"{r['source']:15} {r['raw_in']:>8} {r['raw_promoted']:>9}"
-            f" {r['raw_deduplicated']:>8} {r['raw_dead_lettered']:>6} {r['raw_pending']:>8}"
-            f" {r['raw_unexplained']:>8} {replays.get(str(r['source']), 0):>8} | {r['parts']:>7}"
-            f" {r['promoted']:>9} {r['deduplicated']:>8} {r['dead_lettered']:>6}  {r['balanced']}"
+            f"{r['source']:15} {r['raw_in']:>8} {r['raw_promoted']:>9} {r['raw_unchanged']:>9}"
+            f" {r['raw_late']:>6} {r['raw_dead_lettered']:>6} {r['raw_empty']:>6}"
+            f" {r['raw_pending']:>8} {r['raw_unexplained']:>8}"
+            f" {replays.get(str(r['source']), 0):>8} | {r['parts']:>7} {r['promoted']:>9}"
+            f" {r['unchanged']:>9} {r['late']:>6} {r['dead_lettered']:>6}  {r['balanced']}"
         )
     if not rows:
         print("no raw records yet")

@@ -1,23 +1,20 @@
 """``oddsflow topology``: the running flow, read from the code's own wiring.
 
 Nothing here is a hand-kept list: the collectors' sources come from ``producers.collect``, each
-stream worker's agents, input channels, output topics and tables from building its faust app
-exactly as ``oddsflow worker`` does (``streams.app.create_app`` + the role's ``register``, with
-``app.topic``/``app.Table`` observed while it registers), and the sink's topic → table mappings
-from the connector itself. Building the apps connects to nothing.
+stream worker's steps, input topics, output topics and state from the task the worker runs
+(``describe`` beside each task), and the sink's topic → table mappings from the connector
+itself. Nothing connects to a broker.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from oddsflow.settings import Settings
-from oddsflow.topics import BY_NAME, raw_topic, topic_name
+from oddsflow.topics import BY_NAME, TopicSpec, raw_topic, topic_name
 
 
 @dataclass
@@ -32,7 +29,7 @@ class StreamWorker:
     group: str
     agents: list[Agent]
     outputs: list[str]  # declared, not consumed (or internal), or named by OUTPUTS/EVENTS
-    tables: list[dict[str, str]]  # faust tables and their changelog topics
+    tables: list[dict[str, str]]  # state tables and their changelog topics
 
 
 @dataclass
@@ -40,7 +37,7 @@ class SinkWrite:
     topic: str
     table: str
     key: list[str]
-    mode: str  # insert (once per natural key) or upsert (latest per key)
+    mode: str  # insert (once per key), insert+corrections (update/delete on correction), upsert
 
 
 @dataclass
@@ -55,75 +52,22 @@ class Topology:
         return asdict(self)
 
 
-def _features_worker(settings: Settings) -> StreamWorker:
-    """The features worker is a Kafka transaction loop, not a faust app: it says what it wires."""
-    from streams.features.worker import describe
-
-    d = describe(settings)
-    return StreamWorker("features", d["group"], [Agent("features", d["inputs"])], d["outputs"],
-                        d["tables"])  # fmt: skip
-
-
 def _stream_worker(settings: Settings, role: str) -> StreamWorker:
-    """Build the role's faust app the way the worker does and read what it wired."""
-    from streams.app import create_app, register_role
-
-    if role == "features":
-        return _features_worker(settings)
-    app = create_app(settings, role)
-    from streams.staging import agents as module
-
-    declared: list[Any] = []
-    tables: list[Any] = []
-    make_topic, make_table = app.topic, app.Table
-
-    def topic(*names: str, **kw: Any) -> Any:
-        t = make_topic(*names, **kw)
-        declared.append(t)
-        return t
-
-    def table(*args: Any, **kw: Any) -> Any:
-        t = make_table(*args, **kw)
-        tables.append(t)
-        return t
-
-    app.topic, app.Table = topic, table  # type: ignore[method-assign]
-    try:
-        register_role(app, settings, role)  # exactly what the worker registers
-    finally:
-        app.topic, app.Table = make_topic, make_table  # type: ignore[method-assign]
-    agents = [
-        Agent(name, list(getattr(agent.channel, "topics", ()) or ()))
-        for name, agent in app.agents.items()
-    ]
-    consumed = {t for a in agents for t in a.inputs}
-    outputs: list[str] = []
-    for t in declared:
-        for name in t.topics or ():
-            if (name not in consumed or t.internal) and name not in outputs:
-                outputs.append(name)
-    # topics an agent sends to through the producer are named by its module's OUTPUTS/EVENTS
-    named = getattr(module, "OUTPUTS", ())
-    named = list(named.values()) if isinstance(named, dict) else list(named)
+    """What the role's task wires (its ``describe``): the steps, their inputs, the outputs."""
     if role == "staging":
-        from streams.staging.quality_report import TOPIC as QUALITY_TOPIC
+        from streams.staging.worker import describe
+    else:
+        from streams.features.worker import describe
+    d = describe(settings)
+    steps = d.get("steps") or [{"name": role, "inputs": d["inputs"]}]
+    agents = [Agent(step["name"], list(step["inputs"])) for step in steps]
+    return StreamWorker(role, d["group"], agents, d["outputs"], d["tables"])
 
-        named.append(QUALITY_TOPIC)
-    if isinstance(getattr(module, "EVENTS", None), str):
-        named.append(module.EVENTS)
-    for logical in named:
-        name = topic_name(settings, logical)
-        if name not in outputs:
-            outputs.append(name)
-    seen = {id(t) for t in tables}
-    tables += [t for t in app.tables.values() if id(t) not in seen]
-    return StreamWorker(
-        role,
-        app.conf.id,
-        agents,
-        outputs,
-        [{"name": t.name, "changelog": t.changelog_topic.get_topic_name()} for t in tables],
-    )
+
+def _mode(spec: TopicSpec) -> str:
+    if spec.upsert:
+        return "upsert"
+    return "insert+corrections" if spec.corrected else "insert"
 
 
 def build_topology(settings: Settings) -> Topology:
@@ -131,14 +75,11 @@ def build_topology(settings: Settings) -> Topology:
     from producers.collect import SOURCES
     from sinks.connector import SinkConnector
 
-    # faust apps create their state folders: keep them out of the real state dir
-    with tempfile.TemporaryDirectory(prefix="oddsflow-topology-") as scratch:
-        quiet = settings.model_copy(update={"state_dir": Path(scratch)})
-        workers = [_stream_worker(quiet, role) for role in ("staging", "features")]
+    workers = [_stream_worker(settings, role) for role in ("staging", "features")]
     connector = SinkConnector(settings)
     sink = [
         SinkWrite(
-            t, m.qualified_table, list(m.spec.key_columns), "upsert" if m.spec.upsert else "insert"
+            t, m.qualified_table, list(m.spec.key_columns), _mode(m.spec)
         )
         for t, m in connector.mappings.items()
     ]
@@ -178,7 +119,7 @@ def format_topology(topo: Topology) -> str:
     for w in topo.workers:
         lines.append(f"{w.role} worker (group {w.group})")
         for a in w.agents:
-            lines.append(f"  agent {a.name:<20} <- {', '.join(a.inputs)}")
+            lines.append(f"  step  {a.name:<20} <- {', '.join(a.inputs)}")
         lines.append(f"  writes {', '.join(w.outputs)}")
         for t in w.tables:
             lines.append(f"  table  {t['name']} (changelog {t['changelog']})")

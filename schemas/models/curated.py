@@ -43,6 +43,7 @@ class LineVelocity(AvroModel):
     value_before: float | None = None
     change: float
     velocity: float
+    retracted: bool = False
 
 
 class SteamMove(AvroModel):
@@ -63,6 +64,7 @@ class SteamMove(AvroModel):
     unit: MoveUnitField
     confidence: float
     books_quoting: AvroInt
+    retracted: bool = False
 
 
 class SharpSignal(AvroModel):
@@ -84,6 +86,7 @@ class SharpSignal(AvroModel):
     unit: MoveUnitField | None = None
     split_source: AvroStr
     book: AvroStr | None = None
+    retracted: bool = False
 
 
 class Consensus(AvroModel):
@@ -101,6 +104,7 @@ class Consensus(AvroModel):
     best_book: AvroStr
     book_count: AvroInt
     median_line: float | None = None
+    retracted: bool = False
 
 
 class FeatureVector(AvroModel):
@@ -123,3 +127,4 @@ class FeatureVector(AvroModel):
     team_sharp_action_history: float | None = None
     actual_outcome: AvroStr | None = None
     profit_loss: float | None = None
+    retracted: bool = False

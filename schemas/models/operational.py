@@ -44,6 +44,8 @@ class QualityReport(AvroModel):
     consistency: float | None = None
     timeliness: float | None = None
     emitted_at: Timestamp
+    late: AvroLong = 0
+    empty: AvroLong = 0
 
 
 class PipelineEvent(AvroModel):

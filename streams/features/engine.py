@@ -94,6 +94,57 @@ def _tier_label(tier: float) -> str:
     return f"{tier:g}"
 
 
+def line_payload(line: dict[str, Any]) -> tuple[int, list[Any]]:
+    """(event time µs, the engine's compact form) of a staged odds line."""
+    t = to_us(line["event_time"])
+    return t, [
+        "L",
+        line["book"],
+        line["market"],
+        line["side"],
+        line.get("line"),
+        int(line["price_american"]),
+        float(line["price_decimal"]),
+        line.get("novig_prob"),
+        to_us(line["ingested_at"]) if line.get("ingested_at") else t,
+        line.get("source_event_id") or "",
+    ]
+
+
+def split_payload(split: dict[str, Any]) -> tuple[int, list[Any]]:
+    """(event time µs, the engine's compact form) of a staged betting split."""
+    t = to_us(split["event_time"])
+    return t, [
+        "S",
+        split["source"],
+        split.get("book") or "",
+        split["market"],
+        split["side"],
+        float(split["bets_pct"]),
+        None if split.get("money_pct") is None else float(split["money_pct"]),
+        split.get("bets"),
+        split.get("total_bets"),
+        to_us(split["ingested_at"]) if split.get("ingested_at") else t,
+        split.get("source_event_id") or "",
+    ]
+
+
+def game_payload(game: dict[str, Any]) -> tuple[int, list[Any]]:
+    """(event time µs, the engine's compact form) of a staged game state."""
+    t = to_us(game.get("event_time") or game.get("ingested_at") or game["commence_time"])
+    return t, [
+        "G",
+        str(game.get("status") or "").lower(),
+        game.get("home_score"),
+        game.get("away_score"),
+        to_us(game["ingested_at"]) if game.get("ingested_at") else t,
+        game.get("source_event_id") or "",
+    ]
+
+
+PAYLOAD = {"line": line_payload, "split": split_payload, "game": game_payload}
+
+
 class FeatureEngine:
     """Per-game incremental computation of velocity, steam, sharp signals, consensus, vectors."""
 
@@ -122,51 +173,17 @@ class FeatureEngine:
 
     def process_line(self, line: dict[str, Any]) -> list[Output]:
         """Accept one staged odds line; return the outputs released by the advanced watermark."""
-        t = to_us(line["event_time"])
-        payload = [
-            "L",
-            line["book"],
-            line["market"],
-            line["side"],
-            line.get("line"),
-            int(line["price_american"]),
-            float(line["price_decimal"]),
-            line.get("novig_prob"),
-            to_us(line["ingested_at"]) if line.get("ingested_at") else t,
-            line.get("source_event_id") or "",
-        ]
+        t, payload = line_payload(line)
         return self._accept(line, t, payload)
 
     def process_split(self, split: dict[str, Any]) -> list[Output]:
         """Accept one staged betting split (one side of one market at one source/book)."""
-        t = to_us(split["event_time"])
-        payload = [
-            "S",
-            split["source"],
-            split.get("book") or "",
-            split["market"],
-            split["side"],
-            float(split["bets_pct"]),
-            None if split.get("money_pct") is None else float(split["money_pct"]),
-            split.get("bets"),
-            split.get("total_bets"),
-            to_us(split["ingested_at"]) if split.get("ingested_at") else t,
-            split.get("source_event_id") or "",
-        ]
+        t, payload = split_payload(split)
         return self._accept(split, t, payload)
 
     def process_game(self, game: dict[str, Any]) -> list[Output]:
         """Accept one game state; a final one fills the targets of the feature vectors."""
-        when = game.get("event_time") or game.get("ingested_at") or game["commence_time"]
-        t = to_us(when)
-        payload = [
-            "G",
-            str(game.get("status") or "").lower(),
-            game.get("home_score"),
-            game.get("away_score"),
-            to_us(game["ingested_at"]) if game.get("ingested_at") else t,
-            game.get("source_event_id") or "",
-        ]
+        t, payload = game_payload(game)
         return self._accept(game, t, payload)
 
     def flush(self, game_id: str | None = None) -> list[Output]:
@@ -254,6 +271,45 @@ class FeatureEngine:
         """Late events seen since the last call (game, kind, event time, watermark); cleared."""
         late, self._late = self._late, []
         return late
+
+    # ------------------------------------------------------------------ live mode (live.py)
+
+    def game(self, game_id: str) -> dict[str, Any] | None:
+        """The game's live state (``live.LiveEngine`` works on it), or None."""
+        return self._games.get(game_id)
+
+    def create_game(self, rec: dict[str, Any]) -> dict[str, Any]:
+        g = self._games[rec["game_id"]] = self._new_game(rec)
+        return g
+
+    def replace_game(self, game_id: str, g: dict[str, Any]) -> None:
+        heapq.heapify(g["buf"])
+        self._games[game_id] = g
+
+    @staticmethod
+    def note_commence(g: dict[str, Any], rec: dict[str, Any]) -> None:
+        """Learn the first pitch from a record when the game did not know it yet."""
+        if g["commence"] is None and rec.get("commence_time") is not None:
+            g["commence"] = to_us(rec["commence_time"])
+
+    def apply_instants(self, g: dict[str, Any], items: list[list[Any]], out: list[Output]) -> None:
+        """Apply ``items`` ([t, seq, payload], sorted by time) instant by instant, at once.
+
+        All records of one instant are applied together, in the fixed order of ``_sort_key``,
+        as the buffered path does; nothing is held back."""
+        i, n = 0, len(items)
+        while i < n:
+            t = items[i][0]
+            j = i + 1
+            while j < n and items[j][0] == t:
+                j += 1
+            group = [item[2] for item in items[i:j]]
+            if len(group) > 1:
+                group.sort(key=_sort_key)
+            self._instant(g, t, group, out)
+            if g["max"] is None or t > g["max"]:
+                g["max"] = t
+            i = j
 
     # ------------------------------------------------------------------ buffering
 

@@ -8,20 +8,17 @@ depend on how fast each was consumed.
 
 Event time drives everything:
 
-* The partition's clock is the newest event time it has seen. It does not release a game's
-  buffer: each game's own watermark (its newest event minus ``allowed_lateness_minutes``) does,
-  in the engine. Two runs of the pipeline interleave a partition's games differently (staging
-  merges its inputs as fast as each is read), so a release decided by the other games' progress
-  made the output depend on that interleaving: a game left behind by more than the lateness was
-  flushed, and the rest of its snapshot, still on its way, became late (799 late lines in an
-  undisturbed run of the chaos suite). Now the output depends on each game's own order only
-  (its key keeps it), and a game's held-back tail waits for its next record, the idle timer or
-  its expiry.
+* Records are applied as soon as they are released in event-time order, and their results leave
+  at once (``live.LiveEngine``); a record older than what its game already applied, within the
+  allowed lateness, is put in its place by a replay and the changed results are re-sent.
+  Lateness is judged per game (its key keeps its records in order), never by the other games of
+  the partition, whose interleaving differs from run to run.
 * A game whose first pitch (else newest event) is more than ``STATE_RETENTION`` behind the clock
   is expired: released, then dropped from the engine and from the table (bounded state). Checked
   each time the clock enters a new ``EXPIRE_STEP`` of event time.
-* End of input (a backfill, a test) has no later record to advance the clock: ``flush_all`` is
-  what the worker's idle tick calls after a quiet period (see ``worker.py``).
+* End of input (a backfill, a test): ``flush_all`` settles what waits for the end of a game's
+  input (a final score that came before first pitch); the worker's idle tick calls it after a
+  quiet period (see ``worker.py``).
 
 The state of one game is stored as JSON bytes (``encode_game``/``decode_game``), with the
 partition's own clock in a separate entry, so a restarted worker resumes the same decisions.
@@ -37,6 +34,7 @@ from typing import Any
 
 from oddsflow.settings import FeatureSettings
 from streams.features.engine import FeatureEngine, Output
+from streams.features.live import LiveEngine
 from streams.features.odds import MINUTE_US, from_us, to_us
 
 #: A game's state is dropped this long (in the partition's event time) after its first pitch.
@@ -79,6 +77,7 @@ class PartitionFeatures:
         self.partition = partition
         self.engine = FeatureEngine(settings)
         self._lateness = settings.allowed_lateness_minutes * MINUTE_US
+        self.live = LiveEngine(self.engine, self._lateness)
         self._retention = int(STATE_RETENTION.total_seconds() * 1_000_000)
         self.clock: int | None = None
         self.next_expire: int | None = None
@@ -99,21 +98,48 @@ class PartitionFeatures:
 
     # ------------------------------------------------------------------ processing
 
-    def process(self, kind: str, rec: dict[str, Any]) -> list[Output]:
-        """One staged record, in partition order: advance the clock, then feed the engine."""
-        t = record_time_us(kind, rec)
-        gid = rec["game_id"]
+    def process(self, items: list[tuple[str, dict[str, Any]]]) -> list[Output]:
+        """Records released in partition order: advance the clock (expiring games far behind
+        it), then apply them at once; results, corrections and withdrawals out."""
         out: list[Output] = []
-        if self.clock is None or t > self.clock:
-            self.clock = t
-            self._advance(out)
-        out += self._handlers[kind](rec)
-        if t > self.newest.get(gid, -(1 << 62)):
-            self.newest[gid] = t
-        self.flushed.discard(gid)
-        self.dropped.discard(gid)
-        self.touched.add(gid)
+        for kind, rec in items:
+            t = record_time_us(kind, rec)
+            if self.clock is None or t > self.clock:
+                self.clock = t
+                self._advance(out)
+        out += self.live.apply(items)
+        newest = self.newest
+        for kind, rec in items:
+            gid = rec["game_id"]
+            t = record_time_us(kind, rec)
+            if t > newest.get(gid, -(1 << 62)):
+                newest[gid] = t
+            self.flushed.discard(gid)
+            self.dropped.discard(gid)
+            self.touched.add(gid)
         return out
+
+    def feed(self, items: Iterable[tuple[str, dict[str, Any]]], chunk: int = 5000) -> list[Output]:
+        """A whole input in partition order (a backfill, a benchmark, a test), in batches of
+        about ``chunk`` records cut between instants, so no instant is split and nothing needs
+        correcting; then the end of input (``flush_all``)."""
+        out: list[Output] = []
+        batch: list[tuple[str, dict[str, Any]]] = []
+        last_t = None
+        for kind, rec in items:
+            t = record_time_us(kind, rec)
+            if len(batch) >= chunk and t != last_t:
+                out += self.process(batch)
+                batch = []
+            batch.append((kind, rec))
+            last_t = t
+        if batch:
+            out += self.process(batch)
+        return out + self.flush_all()
+
+    def drain_late(self) -> list[dict[str, Any]]:
+        late, self.live.late = self.live.late, []
+        return late
 
     def _advance(self, out: list[Output]) -> None:
         assert self.clock is not None
@@ -126,6 +152,7 @@ class PartitionFeatures:
         had = set(self.engine.game_ids())
         out = self.engine.expire(from_us(before_us))
         for gid in had - set(self.engine.game_ids()):
+            self.live.forget(gid)
             self.newest.pop(gid, None)
             self.flushed.discard(gid)
             self.touched.discard(gid)
@@ -170,6 +197,7 @@ class PartitionFeatures:
             changes.append((queue_key(p, kind, off), value))
         inputs.added.clear()
         inputs.removed.clear()
+        changes += self.live.take_changes()
         if changes or self.queue_dirty:
             meta = {
                 "p": p,
@@ -196,19 +224,22 @@ class PartitionFeatures:
 
     def restore(
         self,
-        entries: dict[bytes, Any],
+        entries: dict[bytes, bytes],
         decode: Callable[[bytes], dict[str, Any]],
         now: float = 0.0,
     ) -> int:
-        """Install this partition's parsed entries (``split_entries``); returns games."""
+        """Install this partition's live changelog entries; returns the number of games."""
         self.inputs = AlignedInputs(now)
         queued: list[tuple[int, int, str, bytes]] = []
         n = 0
-        for key, doc in entries.items():
+        for key, value in entries.items():
             if key.startswith(QUEUE_PREFIX):
                 _, kind, off = key[len(QUEUE_PREFIX) :].decode().split("|")
-                queued.append((KINDS.index(kind), int(off), kind, doc))
+                queued.append((KINDS.index(kind), int(off), kind, value))
                 continue
+            if self.live.restore_entry(key, value):
+                continue
+            doc = json.loads(value)
             if key.startswith(META_PREFIX):
                 self.clock, self.next_expire = doc["clock"], doc["next_expire"]
                 self.pos = dict(doc.get("pos", {}))
@@ -220,24 +251,10 @@ class PartitionFeatures:
             if doc["flushed"]:
                 self.flushed.add(gid)
             n += 1
+        self.live.restored()
         for _, off, kind, value in sorted(queued):  # each topic's records in offset order
             self.inputs.put(kind, off, value, decode(value), now, stored=True)
         return n
-
-
-def split_entries(items: Iterable[tuple[bytes, bytes | None]]) -> dict[int, dict[bytes, Any]]:
-    """Table entries parsed and grouped by partition (each JSON document is read once; a
-    queued record stays raw bytes)."""
-    out: dict[int, dict[bytes, Any]] = {}
-    for key, raw in items:
-        if raw is None:
-            continue
-        if key.startswith(QUEUE_PREFIX):
-            out.setdefault(int(key[len(QUEUE_PREFIX) :].split(b"|", 1)[0]), {})[key] = raw
-            continue
-        doc = json.loads(raw)
-        out.setdefault(doc["p"], {})[key] = doc
-    return out
 
 
 class AlignedInputs:

@@ -99,5 +99,5 @@ def score_truth_run(settings: FeatureSettings | None = None, seed: int = 7) -> d
     envelopes = [(src, eid, p, at, "application/json", {}) for src, eid, p, at in sim.envelopes()]
     staged, _dead = stage(envelopes, dedupe=True)
     pf = PartitionFeatures(s, 0)
-    outputs = [o for kind, rec in decoded(staged) for o in pf.process(kind, rec)] + pf.flush_all()
+    outputs = pf.feed(decoded(staged))
     return score_against_truth(sim.labels, outputs, s)

@@ -139,16 +139,19 @@ def run_season(
     marks = {max(1, games * q // 100): f"{q}%" for q in (10, 25, 50, 75, 100)}
     began = time.perf_counter()
     final_seen = 0
+    batch: list[tuple[str, dict[str, Any]]] = []
     for i, (kind, rec) in enumerate(season(games), 1):
-        outputs += len(pf.process(kind, rec))
-        pf.engine.drain_late()
+        batch.append((kind, rec))
         if kind == LINE:
             lines += 1
         else:
             final_seen += 1
             if final_seen in marks:
                 rss[marks[final_seen]] = round(_rss_mb(), 1)
-        if i % BATCH == 0:
+        if i % BATCH == 0:  # a batch as the worker takes one (cut between instants or not)
+            outputs += len(pf.process(batch))
+            pf.drain_late()
+            batch = []
             for key, value in pf.take_changes():
                 if value is None:
                     table.pop(key, None)
@@ -156,7 +159,7 @@ def run_season(
                     table[key] = value
             live_max = max(live_max, len(pf.engine.game_ids()))
             table_max = max(table_max, sum(map(len, table.values())))
-    outputs += len(pf.flush_all())
+    outputs += len(pf.process(batch)) + len(pf.flush_all())
     elapsed = time.perf_counter() - began
     return {
         "games": games,

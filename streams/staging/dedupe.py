@@ -1,17 +1,20 @@
 """De-duplication: a staged record goes on only when its values changed for its identity.
 
-Sources re-send unchanged prices every poll, and Kafka may redeliver a record after a retry or a
-restart. The state per identity is (event time, values, tie-break): a record is new when its
-values differ from the last ones seen AND it is not older than them; an older record (a
-redelivery, a replay, an out-of-order snapshot) is never re-emitted, so A → B → A-redelivered
-stays A → B.
+Sources re-send unchanged prices every poll. ``Deduplicator`` is the plain in-order rule (a
+record is new when its values differ from the last ones seen and it is not older than them), the
+reference a test computes by hand; ``PartitionState`` is what the staging worker runs: the same
+rule in event-time order, with lateness, insertion of out-of-order records and a changelog.
 """
 
 from __future__ import annotations
 
+import json
+from base64 import b64decode, b64encode
+from bisect import bisect_right
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 #: Header on every promoted record: the repartition position it was decided from, "offset:i"
@@ -38,8 +41,6 @@ def parse_position(value: bytes | str) -> Position:
 #: How long after first pitch a game's identities are kept (event time): odds stop moving once a
 #: game is under way, so the state holds a few days of games, not the season.
 DEFAULT_TTL = timedelta(hours=36)
-
-_NOWHERE: Position = (-1, -1)
 
 # identity fields → value fields, per staging schema
 IDENTITY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -85,6 +86,8 @@ _GAME = "oddsflow.staging.Game"
 
 
 _MICROS: dict[datetime, int] = {}
+_AT = itemgetter(0)
+_dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 def _micros_cached(t: datetime) -> int:
@@ -145,10 +148,9 @@ class Verdict:
 
 
 FIRST, CHANGED = Verdict(True, "first"), Verdict(True, "changed")
-UNCHANGED, STALE, REPLAYED = (
+UNCHANGED, STALE = (
     Verdict(False, "unchanged"),
     Verdict(False, "stale"),
-    Verdict(False, "replayed"),
 )
 
 
@@ -188,64 +190,154 @@ class Deduplicator:
         self.store[key] = (at, values, tie)
 
 
-class PartitionState:
-    """De-dup state of one repartition partition, derived from what the output topics hold.
+class Decision:
+    """What the partition state decided for one staged candidate, and why."""
 
-    The outputs of one schema for one partition are a prefix of the decisions taken in input
-    order (one producer per partition at a time, one in-flight request per broker), so after a
-    crash: inputs up to the highest source offset found on that schema's output were decided and
-    their emissions are there (suppress them as "replayed"); later inputs are decided against a
-    state equal to what was emitted, exactly as the first time. State can never be ahead of the
-    outputs, because it IS the outputs.
+    __slots__ = ("emit", "fate", "late_by_us", "revive")
+
+    def __init__(
+        self,
+        emit: bool,
+        fate: str,
+        late_by_us: int = 0,
+        revive: tuple[int, bytes, str] | None = None,
+    ) -> None:
+        self.emit = emit
+        self.fate = fate  # "first", "changed", "inserted", "unchanged", "late"
+        self.late_by_us = late_by_us
+        #: (event time, record, repartition position) of an earlier-suppressed re-observation
+        #: that the inserted record made a change: it is promoted now, at its own time
+        self.revive = revive
+
+
+D_FIRST, D_CHANGED = Decision(True, "first"), Decision(True, "changed")
+D_INSERTED = Decision(True, "inserted")
+D_UNCHANGED = Decision(False, "unchanged")
+
+#: Changelog key prefix of a game's entry (its newest event time and first pitch); identities
+#: never start with NUL.
+GAME_PREFIX = b"\x00game|"
+
+
+def _stored(entry: list[Any]) -> list[Any]:
+    """A history entry as JSON can hold it (a re-observation's record in base64)."""
+    return entry if len(entry) == 3 else [*entry[:4], b64encode(entry[4]).decode(), entry[5]]
+
+
+class PartitionState:
+    """De-dup state of one repartition partition: each identity's recent values in event time.
+
+    Decisions follow event time, not arrival order (DESIGN.md, "Time"):
+
+    * A candidate older than its game's newest observation by more than the allowed lateness is
+      **late**: it goes to the dead-letter topic with how late it was, and changes nothing.
+    * Otherwise it is compared with its event-time **predecessor** (the identity's last value at
+      or before its time): equal values are **unchanged**; different values are promoted, as a
+      **change** when nothing newer is known, else **inserted** in its place. A newer value that
+      the inserted one makes look repeated stays: it was a true observation.
+    * Each identity keeps the values within the lateness of its game's newest observation, plus
+      the last one before that horizon (the predecessor of anything still admissible).
+
+    Games are forgotten ``ttl`` after first pitch, in event time (the partition's newest), so a
+    replayed season expires as the live one does. State changes are collected for the
+    changelog (``take_changes``): one entry per identity and one per game.
     """
 
-    def __init__(self, ttl: timedelta | None = DEFAULT_TTL, sweep_every: int = 5000) -> None:
-        self.dedupe = Deduplicator({})
-        self.decided_upto: dict[str, Position] = {}  # schema → highest position on its output
+    def __init__(
+        self,
+        lateness: timedelta = timedelta(minutes=10),
+        ttl: timedelta | None = DEFAULT_TTL,
+        sweep_every: int = 5000,
+    ) -> None:
+        self.lateness_us = int(lateness.total_seconds() * 1_000_000)
         self.ttl_micros = None if ttl is None else int(ttl.total_seconds() * 1_000_000)
         self.sweep_every = sweep_every
-        self.watermark = 0  # highest event time seen (micros): the clock the TTL runs on
-        self.first_pitch: dict[str, int] = {}  # game id → commence time (micros)
-        self._since_sweep = 0
+        #: identity -> [[at, values, tie(, re-observed at, its record, its position)], ...]
+        self.history: dict[str, list[list[Any]]] = {}
+        self.newest: dict[str, int] = {}  # game id -> newest event time seen (µs)
+        self.first_pitch: dict[str, int] = {}  # game id -> commence time (µs)
+        self.watermark = 0  # newest event time of the partition (µs): the TTL's clock
         self.expired = 0
+        self._since_sweep = 0
+        self._dirty: set[str] = set()
+        self._dirty_games: set[str] = set()
+        self._gone: set[str] = set()
+        self._gone_games: set[str] = set()
 
-    def load(
-        self, schema: str, record: dict[str, Any], source_offset: Position | int | None
-    ) -> None:
-        """Replay one record read back from an output topic, in output order."""
-        fact = fact_of(schema, record)
-        self._observe(fact)
-        self.dedupe.store[fact[0]] = (fact[1], fact[3], fact[4])
-        if source_offset is None:
-            return
-        pos = (source_offset, 0) if isinstance(source_offset, int) else source_offset
-        if pos > self.decided_upto.get(schema, _NOWHERE):
-            self.decided_upto[schema] = pos
-
-    def check(self, schema: str, record: dict[str, Any], offset: int, index: int = 0) -> Verdict:
-        """The verdict for part ``index`` of the input at repartition ``offset``."""
-        return self.check_fact(schema, fact_of(schema, record), offset, index)
-
-    def check_fact(self, schema: str, fact: Fact, offset: int, index: int = 0) -> Verdict:
-        """As :meth:`check`, from the record's fact (the hot path: no decoding)."""
-        self._observe(fact)
-        upto = self.decided_upto.get(schema)
-        if upto is not None and (offset, index) <= upto:
-            return REPLAYED
-        return self.dedupe.check_fact(fact)
-
-    def _observe(self, fact: Fact) -> None:
-        key, at, commence, _values, _tie = fact
+    def decide(self, fact: Fact, seen: tuple[bytes, str] | None = None) -> Decision:
+        """The decision for one staged candidate, from its de-dup fact. ``seen``: its encoded
+        record and repartition position, kept when it only re-observes the newest value (if a
+        late record later changes that value before it, it is promoted then: ``revive``)."""
+        key, at, commence, values, tie = fact
+        game = key.split("|", 2)[1]
+        newest = self.newest.get(game)
+        if newest is not None and at < newest - self.lateness_us:
+            return Decision(False, "late", newest - at)
+        if newest is None or at > newest:
+            self.newest[game] = at
+            self._dirty_games.add(game)
         if at > self.watermark:
             self.watermark = at
-        if commence is not None:
-            self.first_pitch[key.split("|", 2)[1]] = commence
+        if commence is not None and self.first_pitch.get(game) != commence:
+            self.first_pitch[game] = commence
+            self._dirty_games.add(game)
         self._since_sweep += 1
         if self._since_sweep >= self.sweep_every:
             self.sweep()
+        h = self.history.get(key)
+        if h is None:
+            self.history[key] = [[at, values, tie]]
+            self._dirty.add(key)
+            return D_FIRST
+        last = h[-1]
+        if last[0] <= at and (len(last) == 3 or last[3] <= at):  # in order: the common case
+            if last[1] == values and (last[0] != at or tie <= last[2]):
+                if at > last[0] and seen is not None:  # the newest re-observation of the run
+                    last[3:] = [at, *seen]
+                    self._dirty.add(key)
+                return D_UNCHANGED
+            if last[0] == at:
+                last[1], last[2] = values, tie
+            else:
+                h.append([at, values, tie])
+                self._prune(h, game)
+            self._dirty.add(key)
+            return D_CHANGED
+        return self._insert(key, h, at, values, tie)
+
+    def _insert(self, key: str, h: list[list[Any]], at: int, values: str, tie: str) -> Decision:
+        """A candidate older than its identity's newest observation: decided against its
+        event-time predecessor; a re-observation of the predecessor's value after it becomes a
+        change again (revived)."""
+        i = bisect_right(h, at, key=_AT)  # h[:i] are at or before ``at``
+        revive = None
+        if i:
+            pred = h[i - 1]
+            if pred[1] == values and (pred[0] != at or tie <= pred[2]):
+                return D_UNCHANGED
+            if len(pred) > 3 and pred[3] > at:  # the run resumes at its re-observation
+                revive = (pred[3], pred[4], pred[5])
+                h.insert(i, [pred[3], pred[1], pred[2]])
+                del pred[3:]
+            if pred[0] == at:
+                pred[1], pred[2] = values, tie
+            else:
+                h.insert(i, [at, values, tie])
+        else:
+            h.insert(0, [at, values, tie])
+        self._dirty.add(key)
+        return Decision(True, "inserted", revive=revive) if revive else D_INSERTED
+
+    def _prune(self, h: list[list[Any]], game: str) -> None:
+        """Drop values no admissible candidate can follow (keep the one at the horizon)."""
+        if len(h) > 2:
+            cut = self.newest[game] - self.lateness_us
+            if h[1][0] <= cut:
+                i = bisect_right(h, cut, key=_AT)
+                del h[: i - 1]
 
     def sweep(self) -> int:
-        """Forget the identities of games that began more than the TTL before the watermark.
+        """Forget the games that began more than the TTL before the partition's newest event.
 
         Event time, not wall time: a replay of last season expires as the live feed would. A
         record of an expired game arriving later is decided afresh ("first").
@@ -257,14 +349,57 @@ class PartitionState:
         gone = {g for g, t in self.first_pitch.items() if t < horizon}
         if not gone:
             return 0
-        store = self.dedupe.store
-        keys = [k for k in store if k.split("|", 2)[1] in gone]
+        keys = [k for k in self.history if k.split("|", 2)[1] in gone]
         for k in keys:
-            del store[k]
+            del self.history[k]
+            self._dirty.discard(k)
+            self._gone.add(k)
         for g in gone:
             del self.first_pitch[g]
+            self.newest.pop(g, None)
+            self._dirty_games.discard(g)
+            self._gone_games.add(g)
         self.expired += len(keys)
         return len(keys)
 
+    # -- changelog ---------------------------------------------------------------------------
+
+    def take_changes(self) -> list[tuple[bytes, bytes | None]]:
+        """Changelog entries since the last call (identities, games; None deletes)."""
+        out: list[tuple[bytes, bytes | None]] = []
+        history = self.history
+        for key in self._dirty:
+            doc = [_stored(e) for e in history[key]]
+            out.append((key.encode(), _dumps(doc).encode()))
+        for key in self._gone:
+            out.append((key.encode(), None))
+        for game in self._dirty_games:
+            doc = [self.newest.get(game), self.first_pitch.get(game)]
+            out.append((GAME_PREFIX + game.encode(), _dumps(doc).encode()))
+        for game in self._gone_games:
+            out.append((GAME_PREFIX + game.encode(), None))
+        self._dirty.clear()
+        self._gone.clear()
+        self._dirty_games.clear()
+        self._gone_games.clear()
+        return out
+
+    def restore(self, entries: dict[bytes, bytes]) -> None:
+        """Install a partition's live changelog entries (``changelog.latest``)."""
+        for key, value in entries.items():
+            doc = json.loads(value)
+            if key.startswith(GAME_PREFIX):
+                game = key[len(GAME_PREFIX) :].decode()
+                newest, commence = doc
+                if newest is not None:
+                    self.newest[game] = newest
+                    self.watermark = max(self.watermark, newest)
+                if commence is not None:
+                    self.first_pitch[game] = commence
+            else:
+                self.history[key.decode()] = [
+                    e if len(e) == 3 else [*e[:4], b64decode(e[4]), e[5]] for e in doc
+                ]
+
     def __len__(self) -> int:
-        return len(self.dedupe.store)
+        return len(self.history)

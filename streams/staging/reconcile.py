@@ -1,23 +1,26 @@
 """Reconciliation of the staging zone: where every raw record went, per source.
 
-Accounting (DESIGN.md, "Staging: reconciliation"). The normalize agent splits one raw record into
-n parts (staged candidates: lines, splits, games; and dead letters: a whole-record failure is one
-part, a rejected book or side is one part each) and stamps every part with its raw origin and
-``i/n``. The dedupe agent stamps every promoted record with the repartition offset of its
-candidate. From the topics alone, then:
+Accounting (DESIGN.md, "Staging: reconciliation"). The normalize step splits one raw record into
+n *parts*: staged candidates (lines, splits, games) and dead letters (a whole-record failure is
+one part, a refused book or side one each). Candidates travel in repartition messages with their
+origin and ``i/n``; dead letters carry the same in headers. The dedupe step gives each candidate
+exactly one fate and says so on a topic: a promoted record carries its candidate's repartition
+position, a late one is a dead letter with that position and the fate ``late``. From the topics
+alone, then:
 
-- record level: ``parts = promoted + deduplicated + dead_lettered`` (a candidate is promoted when
-  a promoted record points at one of its deliveries, de-duplicated otherwise);
-- raw level: each raw record is *promoted* (at least one part promoted), else *de-duplicated*
-  (at least one staged part, none promoted), else *dead-lettered* (every part a dead letter), else
-  *pending* (a staged part the dedupe agent has not committed a decision on yet: beyond its
-  group's committed offset), else *unexplained* (some part missing, or nothing seen), and
-  ``raw_in = promoted + deduplicated + dead_lettered + pending + unexplained``. The zone balances
-  when ``pending == unexplained == 0``; a live pipeline has pending records, never unexplained
-  ones once it has drained.
+- part level: ``parts = promoted + unchanged + late + dead_lettered``, each named: *promoted*
+  (an output points at it), *late* (a late dead letter points at it), *unchanged* (decided, below
+  the dedupe step's committed offset, and neither), *dead-lettered* (refused by normalize);
+- raw level: each raw record is *promoted* (a part promoted), else *unchanged* (a staged part,
+  none promoted, not all late), else *late* (every staged part late), else *dead-lettered* (every
+  part a dead letter), else *empty* (it held nothing to stage: a slate without games), else
+  *pending* (a candidate beyond the committed decisions), else *unexplained* (a part missing,
+  or nothing seen): ``raw_in = promoted + unchanged + late + dead_lettered + empty + pending +
+  unexplained``. A drained pipeline balances with pending = unexplained = 0.
 
-At-least-once redeliveries are counted once: parts are identified by (origin, i), not by offset.
-The source is the raw topic's (``raw.odds.<source>``). Only what the topics still retain counts.
+Everything is read as committed (read_committed): the staging worker's transactions put a
+decision and its outputs on the topics together. The source is the raw topic's
+(``raw.odds.<source>``). Only what the topics still retain counts.
 """
 
 from __future__ import annotations
@@ -31,33 +34,48 @@ from oddsflow.kafka_config import consumer_config
 from oddsflow.settings import Settings
 from oddsflow.topic_reader import read_topic
 from oddsflow.topics import RAW_SOURCES, dlq_topic, raw_topic, topic_name
-from streams.staging.agents import ORIGIN_HEADER, OUTPUTS, PART_HEADER, normalized_topic
+from streams.staging.batches import decode_batch, is_batch
 from streams.staging.dedupe import SOURCE_OFFSET_HEADER, parse_position
-from streams.staging.processor import decode_batch, decode_bundle, is_batch, is_bundle
+from streams.staging.worker import (
+    FATE_HEADER,
+    ORIGIN_HEADER,
+    OUTPUTS,
+    PART_HEADER,
+    normalized_topic,
+    staging_group,
+)
 
 Origin = tuple[str, int, int]  # raw topic, partition, offset
+#: A candidate's fate while it is read: True promoted, "late", False unchanged, None undecided.
+Fate = bool | str | None
 
 
 @dataclass(slots=True)
 class ReconRow:
-    """One source's balance. Raw level first, then record (part) level."""
+    """One source's balance. Raw level first, then part level."""
 
     source: str
     raw_in: int = 0
     raw_promoted: int = 0
-    raw_deduplicated: int = 0
+    raw_unchanged: int = 0
+    raw_late: int = 0
     raw_dead_lettered: int = 0
+    raw_empty: int = 0
     raw_pending: int = 0
     raw_unexplained: int = 0
     parts: int = 0
     promoted: int = 0
-    deduplicated: int = 0
+    unchanged: int = 0
+    late: int = 0
     dead_lettered: int = 0
 
     @property
     def balanced(self) -> bool:
-        raw_sum = self.raw_promoted + self.raw_deduplicated + self.raw_dead_lettered
-        parts_sum = self.promoted + self.deduplicated + self.dead_lettered
+        raw_sum = (
+            self.raw_promoted + self.raw_unchanged + self.raw_late + self.raw_dead_lettered
+            + self.raw_empty
+        )  # fmt: skip
+        parts_sum = self.promoted + self.unchanged + self.late + self.dead_lettered
         settled = self.raw_pending == 0 and self.raw_unexplained == 0
         return settled and self.raw_in == raw_sum and self.parts == parts_sum
 
@@ -66,10 +84,9 @@ class ReconRow:
 
 
 def _decided_upto(settings: Settings) -> dict[int, int]:
-    """Per repartition partition: the dedupe agent's committed offset (decisions before it)."""
+    """Per repartition partition: the dedupe step's committed offset (decisions before it)."""
     topic = normalized_topic(settings)
-    group = f"{settings.kafka.topic_prefix}oddsflow-staging"  # the staging app's id
-    consumer = Consumer(consumer_config(settings, group))
+    consumer = Consumer(consumer_config(settings, staging_group(settings)))
     try:
         md = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if md is None or md.error is not None:
@@ -87,45 +104,85 @@ def _header(msg: Message, name: str) -> str | None:
     return None
 
 
+def _origin(text: str) -> Origin:
+    topic, partition, offset = text.rsplit(":", 2)
+    return topic, int(partition), int(offset)
+
+
 def _lineage(msg: Message) -> tuple[Origin, int, int] | None:
-    """(origin, i, n) from a part's headers; None for records written without them."""
+    """(origin, i, n) from a dead letter's headers; None for records written without them."""
     origin, part = _header(msg, ORIGIN_HEADER), _header(msg, PART_HEADER)
     if origin is None or part is None:
         return None
-    topic, partition, offset = origin.rsplit(":", 2)
     i, n = part.split("/")
-    return (topic, int(partition), int(offset)), int(i), int(n)
+    return _origin(origin), int(i), int(n)
 
 
-def _staged_parts(msg: Message) -> list[tuple[Origin, int, int, int]]:
-    """(origin, i, n, delivery index) of every staged part a repartition message holds.
+class _Seen:
+    """What the topics say of each raw origin: its size, its candidates' fates, its refusals."""
 
-    A batch message carries its bundles' lineage inside and its outputs name the part's running
-    index in the message (offset:k); a bundle likewise names the part (offset:i); a one-part
-    message (the per-event baseline agent's) carries it in headers and its outputs name the
-    offset alone (index 0).
-    """
-    value = msg.value() or b""
-    if is_batch(value):  # bundles of many raw records; outputs name the running index k
-        out = []
-        for k, _key, i, origin, n, _fact, _frame in decode_batch(value):
-            topic, partition, offset = origin.rsplit(":", 2)
-            out.append(((topic, int(partition), int(offset)), i, n, k))
-        return out
-    if is_bundle(value):
-        origin, n, parts = decode_bundle(value)
-        topic, partition, offset = origin.rsplit(":", 2)
-        o = (topic, int(partition), int(offset))
-        return [(o, i, n, i) for i, _frame in parts]  # outputs name the part index i
-    lineage = _lineage(msg)
-    if lineage is None:
-        return []
-    origin, i, n = lineage
-    return [(origin, i, n, 0)]
+    def __init__(self) -> None:
+        self.size: dict[Origin, int] = {}
+        self.staged: dict[Origin, dict[int, Fate]] = defaultdict(dict)
+        self.dead: dict[Origin, set[int]] = defaultdict(set)
+        self.empty: set[Origin] = set()
+
+    def read(self, settings: Settings) -> None:
+        # decisions before the committed offsets are on the outputs (one transaction): read the
+        # offsets first, then the outputs
+        decided = _decided_upto(settings)
+        promoted: set[tuple[int, int, int]] = set()  # (repartition partition, offset, k)
+        for name in OUTPUTS.values():
+            for msg in read_topic(settings, topic_name(settings, name)):
+                src = _header(msg, SOURCE_OFFSET_HEADER)
+                if src is not None:
+                    promoted.add((msg.partition(), *parse_position(src)))
+        late: set[tuple[int, int, int]] = set()
+        for msg in read_topic(settings, topic_name(settings, dlq_topic("staging"))):
+            lineage = _lineage(msg)
+            if lineage is None:
+                continue
+            origin, i, n = lineage
+            src = _header(msg, SOURCE_OFFSET_HEADER)
+            if _header(msg, FATE_HEADER) == "late" and src is not None:
+                late.add((msg.partition(), *parse_position(src)))  # on its candidate's partition
+                continue
+            self.size[origin] = n
+            self.dead[origin].add(i)
+        self._read_candidates(settings, decided, promoted, late)
+
+    def _read_candidates(
+        self,
+        settings: Settings,
+        decided: dict[int, int],
+        promoted: set[tuple[int, int, int]],
+        late: set[tuple[int, int, int]],
+    ) -> None:
+        for msg in read_topic(settings, normalized_topic(settings)):
+            value = msg.value() or b""
+            if not is_batch(value):
+                continue
+            p, off = msg.partition(), msg.offset()
+            empties: list[str] = []
+            for k, _key, i, origin_text, n, _fact, _frame in decode_batch(value, empties):
+                origin = _origin(origin_text)
+                self.size[origin] = n
+                fates = self.staged[origin]
+                if (p, off, k) in promoted:
+                    fates[i] = True
+                elif (p, off, k) in late:
+                    fates[i] = "late"
+                elif fates.get(i) is None:
+                    fates[i] = None if off >= decided.get(p, -1) else False
+            for origin_text in empties:
+                origin = _origin(origin_text)
+                self.size[origin] = 0
+                self.empty.add(origin)
 
 
 def reconcile(settings: Settings, zone: str = "staging") -> list[dict[str, object]]:
-    """Per source: raw in = promoted + de-duplicated + dead-lettered (+ unexplained), as rows."""
+    """Per source: raw in = promoted + unchanged + late + dead-lettered + empty (+ pending and
+    unexplained while not drained), as rows."""
     if zone != "staging":
         raise ValueError(f"reconciliation is defined for the staging zone only, not {zone!r}")
     raw_topics = {topic_name(settings, raw_topic(s)): s for s in RAW_SOURCES}
@@ -135,57 +192,38 @@ def reconcile(settings: Settings, zone: str = "staging") -> list[dict[str, objec
         for msg in read_topic(settings, topic):
             raw[(topic, msg.partition(), msg.offset())] = source
             rows[source].raw_in += 1
-
-    # decisions before the committed offsets are on the outputs (faust flushes, then commits):
-    # read the offsets first, then the outputs
-    decided = _decided_upto(settings)
-    # a delivery: repartition (partition, offset, index in the bundle; 0 for a one-part message)
-    promoted_deliveries: set[tuple[int, int, int]] = set()
-    for name in OUTPUTS.values():
-        for msg in read_topic(settings, topic_name(settings, name)):
-            src = _header(msg, SOURCE_OFFSET_HEADER)
-            if src is not None:
-                promoted_deliveries.add((msg.partition(), *parse_position(src)))
-
-    size: dict[Origin, int] = {}
-    staged: dict[Origin, dict[int, bool | None]] = defaultdict(dict)  # promoted? None: undecided
-    dead: dict[Origin, set[int]] = defaultdict(set)
-    for msg in read_topic(settings, normalized_topic(settings)):
-        p, off = msg.partition(), msg.offset()
-        for origin, i, n, index in _staged_parts(msg):
-            size[origin] = n
-            if (p, off, index) in promoted_deliveries:
-                staged[origin][i] = True
-            elif staged[origin].get(i) is None:
-                undecided = off >= decided.get(p, -1)
-                staged[origin][i] = None if undecided else False
-    for msg in read_topic(settings, topic_name(settings, dlq_topic("staging"))):
-        lineage = _lineage(msg)
-        if lineage is None:
-            continue
-        origin, i, n = lineage
-        size[origin] = n
-        dead[origin].add(i)
-
+    seen = _Seen()
+    seen.read(settings)
     for origin, source in raw.items():
-        row = rows[source]
-        parts, gone = staged.get(origin, {}), dead.get(origin, set())
-        seen = len(parts) + len(gone)
-        if origin not in size or seen != size[origin]:
-            row.raw_unexplained += 1
-            continue
-        if any(v is None for v in parts.values()):
-            row.raw_pending += 1
-            continue
-        n_promoted = sum(1 for v in parts.values() if v)
-        row.parts += seen
-        row.promoted += n_promoted
-        row.deduplicated += len(parts) - n_promoted
-        row.dead_lettered += len(gone)
-        if n_promoted:
-            row.raw_promoted += 1
-        elif parts:
-            row.raw_deduplicated += 1
-        else:
-            row.raw_dead_lettered += 1
+        _settle(rows[source], origin, seen)
     return [row.as_dict() for row in rows.values() if row.raw_in]
+
+
+def _settle(row: ReconRow, origin: Origin, seen: _Seen) -> None:
+    """Count one raw record's fate and its parts' into ``row``."""
+    if origin in seen.empty and not seen.staged.get(origin) and not seen.dead.get(origin):
+        row.raw_empty += 1
+        return
+    fates, gone = seen.staged.get(origin, {}), seen.dead.get(origin, set())
+    parts = len(fates) + len(gone)
+    if origin not in seen.size or parts != seen.size[origin]:
+        row.raw_unexplained += 1
+        return
+    if any(v is None for v in fates.values()):
+        row.raw_pending += 1
+        return
+    promoted = sum(1 for v in fates.values() if v is True)
+    late = sum(1 for v in fates.values() if v == "late")
+    row.parts += parts
+    row.promoted += promoted
+    row.late += late
+    row.unchanged += len(fates) - promoted - late
+    row.dead_lettered += len(gone)
+    if promoted:
+        row.raw_promoted += 1
+    elif len(fates) > late:
+        row.raw_unchanged += 1
+    elif late:
+        row.raw_late += 1
+    else:
+        row.raw_dead_lettered += 1

@@ -23,6 +23,7 @@ from oddsflow.topics import topic_name
 from schemas.codec import default_codec
 from streams.features.partitioned import KINDS, PartitionFeatures, record_time_us
 from streams.features.worker import INPUTS, OUTPUTS
+from tests.helpers import curated_table
 
 Records = dict[str, dict[int, list[bytes]]]  # catalog topic -> partition -> values in order
 
@@ -53,7 +54,8 @@ def read_topics(settings: Settings, topics: list[str]) -> Records:
 
 
 def check(settings: Settings) -> dict[str, tuple[int, int, int]]:
-    """Per curated topic: (records expected, records written, differing) as distinct sets."""
+    """Per curated topic: (rows expected, rows written, differing) of the tables the records
+    make (the last record per key, withdrawn keys removed)."""
     decode = default_codec().decode
     staged = read_topics(settings, list(INPUTS))
     written = read_topics(settings, list(OUTPUTS))
@@ -66,16 +68,16 @@ def check(settings: Settings) -> dict[str, tuple[int, int, int]]:
             rank = KINDS.index(kind)
             recs = [decode(v) for v in staged[topic].get(p, [])]
             streams.append([(record_time_us(kind, r), rank, kind, r) for r in recs])
-        out: list[tuple[str, dict[str, Any]]] = []
-        for _, _, kind, rec in heapq.merge(*streams, key=lambda e: (e[0], e[1])):
-            out += pf.process(kind, rec)
-            pf.engine.drain_late()
-        out += pf.flush_all()
-        for topic, rec in out:
-            expected[topic].add(_canon(rec))
+        merged = heapq.merge(*streams, key=lambda e: (e[0], e[1]))
+        out = pf.feed((kind, rec) for _, _, kind, rec in merged)
+        for topic in OUTPUTS:
+            expected[topic] |= {
+                _canon(r) for r in curated_table(topic, [r for t, r in out if t == topic])
+            }
     result = {}
-    for topic in OUTPUTS:
-        got = {_canon(decode(v)) for vs in written[topic].values() for v in vs}
+    for topic in OUTPUTS:  # the tables: corrections and withdrawals applied
+        records = [decode(v) for vs in written[topic].values() for v in vs]
+        got = {_canon(r) for r in curated_table(topic, records)}
         want = expected[topic]
         result[topic] = (len(want), len(got), len(want ^ got))
     return result

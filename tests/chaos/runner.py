@@ -191,7 +191,7 @@ class Report:
         for r in self.reconciliation:
             lines.append(
                 f"  {r['source']:<15} raw in {r['raw_in']:>7} = promoted {r['raw_promoted']}"
-                f" + de-duplicated {r['raw_deduplicated']} + dead-lettered"
+                f" + unchanged {r['raw_unchanged']} + late {r['raw_late']} + dead-lettered"
                 f" {r['raw_dead_lettered']} (pending {r['raw_pending']}, unexplained"
                 f" {r['raw_unexplained']}) -> {'balanced' if r['balanced'] else 'NOT BALANCED'}"
             )

@@ -77,9 +77,9 @@ def _expected(inputs: list[tuple[str, str, bytes]]) -> dict[str, Counter]:
         c["raw_in"] += 1
         c["parts"] += len(result.records) + len(result.dead)
         c["promoted"] += emitted
-        c["deduplicated"] += len(result.records) - emitted
+        c["unchanged"] += len(result.records) - emitted
         c["dead_lettered"] += len(result.dead)
-        kind = "promoted" if emitted else "deduplicated" if result.records else "dead_lettered"
+        kind = "promoted" if emitted else "unchanged" if result.records else "dead_lettered"
         c[f"raw_{kind}"] += 1
     return out
 
@@ -94,7 +94,7 @@ async def test_reconciliation_accounts_for_every_raw_record(pipeline_settings, t
         assert p.flush() == 0
     expected = _expected(inputs)
     sim = expected["simulator"]
-    assert sim["raw_dead_lettered"] == 5 and sim["raw_deduplicated"] >= 5
+    assert sim["raw_dead_lettered"] == 5 and sim["raw_unchanged"] >= 5
     assert expected["sbd"]["dead_lettered"] > 0 and expected["sbd"]["raw_promoted"] == 1
 
     async def rows() -> dict[str, dict]:
@@ -114,9 +114,10 @@ async def test_reconciliation_accounts_for_every_raw_record(pipeline_settings, t
     for source, want in expected.items():
         row = got[source]
         assert row["raw_unexplained"] == 0 and row["raw_pending"] == 0
+        assert row["raw_late"] == row["late"] == row["raw_empty"] == 0
         assert (
             row["raw_in"]
-            == row["raw_promoted"] + row["raw_deduplicated"] + row["raw_dead_lettered"]
+            == row["raw_promoted"] + row["raw_unchanged"] + row["raw_dead_lettered"]
         )
         assert {k: row[k] for k in want} == dict(want), source
     assert set(got) == {"simulator", "sbd"}

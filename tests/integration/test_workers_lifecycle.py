@@ -30,8 +30,8 @@ from oddsflow.topics import topic_name
 from oddsflow.worker import HEALTH_PORT_ENV, LOG_FORMAT_ENV
 from producers.collect import publish_simulation
 from producers.simulator import Simulator
-from streams.staging.agents import ORIGIN_HEADER, normalized_topic
-from streams.staging.processor import decode_batch, is_batch
+from streams.staging.batches import decode_batch, is_batch
+from streams.staging.worker import ORIGIN_HEADER, normalized_topic
 from tests.conftest import settings_env
 from tests.helpers import free_ports, wait_for
 

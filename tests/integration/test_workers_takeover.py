@@ -15,7 +15,7 @@ from oddsflow.topics import topic_name
 from producers.publisher import Publisher
 from producers.simulator import Simulator
 from schemas.codec import default_codec
-from streams.staging.agents import normalized_topic
+from streams.staging.worker import normalized_topic
 from tests.helpers import wait_for
 from tests.integration.test_staging_crash import START, _expected, _staged, _WrittenLines
 from tests.integration.test_workers_lifecycle import spawn

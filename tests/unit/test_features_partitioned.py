@@ -13,15 +13,22 @@ from typing import Any
 from oddsflow.settings import FeatureSettings
 from streams.features.bench import synthetic_lines
 from streams.features.partitioned import LINE, PartitionFeatures
+from streams.features.worker import OUTPUTS
+from tests.helpers import curated_table
 
 
 def run(lines: list[dict[str, Any]]) -> tuple[list[str], int]:
+    """The table the outputs make and the late count (batches of 500 records: the synthetic
+    lines are out of order within the lateness, so batches meet corrections)."""
     pf = PartitionFeatures(FeatureSettings(), 0)
     out = []
-    for rec in lines:
-        out += pf.process(LINE, rec)
+    late = 0
+    for i in range(0, len(lines), 500):
+        out += pf.process([(LINE, rec) for rec in lines[i : i + 500]])
+        late += len(pf.drain_late())
     out += pf.flush_all()
-    return sorted(repr(o) for o in out), pf.engine.late_count
+    rows = [(t, r) for t in OUTPUTS for r in curated_table(t, [r for tt, r in out if tt == t])]
+    return sorted(repr(o) for o in rows), late
 
 
 def lagging(lines: list[dict[str, Any]], game: str, lag: timedelta) -> list[dict[str, Any]]:
@@ -51,7 +58,7 @@ def test_queued_inputs_survive_a_restart_one_entry_each() -> None:
     """Records the aligner holds back are stored one table entry each (a queue of thousands
     stored as one entry outgrew the broker's 1 MB limit and crash-looped the worker)."""
     from schemas.codec import default_codec
-    from streams.features.partitioned import QUEUE_PREFIX, split_entries
+    from streams.features.partitioned import QUEUE_PREFIX
 
     codec = default_codec()
     encode, decode = codec.encoder("oddsflow.staging.OddsLine"), codec.decode
@@ -76,7 +83,7 @@ def test_queued_inputs_survive_a_restart_one_entry_each() -> None:
     assert sum(k.startswith(QUEUE_PREFIX) for k in table) == len(lines)
 
     again = PartitionFeatures(FeatureSettings(), 0)
-    again.restore(split_entries(table.items()).get(0, {}), decode)
+    again.restore(table, decode)
     released = list(again.inputs.release(10.0, lambda _kind: True))
     assert [off for _, off, _ in released] == list(range(len(lines)))
     write(again.take_changes())

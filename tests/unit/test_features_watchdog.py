@@ -1,6 +1,8 @@
-"""A features worker whose loop stops turning exits (status 70) and says where it was stuck.
+"""A stream worker whose loop stops turning exits (status 70) and says where it was stuck.
 
-The process runs the real watchdog on a worker whose heartbeat is old; nothing else is faked."""
+The process runs the runtime's real watchdog on a loop whose heartbeat is old; nothing else is
+faked (the orphan and no-progress rules need a broker: tests/integration/test_runtime_watchdog.py).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +13,16 @@ SCRIPT = """
 import logging, threading, time
 logging.basicConfig(level=logging.WARNING)
 from oddsflow.settings import Settings
-from streams.features.worker import STALL_EXIT_SECONDS, FeaturesWorker
-w = FeaturesWorker(Settings())
-w.doing = "committing"
-w.beat = time.monotonic() - STALL_EXIT_SECONDS - 1
-w._watch(threading.Event())
+from streams.features.worker import FeaturesTask
+from streams.runtime.loop import TransactionalLoop
+from streams.runtime.watchdog import STALL_SECONDS, Watchdog
+loop = TransactionalLoop(Settings(), FeaturesTask(Settings()), "g")
+loop.doing = "committing"
+loop.beat = time.monotonic() - STALL_SECONDS - 1
+dog = Watchdog(loop)
+problem = dog.check(time.monotonic())
+print("problem:", problem, flush=True)
+dog._exit(problem)
 """
 
 
@@ -24,5 +31,6 @@ def test_a_stuck_loop_exits_with_70_and_its_stack() -> None:
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 70, done.stderr[-2000:]
-    assert "has not turned for" in done.stderr and "(committing)" in done.stderr
-    assert "in _watch" in done.stderr  # the thread dump: where every thread was
+    assert "has not turned for" in done.stdout and "(committing)" in done.stdout
+    assert "exiting to restart from the committed state" in done.stderr
+    assert "Current thread" in done.stderr or "Thread 0x" in done.stderr  # the thread dump

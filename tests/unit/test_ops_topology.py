@@ -22,7 +22,8 @@ def test_workers_agents_and_outputs_come_from_the_apps(prefixed: Settings) -> No
     staging, features = topo.workers
     assert (staging.role, staging.group) == ("staging", "p1.oddsflow-staging")
     inputs = {a.name: a.inputs for a in staging.agents}
-    assert sorted(inputs["staging-normalize"]) == sorted(f"p1.raw.odds.{s}" for s in RAW_SOURCES)
+    assert sorted(inputs["normalize"]) == sorted(f"p1.raw.odds.{s}" for s in RAW_SOURCES)
+    assert inputs["dedupe"] == ["p1.oddsflow-staging-repartition"]
     assert set(staging.outputs) >= {
         "p1.staging.odds_lines",
         "p1.staging.betting_splits",
@@ -46,7 +47,7 @@ def test_sink_writes_every_catalog_topic_to_its_table(prefixed: Settings) -> Non
     assert topo.sink_group == "p1.oddsflow-sink"
     writes = {w.topic: (w.table, w.mode) for w in topo.sink}
     assert len(writes) == len(CATALOG)
-    assert writes["p1.curated.steam_moves"] == ("analytics.steam_moves", "insert")
+    assert writes["p1.curated.steam_moves"] == ("analytics.steam_moves", "insert+corrections")
     assert writes["p1.staging.games"] == ("core_betting.games", "upsert")
     by_topic = {t["topic"]: t for t in topo.topics}
     steam = by_topic["p1.curated.steam_moves"]
@@ -65,8 +66,9 @@ def test_command_prints_json_and_tables(
     assert [w["role"] for w in doc["workers"]] == ["staging", "features"]
     assert run_topology(prefixed, parser.parse_args([])) == 0
     text = capsys.readouterr().out
-    assert "agent features" in text and "p1.staging.odds_lines" in text
+    assert "step  features" in text and "p1.staging.odds_lines" in text
     assert (
-        "  p1.curated.steam_moves                   -> analytics.steam_moves (insert on move_id)"
+        "  p1.curated.steam_moves                   -> analytics.steam_moves"
+        " (insert+corrections on move_id)"
         in text
     )

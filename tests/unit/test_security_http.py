@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-from pathlib import Path
 
 import pytest
-
-from oddsflow.settings import load_settings
 
 
 @pytest.mark.parametrize(
@@ -23,9 +19,3 @@ def test_http_servers_default_to_loopback(module: str, adder: str) -> None:
     parser = argparse.ArgumentParser()
     getattr(mod, adder)(parser)
     assert parser.parse_args([]).host == "127.0.0.1"
-
-
-def test_faust_workers_serve_no_http(tmp_path: Path) -> None:
-    app_module = importlib.import_module("streams.app")
-    app = app_module.create_app(load_settings(state_dir=tmp_path), "staging")
-    assert app.conf.web_enabled is False

@@ -1,7 +1,8 @@
-"""The faust application the stream agents run in.
+"""The faust application of the benchmark's baselines (no worker of the product runs on faust).
 
-One factory, so workers, tests and backfills each build an app from their own settings (topic
-prefix, group, state folder) instead of sharing a module-level singleton.
+The stream workers left faust for one transaction loop (``streams.runtime``, DESIGN.md,
+"Runtime"); the benchmark keeps a faust per-event staging pipeline and faust's pass-through
+ceiling, so what leaving it bought stays measured in every run.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ import faust
 from oddsflow.kafka_config import faust_credentials
 from oddsflow.settings import Settings
 
-#: Faust processing guarantee per role. Staging runs at_least_once: its de-dup state is derived
-#: from its own output topics, which makes redelivery harmless (DESIGN.md, "Staging"); faust's
-#: exactly_once stalled after repeated SIGKILLs there. Other apps (benchmarks) keep exactly_once.
-PROCESSING_GUARANTEE = {"staging": "at_least_once"}
+#: The baselines run at_least_once (what the faust staging worker ran until 2026-12-02).
+PROCESSING_GUARANTEE = {"staging": "at_least_once", "faust-staging": "at_least_once"}
 
 
 def _bounded_fetch_wait(fetch_max_wait_ms: int) -> None:
@@ -75,17 +74,3 @@ def create_app(settings: Settings, role: str, processing_guarantee: str | None =
         topic_disable_leader=True,
         worker_redirect_stdouts=False,
     )
-
-
-def register_role(app: faust.App, settings: Settings, role: str) -> object:
-    """Add a role's agents to ``app``: staging's agents and its per-minute quality reports.
-
-    The features worker is not a faust app (``streams.features.worker`` says why)."""
-    if role != "staging":
-        raise ValueError(f"no faust agents for role {role!r}")
-    from streams.staging.agents import register
-    from streams.staging.quality_report import register_quality_report
-
-    counters = register(app, settings)
-    register_quality_report(app, settings, counters)
-    return counters

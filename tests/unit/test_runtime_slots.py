@@ -1,4 +1,4 @@
-"""Worker slots: the transactional id and static member id of a features worker.
+"""Worker slots: the transactional id and static member id of a stream worker (staging, features).
 
 A live worker holds its slot; a successor (after a SIGKILL the lock is gone with the process)
 takes the lowest free one, so it fences the dead worker's open transaction at once."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.features.worker import _claim_slot
+from streams.runtime.loop import claim_slot as _claim_slot
 
 
 def test_a_held_slot_is_skipped_and_a_released_one_reused(tmp_path: Path) -> None:

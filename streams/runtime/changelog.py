@@ -1,0 +1,86 @@
+"""State topics: compacted changelogs written in the loop's transactions and read back whole.
+
+A task's state for input partition p lives in partition p of its changelog, so a worker that is
+given p reads exactly that partition (to its end, read_committed) and has the state that matches
+the offsets it resumes from: both were committed by the same transactions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from oddsflow.admin import admin_client
+from oddsflow.kafka_config import consumer_config
+from oddsflow.settings import Settings
+from streams.runtime.task import Entry
+
+
+def ensure_topic(settings: Settings, topic: str, partitions: int, compact: bool = True) -> None:
+    """Create ``topic`` (compacted unless ``compact`` is False) with ``partitions`` partitions
+    unless it exists."""
+    admin = admin_client(settings)
+    if topic in admin.list_topics(timeout=30).topics:
+        return
+    new = NewTopic(
+        topic,
+        num_partitions=partitions,
+        replication_factor=settings.kafka.replication_factor,
+        config={"cleanup.policy": "compact"} if compact else {},
+    )
+    for future in admin.create_topics([new], operation_timeout=30).values():
+        try:
+            future.result(timeout=60)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def read_partitions(
+    settings: Settings,
+    topic: str,
+    partitions: set[int],
+    group: str,
+    timeout: float,
+    progress: Callable[[], None] = lambda: None,
+) -> dict[int, list[Entry]]:
+    """Every committed entry of ``topic``'s ``partitions``, oldest first, per partition."""
+    out: dict[int, list[Entry]] = {p: [] for p in partitions}
+    if not partitions:
+        return out
+    reader = Consumer(consumer_config(settings, group, **{"enable.partition.eof": True}))
+    try:
+        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        open_parts = set(partitions)
+        deadline = time.monotonic() + timeout
+        while open_parts:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} {sorted(open_parts)} to its end")
+            msgs = reader.consume(10_000, timeout=0.5)
+            if msgs:
+                progress()
+            for msg in msgs:
+                err = msg.error()
+                if err is None:
+                    out[msg.partition()].append((msg.key(), msg.value()))
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    open_parts.discard(msg.partition())
+                elif err.fatal():
+                    raise KafkaException(err)
+        return out
+    finally:
+        reader.close()
+
+
+def latest(entries: list[Entry]) -> dict[bytes, bytes]:
+    """The live entries of a partition's changelog: last value per key, deletions applied."""
+    state: dict[bytes, bytes] = {}
+    for key, value in entries:
+        if value is None:
+            state.pop(key, None)
+        else:
+            state[key] = value
+    return state
