@@ -78,9 +78,7 @@ def build_topology(settings: Settings) -> Topology:
     workers = [_stream_worker(settings, role) for role in ("staging", "features")]
     connector = SinkConnector(settings)
     sink = [
-        SinkWrite(
-            t, m.qualified_table, list(m.spec.key_columns), _mode(m.spec)
-        )
+        SinkWrite(t, m.qualified_table, list(m.spec.key_columns), _mode(m.spec))
         for t, m in connector.mappings.items()
     ]
     sources = [{"source": s, "topic": topic_name(settings, raw_topic(s))} for s in SOURCES]

@@ -116,8 +116,7 @@ async def test_reconciliation_accounts_for_every_raw_record(pipeline_settings, t
         assert row["raw_unexplained"] == 0 and row["raw_pending"] == 0
         assert row["raw_late"] == row["late"] == row["raw_empty"] == 0
         assert (
-            row["raw_in"]
-            == row["raw_promoted"] + row["raw_unchanged"] + row["raw_dead_lettered"]
+            row["raw_in"] == row["raw_promoted"] + row["raw_unchanged"] + row["raw_dead_lettered"]
         )
         assert {k: row[k] for k in want} == dict(want), source
     assert set(got) == {"simulator", "sbd"}

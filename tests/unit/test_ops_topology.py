@@ -69,6 +69,5 @@ def test_command_prints_json_and_tables(
     assert "step  features" in text and "p1.staging.odds_lines" in text
     assert (
         "  p1.curated.steam_moves                   -> analytics.steam_moves"
-        " (insert+corrections on move_id)"
-        in text
+        " (insert+corrections on move_id)" in text
     )
