@@ -19,7 +19,7 @@ from aiokafka.partitioner import murmur2
 from schemas.codec import DecodeError, default_codec
 from streams.staging.dedupe import encode_fact, fact_of
 from streams.staging.parsers import ParseError, Reject, parse_and_validate
-from streams.staging.quality import SCORERS
+from streams.staging.quality import SCORERS, Timing, timing_of
 from streams.staging.validate import _where
 
 ENVELOPE = "oddsflow.raw.RawEnvelope"
@@ -48,10 +48,20 @@ def bounded_reason(reason: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Origin:
+    """Where a raw record was read: topic, partition, offset, key, and its Kafka timestamp
+    (milliseconds since the epoch; the quality gate's publish time, see quality.py)."""
+
     topic: str
     partition: int
     offset: int
     key: bytes | None
+    timestamp_ms: int | None = None
+
+    def published_at(self) -> datetime | None:
+        """The record's Kafka timestamp as an aware datetime (None when not known)."""
+        if self.timestamp_ms is None or self.timestamp_ms < 0:
+            return None
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC)
 
 
 @dataclass(slots=True)
@@ -128,7 +138,11 @@ class StagingProcessor:
         rejects = parsed.rejects
         staged = ((LINE, parsed.lines), (SPLIT, parsed.splits), (GAME, parsed.games))
         if self.quality_threshold is not None:
-            staged = tuple((schema, self._gate(schema, recs, rejects)) for schema, recs in staged)
+            # observed = fetched_at (decoded from Avro: aware UTC), published = Kafka timestamp
+            timing = timing_of(source, envelope["fetched_at"], origin.published_at(), now)
+            staged = tuple(
+                (schema, self._gate(schema, recs, rejects, timing)) for schema, recs in staged
+            )
         for r in rejects:
             result.dead.append(self.dead_letter(origin, value, r.error_class, r.reason, now))
             result.reject_classes[r.error_class] += 1
@@ -143,7 +157,7 @@ class StagingProcessor:
         return result
 
     def _gate(
-        self, schema: str, records: list[dict[str, Any]], rejects: list[Reject]
+        self, schema: str, records: list[dict[str, Any]], rejects: list[Reject], timing: Timing
     ) -> list[dict[str, Any]]:
         """The records that pass the quality gate; the others join ``rejects`` with the reason."""
         threshold = self.quality_threshold
@@ -151,7 +165,7 @@ class StagingProcessor:
         scorer = SCORERS[schema]
         kept = []
         for rec in records:
-            refusal = scorer(rec).refusal(threshold)
+            refusal = scorer(rec, timing).refusal(threshold)
             if refusal is None:
                 kept.append(rec)
             else:
