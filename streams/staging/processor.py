@@ -18,8 +18,10 @@ from aiokafka.partitioner import murmur2
 
 from schemas.codec import DecodeError, default_codec
 from streams.staging.dedupe import encode_fact, fact_of
+from streams.staging.fastpath import OddsApiStager, Staged
 from streams.staging.parsers import ParseError, Reject, parse_and_validate
-from streams.staging.quality import SCORERS, Timing, timing_of
+from streams.staging.parsers.base import context_of
+from streams.staging.quality import LIVE, QUALITY_GATE, SCORERS, Timing, timing_of
 from streams.staging.validate import _where
 
 ENVELOPE = "oddsflow.raw.RawEnvelope"
@@ -27,8 +29,6 @@ LINE = "oddsflow.staging.OddsLine"
 SPLIT = "oddsflow.staging.BettingSplit"
 GAME = "oddsflow.staging.Game"
 DEAD = "oddsflow.operational.DeadLetter"
-#: Error class of records quarantined by the quality gate (streams/staging/quality.py).
-QUALITY_GATE = "quality_gate"
 
 
 #: Default of ``[pipeline.processing] max_payload_bytes``.
@@ -78,6 +78,10 @@ class StageResult:
     quarantined: int = 0  # records under the quality threshold: dead letters, not promoted
 
 
+#: Sources whose payloads take the typed hot path (streams/staging/fastpath.py) when they can.
+FAST_SOURCES = frozenset({"odds_api", "simulator"})
+
+
 class StagingProcessor:
     """Raw envelope bytes → encoded staging records + dead letters."""
 
@@ -86,13 +90,18 @@ class StagingProcessor:
         future_tolerance: timedelta = timedelta(minutes=10),
         quality_threshold: float | None = None,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        *,
+        fast_path: bool = True,
     ) -> None:
         """``quality_threshold``: quarantine records scoring under it (None: no quality gate).
-        ``max_payload_bytes``: larger raw records are dead-lettered without being parsed."""
+        ``max_payload_bytes``: larger raw records are dead-lettered without being parsed.
+        ``fast_path``: False sends every payload through the generic parsers (the reference the
+        tests compare the typed hot path with, and the benchmark's before)."""
         self.max_payload_bytes = max_payload_bytes
         codec = default_codec()
         self._decode = codec.decode
         self._enc = {name: codec.encoder(name) for name in (LINE, SPLIT, GAME, DEAD)}
+        self._fast = OddsApiStager(codec) if fast_path else None
         self.future_tolerance = future_tolerance
         self.quality_threshold = quality_threshold
 
@@ -128,33 +137,53 @@ class StagingProcessor:
             return self._failed(source, origin, value, exc.reason, exc.message, now)
         source = envelope.get("source") or source
         try:
-            parsed = parse_and_validate(envelope, now=now, future_tolerance=self.future_tolerance)
+            staged = self._stage(envelope, origin, now)
         except ParseError as exc:
             return self._failed(source, origin, value, exc.error_class, exc.reason, now)
         except Exception as exc:  # a parser bug must not stop the pipeline either
             reason = f"parser crashed: {type(exc).__name__}: {exc}"
             return self._failed(source, origin, value, "parser_error", reason, now)
-        result = StageResult(source)
-        rejects = parsed.rejects
-        staged = ((LINE, parsed.lines), (SPLIT, parsed.splits), (GAME, parsed.games))
-        if self.quality_threshold is not None:
-            # observed = fetched_at (decoded from Avro: aware UTC), published = Kafka timestamp
-            timing = timing_of(source, envelope["fetched_at"], origin.published_at(), now)
-            staged = tuple(
-                (schema, self._gate(schema, recs, rejects, timing)) for schema, recs in staged
-            )
-        for r in rejects:
-            result.dead.append(self.dead_letter(origin, value, r.error_class, r.reason, now))
-            result.reject_classes[r.error_class] += 1
-            if r.error_class == QUALITY_GATE:
-                result.quarantined += 1
-        for schema, records in staged:
-            self._emit(result, schema, records)
-            result.passed += len(records)
-        if not result.records and not result.dead:
+        result = StageResult(
+            source, staged.records, staged.facts, passed=staged.passed,
+            quarantined=staged.quarantined,
+        )  # fmt: skip
+        dead, classes = result.dead, result.reject_classes
+        for r in staged.rejects:
+            dead.append(self.dead_letter(origin, value, r.error_class, r.reason, now))
+            classes[r.error_class] += 1
+        if not result.records and not dead:
             reason = "payload holds no odds, splits or games"
             return self._failed(source, origin, value, "empty_payload", reason, now)
         return result
+
+    def _stage(self, envelope: dict[str, Any], origin: Origin, now: datetime) -> Staged:
+        """Parse, validate, gate and encode one decoded envelope: the typed hot path when the
+        source has one and the payload fits it, else the generic parsers. Raises ParseError."""
+        ctx = context_of(envelope)
+        threshold = self.quality_threshold
+        timing = LIVE
+        if threshold is not None:  # observed = fetched_at, published = the Kafka timestamp
+            timing = timing_of(ctx.source, ctx.fetched_at, origin.published_at(), now)
+        if self._fast is not None and ctx.source in FAST_SOURCES:
+            staged = self._fast.stage(
+                envelope.get("payload"), ctx, now, self.future_tolerance, threshold, timing
+            )
+            if staged is not None:
+                return staged
+        parsed = parse_and_validate(envelope, now=now, future_tolerance=self.future_tolerance)
+        rejects = parsed.rejects
+        staged_records = ((LINE, parsed.lines), (SPLIT, parsed.splits), (GAME, parsed.games))
+        if threshold is not None:
+            staged_records = tuple(
+                (schema, self._gate(schema, recs, rejects, timing))
+                for schema, recs in staged_records
+            )
+        encoded: list[tuple[str, bytes, bytes]] = []
+        facts: list[bytes] = []
+        for schema, records in staged_records:
+            self._emit(encoded, facts, schema, records)
+        quarantined = sum(1 for r in rejects if r.error_class == QUALITY_GATE)
+        return Staged(encoded, facts, rejects, len(encoded), quarantined)
 
     def _gate(
         self, schema: str, records: list[dict[str, Any]], rejects: list[Reject], timing: Timing
@@ -172,11 +201,16 @@ class StagingProcessor:
                 rejects.append(Reject(QUALITY_GATE, f"{_where(rec)}: {refusal}"))
         return kept
 
-    def _emit(self, result: StageResult, schema: str, records: list[dict[str, Any]]) -> None:
+    def _emit(
+        self,
+        encoded: list[tuple[str, bytes, bytes]],
+        facts: list[bytes],
+        schema: str,
+        records: list[dict[str, Any]],
+    ) -> None:
         enc = self._enc[schema]
-        out, facts = result.records, result.facts
         for rec in records:
-            out.append((schema, rec["game_id"].encode(), enc(rec)))
+            encoded.append((schema, rec["game_id"].encode(), enc(rec)))
             facts.append(encode_fact(fact_of(schema, rec)))
 
     def _failed(

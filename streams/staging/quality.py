@@ -46,6 +46,8 @@ from typing import Any, Final
 LINE: Final = "oddsflow.staging.OddsLine"
 SPLIT: Final = "oddsflow.staging.BettingSplit"
 GAME: Final = "oddsflow.staging.Game"
+#: Error class of records the gate quarantines (dead letters on dlq.staging).
+QUALITY_GATE: Final = "quality_gate"
 
 FRESH: Final = timedelta(minutes=10)
 STALE: Final = timedelta(minutes=60)
