@@ -1,9 +1,12 @@
 """Stage 1 of the staging zone: decode, parse, validate and normalize one raw record.
 
 Pure: bytes in, encoded staging records and dead letters out, so it is tested and benchmarked
-without a broker. Whole-record failures (garbage bytes, wrong schema, unparseable payload) and
-refused parts of a payload (one book's empty price, an unknown team) each become a dead letter
-with the original bytes, where they came from and a reason.
+without a broker. A whole-record failure (garbage bytes, wrong schema, unparseable payload) is
+one dead letter carrying the original bytes (up to MAX_ORIGINAL_BYTES); a refused part of a
+payload (one book's empty price, a quarantined line) is a dead letter that points at its raw
+record — topic, partition, offset and the part's index — without a copy: a payload with many
+refused lines would otherwise be copied once per line. Every dead letter says where it came from
+and why.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ DEAD = "oddsflow.operational.DeadLetter"
 
 #: Default of ``[pipeline.processing] max_payload_bytes``.
 MAX_PAYLOAD_BYTES = 512 * 1024
+#: A whole-record dead letter carries its original up to this size. A larger one (an oversized
+#: payload) points at its raw record instead, like a refused part, with a note in the reason: the
+#: broker refuses messages over 1 MiB, and the raw topic holds the bytes (dlq replay reads them
+#: there). Every record under the former 512 KiB payload limit is still copied.
+MAX_ORIGINAL_BYTES = 512 * 1024
 #: A dead letter's reason is cut to this many characters: reasons quote input (a team name,
 #: a price), and an input-sized reason beside the original bytes once made a dead letter larger
 #: than the broker accepts — the send failed and the batch with it.
@@ -106,8 +114,29 @@ class StagingProcessor:
         self.quality_threshold = quality_threshold
 
     def dead_letter(
-        self, origin: Origin, value: bytes, error_class: str, reason: str, now: datetime
+        self,
+        origin: Origin,
+        value: bytes | None,
+        error_class: str,
+        reason: str,
+        now: datetime,
+        part_index: int | None = None,
     ) -> bytes:
+        """A DeadLetter record. ``part_index`` None: the whole record failed and the dead letter
+        carries ``value`` (when it is at most MAX_ORIGINAL_BYTES, else it points at the raw
+        record, and says so). A part index: part ``part_index`` of the raw record was refused;
+        the dead letter points at the record (origin topic, partition, offset) and copies
+        nothing."""
+        reason = bounded_reason(reason)
+        original = None
+        if part_index is None and value is not None:
+            if len(value) <= MAX_ORIGINAL_BYTES:
+                original = value
+            else:
+                reason += (
+                    f" (the {len(value):,} bytes are not copied here: read them at"
+                    f" {origin.topic}:{origin.partition}:{origin.offset})"
+                )
         return self._enc[DEAD](
             {
                 "stage": "staging",
@@ -115,14 +144,17 @@ class StagingProcessor:
                 "origin_partition": origin.partition,
                 "origin_offset": origin.offset,
                 "key": origin.key,
-                "original": value,
+                "original": original,
+                "part_index": part_index,
                 "error_class": error_class,
-                "reason": bounded_reason(reason),
+                "reason": reason,
                 "failed_at": now,
             }
         )
 
-    def process(self, origin: Origin, value: bytes, now: datetime | None = None) -> StageResult:
+    def process(
+        self, origin: Origin, value: bytes | None, now: datetime | None = None
+    ) -> StageResult:
         now = now or datetime.now(UTC)
         source = origin.topic.rsplit(".", 1)[-1]
         if value is not None and len(value) > self.max_payload_bytes:
@@ -148,8 +180,9 @@ class StagingProcessor:
             quarantined=staged.quarantined,
         )  # fmt: skip
         dead, classes = result.dead, result.reject_classes
-        for r in staged.rejects:
-            dead.append(self.dead_letter(origin, value, r.error_class, r.reason, now))
+        # part i of n: the staged records first, then the refused parts (the worker's headers)
+        for i, r in enumerate(staged.rejects, start=len(staged.records)):
+            dead.append(self.dead_letter(origin, value, r.error_class, r.reason, now, i))
             classes[r.error_class] += 1
         if not result.records and not dead:
             reason = "payload holds no odds, splits or games"
@@ -217,7 +250,7 @@ class StagingProcessor:
         self,
         source: str,
         origin: Origin,
-        value: bytes,
+        value: bytes | None,
         error_class: str,
         reason: str,
         now: datetime,
