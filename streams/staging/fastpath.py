@@ -183,7 +183,7 @@ class OddsApiStager:
         single = doc.__class__ is Event
         events: list[Event] = [doc] if single else doc  # type: ignore[list-item, assignment]
         if not events:
-            return None
+            return Staged([], [], [], empty=True)  # an empty slate: a day without games
         heads = _heads(events)
         if heads is None:
             return None

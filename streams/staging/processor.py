@@ -6,7 +6,8 @@ one dead letter carrying the original bytes (up to MAX_ORIGINAL_BYTES); a refuse
 payload (one book's empty price, a quarantined line) is a dead letter that points at its raw
 record — topic, partition, offset and the part's index — without a copy: a payload with many
 refused lines would otherwise be copied once per line. Every dead letter says where it came from
-and why.
+and why. An empty slate (an Odds API ``[]``: a day without games) is no failure: its result is
+``empty``, with neither records nor dead letters, for the worker to count as its own fate.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ GAME = "oddsflow.staging.Game"
 DEAD = "oddsflow.operational.DeadLetter"
 
 
-#: Default of ``[pipeline.processing] max_payload_bytes``.
-MAX_PAYLOAD_BYTES = 512 * 1024
+#: Default of ``[pipeline.processing] max_payload_bytes``: staging parses what the raw topics
+#: accept (8 MB payloads, issue #18); a larger record is dead-lettered unparsed.
+MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 #: A whole-record dead letter carries its original up to this size. A larger one (an oversized
 #: payload) points at its raw record instead, like a refused part, with a note in the reason: the
 #: broker refuses messages over 1 MiB, and the raw topic holds the bytes (dlq replay reads them
@@ -84,6 +86,7 @@ class StageResult:
     reject_classes: Counter[str] = field(default_factory=Counter)
     passed: int = 0  # staged records that passed the quality gate (all of them when it is off)
     quarantined: int = 0  # records under the quality threshold: dead letters, not promoted
+    empty: bool = False  # an empty slate (a day without games): counted, not dead-lettered
 
 
 #: Sources whose payloads take the typed hot path (streams/staging/fastpath.py) when they can.
@@ -177,8 +180,10 @@ class StagingProcessor:
             return self._failed(source, origin, value, "parser_error", reason, now)
         result = StageResult(
             source, staged.records, staged.facts, passed=staged.passed,
-            quarantined=staged.quarantined,
+            quarantined=staged.quarantined, empty=staged.empty,
         )  # fmt: skip
+        if staged.empty:
+            return result
         dead, classes = result.dead, result.reject_classes
         # part i of n: the staged records first, then the refused parts (the worker's headers)
         for i, r in enumerate(staged.rejects, start=len(staged.records)):
@@ -204,6 +209,8 @@ class StagingProcessor:
             if staged is not None:
                 return staged
         parsed = parse_and_validate(envelope, now=now, future_tolerance=self.future_tolerance)
+        if parsed.empty:
+            return Staged([], [], [], empty=True)
         rejects = parsed.rejects
         staged_records = ((LINE, parsed.lines), (SPLIT, parsed.splits), (GAME, parsed.games))
         if threshold is not None:

@@ -51,6 +51,7 @@ def summary(result: StageResult) -> dict[str, Any]:
         "whole": result.whole_record_failed,
         "classes": dict(result.reject_classes),
         "counts": (result.passed, result.quarantined),
+        "empty": result.empty,
     }
 
 
