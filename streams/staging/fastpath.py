@@ -178,7 +178,7 @@ class OddsApiStager:
             return None
         try:
             doc = _DECODE(payload)  # type: ignore[arg-type]
-        except msgspec.DecodeError:  # not JSON, or not of the declared types
+        except (msgspec.DecodeError, RecursionError):  # not JSON, not these types, too deep
             return None
         single = doc.__class__ is Event
         events: list[Event] = [doc] if single else doc  # type: ignore[list-item, assignment]
@@ -276,7 +276,7 @@ class OddsApiStager:
         ctx, limit = run.ctx, run.limit
         try:
             outcomes = _DECODE_OUTCOMES(text)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return None
         if outcomes is None:
             return None

@@ -125,6 +125,18 @@ def test_deeply_nested_json_is_refused_with_a_reason(source: str) -> None:
     assert dead["reason"].startswith("payload nests arrays or objects deeper than the decoder")
 
 
+def test_deep_json_inside_a_well_formed_event_is_refused_with_a_reason() -> None:
+    event = {
+        "id": "ev-1", "commence_time": "2026-04-03T23:05:00Z", "home_team": "PIT",
+        "away_team": "ATL", "bookmakers": [{"key": "fanduel", "last_update": "2026-04-03T16:00:00Z",
+        "markets": [{"key": "h2h", "outcomes": "DEEP"}]}],
+    }  # fmt: skip
+    deep = b"[" * 100_000 + b"]" * 100_000
+    value = raw("odds_api", json.dumps(event).encode().replace(b'"DEEP"', deep))
+    (dead,) = [default_codec().decode(d) for d in StagingProcessor().process(ORIGIN, value).dead]
+    assert dead["error_class"] == "json_depth"
+
+
 @pytest.mark.parametrize(
     ("source", "payload"),
     [("odds_api", b"[]"), ("odds_api", b" [ ]\n"), ("sbd", b'{"games": []}'),
