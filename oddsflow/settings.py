@@ -84,9 +84,10 @@ class Processing(BaseModel):
     auto_promotion: bool = True
     parallel_processing: bool = True
     quality_gates: bool = True
-    #: A raw payload larger than this is dead-lettered unparsed (the largest real capture is
-    #: ~140 KB; the broker refuses messages over 1 MiB, so its dead letter must stay under that).
-    max_payload_bytes: Annotated[int, Field(gt=0, le=900_000)] = 512 * 1024
+    #: A raw payload larger than this is dead-lettered unparsed. Staging parses what the raw
+    #: topics accept (8 MB; real responses with many books reach megabytes); the dead letter of a
+    #: larger record points at it instead of copying it, so it fits the broker whatever the size.
+    max_payload_bytes: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = 8 * 1024 * 1024
 
 
 class Retention(BaseModel):

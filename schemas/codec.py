@@ -19,6 +19,7 @@ from fastavro.validation import ValidationError, validate
 from schemas.fastcodec import EncodeError, Truncated, Unsupported
 from schemas.fastcodec import compile_decoder as _compile_decoder
 from schemas.fastcodec import compile_encoder as _compile_encoder
+from schemas.fastcodec import compile_fields_encoder as _compile_fields_encoder
 from schemas.registry import SchemaRegistry, SchemaVersion, default_registry
 
 MARKER = b"\xc3\x01"
@@ -166,6 +167,25 @@ class Codec:
 
     def encode(self, name: str, record: dict[str, Any]) -> bytes:
         return self.encoder(name)(record)
+
+    def run_encoders(
+        self, name: str, runs: tuple[tuple[str, ...], ...]
+    ) -> list[Callable[..., bytes]]:
+        """One positional encoder per run of fields (``schemas.fastcodec.compile_fields_encoder``);
+        the runs must cover the schema's fields in order, and the first encoder writes the
+        single-object header, so ``b"".join(enc(*values) for each run)`` is a whole record.
+
+        Raises Unsupported for a schema the generator does not handle (no fastavro fallback:
+        callers use :meth:`encoder` then)."""
+        sv = self.registry.get(name)
+        order = tuple(f["name"] for f in sv.parsed["fields"])
+        if tuple(n for run in runs for n in run) != order:
+            raise ValueError(f"runs {runs} do not cover {name}'s fields {order} in order")
+        header = MARKER + sv.fingerprint
+        return [
+            _compile_fields_encoder(sv.parsed, run, header if i == 0 else b"")
+            for i, run in enumerate(runs)
+        ]
 
     def writer_of(self, data: bytes) -> SchemaVersion:
         """The schema version that wrote ``data``, from its header."""

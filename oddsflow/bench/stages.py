@@ -267,8 +267,28 @@ def staging_pure(n: int) -> list[Measurement]:
         Measurement(
             "staging: processor + dedupe (pure)", n, t.seconds, t.cpu_seconds,
             extra={"staged": staged, "emitted": emitted, "dead": dead},
-        )
+        ),
+        staging_processor(records, fast_path=True),
+        staging_processor(records, fast_path=False),
     ]  # fmt: skip
+
+
+def staging_processor(records: list[tuple[bytes, bytes]], fast_path: bool) -> Measurement:
+    """The processor alone on ``records``, with the typed hot path (its market plans cleared
+    first: no head start from the run before) or with the generic parsers only — issue #17's
+    before and after, side by side."""
+    from streams.staging import fastpath
+    from streams.staging.processor import Origin, StagingProcessor
+
+    processor = StagingProcessor(quality_threshold=0.8, fast_path=fast_path)
+    origin_topic = raw_topic("simulator")
+    fastpath._PLANS.clear()
+    with timed() as t:
+        for i, (key, value) in enumerate(records):
+            processor.process(Origin(origin_topic, 0, i, key), value)
+    label = "typed hot path" if fast_path else "generic parsers only"
+    return Measurement(f"staging: processor alone ({label})", len(records), t.seconds,
+                       t.cpu_seconds)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

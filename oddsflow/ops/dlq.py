@@ -7,9 +7,13 @@ refuses nothing today (``dlq.features`` is read all the same); the sink's own re
 cannot decode, rows the database refuses) go only to the table, with stage ``sink``. So ``list``
 reads the DLQ topics, plus the table's ``sink`` rows when the database answers.
 
-Replay re-injects each selected dead letter's original bytes and key into its origin topic (a raw
+Replay re-injects each selected dead letter's raw record and key into its origin topic (a raw
 topic for staging), once per origin: a payload with three refused books is one raw record, sent
-once. Each re-injected record carries the header ``oddsflow-replay-of`` = the origin
+once. A whole-record failure carries the record's bytes (``original``); a refused part of a
+payload (DeadLetter v2: ``original`` null, ``part_index`` set) and a record too large to copy
+point at the raw record instead, and replay reads its bytes there (topic, partition, offset). When
+the raw topic no longer holds it (retention), replay says so for that origin, sends the others
+and exits 1. Each re-injected record carries the header ``oddsflow-replay-of`` = the origin
 ``topic:partition:offset`` (and ``oddsflow-replay-class``), and origins that already have a
 replay on their topic are skipped unless ``--again``.
 
@@ -30,6 +34,7 @@ import asyncio
 import json
 import socket
 import sys
+import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
@@ -37,12 +42,14 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from confluent_kafka import (
+    Consumer,
     KafkaError,
     Message,
     Producer,
+    TopicPartition,
 )
 
-from oddsflow.kafka_config import producer_config
+from oddsflow.kafka_config import consumer_config, producer_config
 from oddsflow.ops.replay import parse_time
 from oddsflow.settings import Settings
 from oddsflow.topic_reader import read_topic
@@ -63,10 +70,11 @@ class DeadLetter:
     origin_partition: int
     origin_offset: int
     key: bytes | None
-    original: bytes
+    original: bytes | None  # None: the dead letter points at its raw record (origin)
     error_class: str
     reason: str
     failed_at: datetime
+    part_index: int | None = None  # a refused part of the raw record; None: the whole record
 
     @property
     def origin(self) -> str:
@@ -95,7 +103,7 @@ def _from_topics(
                 DeadLetter(
                     r["stage"], _source_of(settings, r["origin_topic"]), r["origin_topic"],
                     r["origin_partition"], r["origin_offset"], r["key"], r["original"],
-                    r["error_class"], r["reason"], r["failed_at"],
+                    r["error_class"], r["reason"], r["failed_at"], r["part_index"],
                 )
             )  # fmt: skip
     return out
@@ -259,29 +267,135 @@ def plan_replay(settings: Settings, letters: list[DeadLetter], again: bool = Fal
                       len(letters) - len(replayable))  # fmt: skip
 
 
-def replay(settings: Settings, records: list[DeadLetter], timeout: float = 60.0) -> int:
-    """Re-inject ``records`` (original bytes and key, replay headers); returns how many landed."""
+#: A raw record to re-inject: (key, value).
+Raw = tuple[bytes | None, bytes | None]
+#: Wanted offsets further apart than this are reached by a seek, not by reading through.
+_SEEK_GAP = 500
+
+
+def fetch_originals(
+    settings: Settings, letters: list[DeadLetter], timeout: float = 30.0
+) -> tuple[dict[str, Raw], dict[str, str]]:
+    """The raw records of ``letters`` that carry no copy, read at their origins: (origin →
+    (key, value), origin → why it cannot be read). Dead letters with ``original`` need nothing.
+
+    Why: a refused part of a payload points at its raw record instead of copying it (one copy
+    per refused line did not scale); the raw topic is the system of record until its retention
+    removes the record, and then replay must say so rather than send something else."""
+    wanted: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for d in letters:
+        if d.original is None:
+            wanted[(d.origin_topic, d.origin_partition)].add(d.origin_offset)
+    found: dict[str, Raw] = {}
+    missing: dict[str, str] = {}
+    if not wanted:
+        return found, missing
+    group = f"{settings.kafka.topic_prefix}oddsflow-dlq-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(consumer_config(settings, group, **{"enable.partition.eof": True}))
+    try:
+        for (topic, partition), offsets in sorted(wanted.items()):
+            _fetch_partition(consumer, topic, partition, sorted(offsets), timeout, found, missing)
+    finally:
+        consumer.close()
+    return found, missing
+
+
+def _fetch_partition(
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    offsets: list[int],
+    timeout: float,
+    found: dict[str, Raw],
+    missing: dict[str, str],
+) -> None:
+    """Read ``offsets`` (sorted) of one partition into ``found``; explain the rest in
+    ``missing``. Reads forward, seeking over gaps wider than _SEEK_GAP."""
+
+    def origin(offset: int) -> str:
+        return f"{topic}:{partition}:{offset}"
+
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+    except Exception as exc:  # KafkaException: unknown topic or partition, broker down
+        for o in offsets:
+            missing[origin(o)] = f"cannot read {topic} partition {partition}: {exc}"
+        return
+    todo = []
+    for o in offsets:
+        if o < low:
+            missing[origin(o)] = (
+                f"the raw record is gone: {topic} partition {partition} starts at offset {low:,}"
+                " now (retention removed it), and the dead letter carries no copy"
+            )
+        elif o >= high:
+            missing[origin(o)] = f"{topic} partition {partition} ends at offset {high:,}"
+        else:
+            todo.append(o)
+    if not todo:
+        return
+    consumer.assign([TopicPartition(topic, partition, todo[0])])
+    deadline = time.monotonic() + timeout
+    i, why = 0, f"no record read within {timeout:.0f}s"
+    while i < len(todo) and time.monotonic() < deadline:
+        for msg in consumer.consume(num_messages=500, timeout=0.5):
+            err = msg.error()
+            if err is not None:
+                # the end, or a read error: whatever is not read yet cannot be
+                ended = err.code() == KafkaError._PARTITION_EOF
+                why = "no readable record there" if ended else f"cannot read it: {err}"
+                deadline = 0.0
+                break
+            offset = msg.offset()
+            while i < len(todo) and todo[i] < offset:  # passed over (an aborted record)
+                missing[origin(todo[i])] = "no readable record there"
+                i += 1
+            if i < len(todo) and offset == todo[i]:
+                found[origin(offset)] = (msg.key(), msg.value())
+                i += 1
+                if i < len(todo) and todo[i] - offset > _SEEK_GAP:
+                    consumer.seek(TopicPartition(topic, partition, todo[i]))
+                    break
+            if i == len(todo):
+                break
+    for o in todo[i:]:
+        missing[origin(o)] = why
+
+
+def replay(
+    settings: Settings,
+    records: list[DeadLetter],
+    timeout: float = 60.0,
+    fetched: dict[str, Raw] | None = None,
+) -> int:
+    """Re-inject ``records`` (their raw record and key, replay headers); returns how many
+    landed. A dead letter without ``original`` sends the raw record read at its origin
+    (``fetched``, from :func:`fetch_originals`); one that was not read is not sent."""
     producer = Producer(producer_config(settings))
     failed: list[str] = []
+    fetched = fetched or {}
 
     def delivered(err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             failed.append(f"{msg.topic()}: {err}")
 
-    for d in records:
+    sendable = [d for d in records if d.original is not None or d.origin in fetched]
+    for d in sendable:
+        key, value = (d.key, d.original) if d.original is not None else fetched[d.origin]
         headers = [(REPLAY_OF, d.origin.encode()), (REPLAY_CLASS, d.error_class.encode())]
-        producer.produce(d.origin_topic, value=d.original, key=d.key, headers=headers,
+        producer.produce(d.origin_topic, value=value, key=key, headers=headers,
                          on_delivery=delivered)  # fmt: skip
         producer.poll(0)
     left = producer.flush(timeout)
     if failed or left:
         raise SystemExit(
-            f"oddsflow dlq replay: {len(failed) + left} of {len(records)} records were not"
+            f"oddsflow dlq replay: {len(failed) + left} of {len(sendable)} records were not"
             f" acknowledged ({'; '.join(failed[:3]) or 'timed out'}); the rest landed. Run the"
             " same command again: origins already replayed are skipped."
         )
-    _audit(settings, records)
-    return len(records)
+    if sendable:
+        _audit(settings, sendable)
+    return len(sendable)
 
 
 def _audit(settings: Settings, records: list[DeadLetter]) -> None:
@@ -347,29 +461,39 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
             print(format_groups(groups, args.examples > 0))
         return 0
     plan = plan_replay(settings, letters, again=args.again)
-    topics = Counter(d.origin_topic for d in plan.records)
-    summary = {
+    fetched, gone = fetch_originals(settings, plan.records)
+    records = [d for d in plan.records if d.origin not in gone]
+    topics = Counter(d.origin_topic for d in records)
+    summary: dict[str, object] = {
         "dead_letters": plan.selected,
-        "records": len(plan.records),
+        "records": len(records),
         "already_replayed": plan.already,
         "not_replayable": plan.refused,
+        "gone": gone,
         "topics": dict(topics),
         "dry_run": bool(args.dry_run),
     }
-    if not args.dry_run and plan.records:
-        summary["replayed"] = replay(settings, plan.records)
+    if not args.dry_run and records:
+        summary["replayed"] = replay(settings, records, fetched=fetched)
+    status = 1 if gone and not args.dry_run else 0
     if args.json:
         print(json.dumps(summary))
-        return 0
+        return status
     verb = "would re-inject" if args.dry_run else "re-injected"
     print(
-        f"{plan.selected} dead letters selected: {verb} {len(plan.records)} records"
+        f"{plan.selected} dead letters selected: {verb} {len(records)} records"
         f" ({', '.join(f'{n} to {t}' for t, n in topics.items()) or 'none'});"
         f" {plan.already} origins already replayed (--again to resend),"
         f" {plan.refused} sink dead letters not replayable (reset the sink: oddsflow replay)"
     )
-    for d in plan.records[:10]:
+    for d in records[:10]:
         print(f"  {d.origin}  {d.error_class}: {d.reason[:80]}")
-    if len(plan.records) > 10:
-        print(f"  ... and {len(plan.records) - 10} more")
-    return 0
+    if len(records) > 10:
+        print(f"  ... and {len(records) - 10} more")
+    if gone:
+        print(f"{len(gone)} raw records cannot be replayed:")
+        for origin, why in list(gone.items())[:10]:
+            print(f"  {origin}  {why}")
+        if len(gone) > 10:
+            print(f"  ... and {len(gone) - 10} more")
+    return status

@@ -19,7 +19,8 @@ class DeadLetter(AvroModel):
     origin_partition: AvroInt
     origin_offset: AvroLong
     key: bytes | None = None
-    original: bytes
+    original: bytes | None = None  # null: points at its raw record (origin topic:partition:offset)
+    part_index: AvroInt | None = None  # a refused part's index; null: the whole record failed
     error_class: AvroStr
     reason: AvroStr
     failed_at: Timestamp

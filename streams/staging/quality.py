@@ -2,10 +2,11 @@
 
 Why: validation refuses what cannot be true (a price of +50, a future timestamp); the quality
 gate holds back what may be true but is doubtful enough that the features should not act on it —
-a quote that sat 40 minutes before we fetched it and has no other side to check it against.
-Each of the roadmap's four dimensions scores 0..1 and the score is their mean, so one weakness
-alone rarely sinks a record but two do (threshold 0.8 by default,
-``[pipeline] quality_threshold``). Pure: the record in, the score and its reasons out.
+a quote that waited an hour between its fetch and its publication and has no other side to check
+it against. Each of the roadmap's four dimensions scores 0..1 and the score is their mean, so one
+weakness alone rarely sinks a record but two do (threshold 0.8 by default,
+``[pipeline] quality_threshold``). Pure: the record and its raw record's :class:`Timing` in, the
+score and its reasons out.
 
 Per dimension (lines; splits and games use those that apply to them):
 - completeness: the other side of the market is in the same payload (a line without it has no
@@ -13,29 +14,80 @@ Per dimension (lines; splits and games use those that apply to them):
 - accuracy: the pair's overround (implied probabilities' sum) within 1.10; 0.5 at the 1.20 that
   validation allows at most, linear between. A final game without a score: 0.5.
 - consistency: a pre-game line quoted after first pitch (0.5); a split with more bets than bets in
-  total (0.0); a game in progress before first pitch, or scheduled over an hour after it (0.5).
-- timeliness: the quote's age at fetch (ingested_at − event_time): 1.0 up to 10 minutes, 0.0 from
-  60 minutes, linear between; a split's: 1.0 up to an hour, 0.0 from six hours.
+  total (0.0); a game in progress before first pitch, or scheduled over an hour after it (0.5);
+  a game final before first pitch (0.5) — except from a history file, whose rows carry the
+  result on every row (Pinnacle), so "final" there is the file's way of telling the score.
+- timeliness: the delay between when the quote was **observed** and when it was **published**
+  into the pipeline — not the age of the price: a price a book has not changed for two hours is
+  current when a poller has just fetched it. 1.0 up to 10 minutes, 0.0 from 60 minutes, linear
+  between (the same for lines, splits and games: it judges the transport, not the data).
+
+Where the two times come from (:func:`timing_of`):
+- observed: the raw envelope's ``fetched_at`` (when the poller received the payload; every
+  record of the payload carries it as ``ingested_at``);
+- published: the raw record's Kafka timestamp (``Origin.timestamp_ms``: the producer's clock at
+  publish, CreateTime, or the broker's with LogAppendTime). A caller without a Kafka record
+  passes none and the processing time is used instead: never earlier than the publication, so
+  a record judged stale with it is stale (a lagging consumer without timestamps may over-judge).
+  A negative delay (clocks of collector and broker apart) counts as 0.
+- replayed timelines are not judged: a history file (source ``file``: Pinnacle, SBRO, archived
+  JSON lines) was observed at each row's recorded time and is replayed on its own timeline, where
+  the row is published when it was recorded; the wall clock of the replay says nothing about the
+  quote. The simulator's ``fetched_at`` is simulated time (compressed ticks ending about now), a
+  timeline of its own too. Both get a delay of 0.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 LINE: Final = "oddsflow.staging.OddsLine"
 SPLIT: Final = "oddsflow.staging.BettingSplit"
 GAME: Final = "oddsflow.staging.Game"
+#: Error class of records the gate quarantines (dead letters on dlq.staging).
+QUALITY_GATE: Final = "quality_gate"
 
 FRESH: Final = timedelta(minutes=10)
 STALE: Final = timedelta(minutes=60)
 MAX_GOOD_OVERROUND: Final = 1.10
 WORST_OVERROUND: Final = 1.20
 HOUR: Final = timedelta(hours=1)
-#: Splits accumulate over the day and sources refresh them slowly: an hour-old split is current.
-SPLIT_FRESH: Final = timedelta(hours=1)
-SPLIT_STALE: Final = timedelta(hours=6)
+ZERO: Final = timedelta(0)
+
+#: Sources that replay a recorded history: their rows carry results ("final" on every row).
+HISTORY_SOURCES: Final = frozenset({"file"})
+#: Sources whose times are a timeline of their own, not this pipeline's clock: not judged.
+OWN_TIMELINE_SOURCES: Final = HISTORY_SOURCES | {"simulator"}
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """What the gate knows of one raw record's times: the publish delay and whether it is a
+    replayed history (the same for every record of the payload)."""
+
+    delay: timedelta = ZERO  # published − observed, >= 0; 0 when not judged
+    history: bool = False
+
+    @property
+    def timely(self) -> bool:
+        """True when timeliness costs nothing (the common case, without building reasons)."""
+        return self.delay <= FRESH
+
+
+LIVE: Final = Timing()
+
+
+def timing_of(
+    source: str, observed_at: datetime, published_at: datetime | None, now: datetime
+) -> Timing:
+    """The Timing of a raw record of ``source`` observed (fetched) at ``observed_at`` and
+    published at ``published_at`` (its Kafka timestamp; None: ``now``, the processing time)."""
+    if source in OWN_TIMELINE_SOURCES:
+        return Timing(ZERO, source in HISTORY_SOURCES)
+    delay = (published_at or now) - observed_at
+    return Timing(delay if delay > ZERO else ZERO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,30 +108,24 @@ class Quality:
 PERFECT: Final = Quality(1.0)
 
 
-def _timeliness(
-    rec: dict[str, Any],
-    reasons: list[str],
-    fresh: timedelta = FRESH,
-    stale: timedelta = STALE,
-    what: str = "quote",
-) -> float:
-    age = rec["ingested_at"] - rec["event_time"]
-    if age <= fresh:
+def _timeliness(timing: Timing, reasons: list[str]) -> float:
+    delay = timing.delay
+    if delay <= FRESH:
         return 1.0
-    reasons.append(f"{what} {age.total_seconds() / 60:.0f} min older than fetch")
-    if age >= stale:
+    reasons.append(f"published {delay.total_seconds() / 60:.0f} min after it was fetched")
+    if delay >= STALE:
         return 0.0
-    return 1.0 - (age - fresh) / (stale - fresh)
+    return 1.0 - (delay - FRESH) / (STALE - FRESH)
 
 
 def _mean(completeness: float, accuracy: float, consistency: float, timeliness: float) -> float:
     return round((completeness + accuracy + consistency + timeliness) / 4, 4)
 
 
-def score_line(line: dict[str, Any]) -> Quality:
+def score_line(line: dict[str, Any], timing: Timing = LIVE) -> Quality:
     """The quality of a validated OddsLine (novig_prob filled in when its pair was present)."""
     if (
-        line["ingested_at"] - line["event_time"] <= FRESH
+        timing.delay <= FRESH
         and line["novig_prob"] is not None
         and line["event_time"] < line["commence_time"]
         and line["implied_prob"] <= line["novig_prob"] * MAX_GOOD_OVERROUND
@@ -100,11 +146,11 @@ def score_line(line: dict[str, Any]) -> Quality:
     if line["event_time"] >= line["commence_time"]:
         consistency = 0.5
         reasons.append("quoted after first pitch")
-    timeliness = _timeliness(line, reasons)
+    timeliness = _timeliness(timing, reasons)
     return Quality(_mean(completeness, accuracy, consistency, timeliness), tuple(reasons))
 
 
-def score_split(split: dict[str, Any]) -> Quality:
+def score_split(split: dict[str, Any], timing: Timing = LIVE) -> Quality:
     """The quality of a validated BettingSplit."""
     reasons: list[str] = []
     completeness = consistency = 1.0
@@ -115,11 +161,11 @@ def score_split(split: dict[str, Any]) -> Quality:
     if bets is not None and total is not None and bets > total:
         consistency = 0.0
         reasons.append(f"{bets} bets of {total} in total")
-    timeliness = _timeliness(split, reasons, SPLIT_FRESH, SPLIT_STALE, "split")
+    timeliness = _timeliness(timing, reasons)
     return Quality(_mean(completeness, 1.0, consistency, timeliness), tuple(reasons))
 
 
-def score_game(game: dict[str, Any]) -> Quality:
+def score_game(game: dict[str, Any], timing: Timing = LIVE) -> Quality:
     """The quality of a validated Game record."""
     reasons: list[str] = []
     accuracy = consistency = 1.0
@@ -128,18 +174,19 @@ def score_game(game: dict[str, Any]) -> Quality:
         accuracy = 0.5
         reasons.append("final without a score")
     if status in ("in_progress", "final") and at < start:
-        consistency = 0.5
-        reasons.append(f"{status} before first pitch")
+        if not (status == "final" and timing.history):
+            consistency = 0.5
+            reasons.append(f"{status} before first pitch")
     elif status == "scheduled" and at > start + HOUR:
         consistency = 0.5
         reasons.append("scheduled over an hour after first pitch")
-    timeliness = _timeliness(game, reasons)
+    timeliness = _timeliness(timing, reasons)
     return Quality(_mean(1.0, accuracy, consistency, timeliness), tuple(reasons))
 
 
 SCORERS: Final = {LINE: score_line, SPLIT: score_split, GAME: score_game}
 
 
-def score(schema: str, record: dict[str, Any]) -> Quality:
-    """The quality of a validated staging record of ``schema``."""
-    return SCORERS[schema](record)
+def score(schema: str, record: dict[str, Any], timing: Timing = LIVE) -> Quality:
+    """The quality of a validated staging record of ``schema`` from a raw record of ``timing``."""
+    return SCORERS[schema](record, timing)

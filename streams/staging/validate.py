@@ -321,4 +321,4 @@ def validate_parsed(
             games.append(gm)
         else:
             rejects.append(r)
-    return Parsed(lines=lines, splits=splits, games=games, rejects=rejects)
+    return Parsed(lines=lines, splits=splits, games=games, rejects=rejects, empty=parsed.empty)

@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from confluent_kafka import TopicPartition
 
+from oddsflow.admin import admin_client
 from oddsflow.cli import build_parser
 from oddsflow.ops.dlq import REPLAY_OF, dead_letters, group, read_topic, replays_by_source
 from oddsflow.processes import running_workers
@@ -64,9 +66,11 @@ def _publish(s: Settings, inputs: list[tuple[str, str, bytes]]) -> None:
         assert p.flush() == 0
 
 
-def _refusals(inputs: list[tuple[str, str, bytes]]) -> Counter[tuple[str, str]]:
-    """(source, error class) of every dead letter the pure processor makes of ``inputs``."""
-    processor, decode = StagingProcessor(), default_codec().decode
+def _refusals(inputs: list[tuple[str, str, bytes]], s: Settings) -> Counter[tuple[str, str]]:
+    """(source, error class) of every dead letter the pure processor makes of ``inputs``, with
+    the worker's quality gate (the SBD capture, fetched in 2025 and published now, is stale)."""
+    processor = StagingProcessor(quality_threshold=s.pipeline.quality_threshold)
+    decode = default_codec().decode
     out: Counter[tuple[str, str]] = Counter()
     for i, (source, _key, value) in enumerate(inputs):
         for dead in processor.process(Origin(f"raw.odds.{source}", 0, i, None), value).dead:
@@ -94,7 +98,7 @@ async def test_list_groups_dead_letters_by_source_and_class(
         *good[:6], ("simulator", "gotham", gotham), ("simulator", "junk", b"\x00\xffjunk"),
         ("simulator", "empty", _envelope("simulator", "empty", b"", START)), sbd, *good[6:],
     ]  # fmt: skip
-    expected = _refusals(inputs)
+    expected = _refusals(inputs, s)
     assert len(expected) >= 4 and expected[("simulator", "unknown_team")] == 1
     _publish(s, inputs)
 
@@ -212,3 +216,48 @@ async def test_replay_after_a_fix_promotes_the_record_and_the_zone_still_balance
     assert await _cli(s, "replay", "--reason", "unknown_team") == 0  # nothing twice
     out = capsys.readouterr().out
     assert "re-injected 0 records" in out and "1 origins already replayed" in out
+
+
+async def test_replay_of_a_refused_part_reads_its_raw_record_at_the_origin(
+    pipeline_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused part's dead letter copies nothing (DeadLetter v2): replay re-injects the raw
+    record read at its origin, and says why not once retention has removed it."""
+    s = pipeline_settings
+    _sim, good, _gotham = _market()
+    _eid, payload, fetched = next(iter(_sim.envelopes()))
+    event = json.loads(payload)
+    event["bookmakers"][0]["markets"][0]["outcomes"][0]["price"] = -99  # one bad price
+    bad = _envelope("simulator", "bad-price-1", json.dumps(event).encode(), fetched)
+    inputs = [*good[:3], ("simulator", "bad-price", bad), *good[3:6]]
+    _publish(s, inputs)
+
+    async def count() -> int:
+        return _dlq_count(s)
+
+    with workers(s, ("staging",), tmp_path / "run"):
+        await wait_for(count, lambda n: n >= 1, timeout=90, what="the refused part's dead letter")
+    [dl] = await dead_letters(s)
+    assert (dl.error_class, dl.original, dl.key) == ("price_out_of_range", None, b"bad-price")
+    assert dl.part_index is not None and dl.part_index >= 1  # after the staged parts
+    raw = topic_name(s, raw_topic("simulator"))
+    [origin_msg] = [m for m in read_topic(s, raw) if m.key() == b"bad-price"]
+    assert dl.origin == f"{raw}:{origin_msg.partition()}:{origin_msg.offset()}"
+
+    assert await _cli(s, "replay", "--reason", "price_out_of_range") == 0
+    assert "re-injected 1 records" in capsys.readouterr().out
+    [replayed] = [m for m in read_topic(s, raw) if dict(m.headers() or ()).get(REPLAY_OF)]
+    assert (replayed.value(), replayed.key()) == (bad, b"bad-price")  # the raw record, verbatim
+    assert dict(replayed.headers())[REPLAY_OF].decode() == dl.origin
+
+    # retention removes the raw record: nothing is sent, and the command says why
+    tp = TopicPartition(raw, origin_msg.partition(), origin_msg.offset() + 1)
+    admin = admin_client(s)  # must outlive its futures
+    for future in admin.delete_records([tp]).values():
+        future.result(timeout=30)
+    assert await _cli(s, "replay", "--reason", "price_out_of_range", "--again") == 1
+    out = capsys.readouterr().out
+    assert "re-injected 0 records" in out
+    assert f"1 raw records cannot be replayed:\n  {dl.origin}  the raw record is gone:" in out
+    assert f"starts at offset {origin_msg.offset() + 1:,} now (retention removed it)" in out
+    assert sum(1 for m in read_topic(s, raw) if dict(m.headers() or ()).get(REPLAY_OF)) == 1

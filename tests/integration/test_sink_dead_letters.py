@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import asyncpg
 from confluent_kafka import Producer
@@ -10,9 +11,12 @@ from confluent_kafka import Producer
 from oddsflow.kafka_config import producer_config
 from oddsflow.settings import Settings
 from oddsflow.topics import topic_name
-from schemas.codec import default_codec
+from schemas.codec import MARKER, default_codec
+from schemas.fastcodec import compile_encoder
+from schemas.registry import default_registry
 from sinks.bench import odds_line, produce_odds_lines
 from sinks.connector import SinkConnector
+from streams.staging.processor import Origin, StagingProcessor
 
 TOPIC = "staging.odds_lines"
 
@@ -92,3 +96,42 @@ async def test_undecodable_record_is_dead_lettered_not_retried(pipeline_settings
         assert row["error_class"] == "bad_marker" and row["original"] == b"not avro at all"
     finally:
         await conn.close()
+
+
+async def test_staging_dead_letters_v1_and_v2_become_rows(pipeline_settings: Settings) -> None:
+    """A refused part (v2: no copy, its part index) and a whole-record failure written with
+    DeadLetter v1 (before the change) both become rows: original NULL or the bytes."""
+    s = pipeline_settings
+    ops = s.pipeline.zones.operational
+    topic = topic_name(s, "dlq.staging")
+    raw = topic_name(s, "raw.odds.simulator")
+    at = datetime(2026, 4, 3, 17, 0, tzinfo=UTC)
+    part = StagingProcessor().dead_letter(
+        Origin(raw, 1, 77, b"k"), b"payload", "price_out_of_range", "ev1: |-99| < 100", at, 4
+    )
+    v1 = default_registry().history["oddsflow.operational.DeadLetter"][0]
+    whole = compile_encoder(v1.parsed, MARKER + v1.fingerprint)(
+        {
+            "stage": "staging", "origin_topic": raw, "origin_partition": 0, "origin_offset": 5,
+            "key": b"j", "original": b"\x00junk", "error_class": "bad_marker",
+            "reason": "not a single-object Avro record", "failed_at": at,
+        }
+    )  # fmt: skip
+    producer = Producer(producer_config(s))
+    for value in (part, whole):
+        producer.produce(topic, value, b"k")
+    assert producer.flush(30) == 0
+    stats = await SinkConnector(s, topics=["dlq.staging"]).run(asyncio.Event(), idle_exit=2.0)
+    assert stats.consumed == 2 and stats.dead_lettered == 0
+    conn = await asyncpg.connect(s.postgres.dsn)
+    try:
+        rows = await conn.fetch(
+            f"SELECT origin_offset, original, part_index, error_class FROM {ops}.dead_letters"
+            " ORDER BY origin_offset"
+        )
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [
+        (5, b"\x00junk", None, "bad_marker"),
+        (77, None, 4, "price_out_of_range"),
+    ]

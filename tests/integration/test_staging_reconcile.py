@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from producers.publisher import Publisher
@@ -21,7 +21,6 @@ from tests.fixtures_path import SBD_ONE
 from tests.helpers import wait_for, workers
 
 START = datetime(2026, 4, 3, 17, 0, tzinfo=UTC)
-SBD_FETCHED = datetime(2025, 6, 13, 21, 10, tzinfo=UTC)
 ENVELOPE = "oddsflow.raw.RawEnvelope"
 
 
@@ -62,13 +61,18 @@ def _inputs() -> list[tuple[str, str, bytes]]:
         ("simulator", "poison-4", _envelope("simulator", "gotham", unknown_team, fetched)),
         ("simulator", "poison-5", _envelope("simulator", "empty", b"", fetched)),
     ]
-    sbd = [("sbd", "sbd-1", _envelope("sbd", "sbd-1", SBD_ONE.read_bytes(), SBD_FETCHED))]
+    # the SBD capture as a poll of a minute ago: the quality gate judges the delay from fetch to
+    # publish, and a capture fetched in 2025 and published now would be quarantined whole
+    polled = datetime.now(UTC) - timedelta(minutes=1)
+    sbd = [("sbd", "sbd-1", _envelope("sbd", "sbd-1", SBD_ONE.read_bytes(), polled))]
     redelivered = good[:5]  # a collector retry re-sends what the broker already had
     return good[:30] + poison + sbd + good[30:] + redelivered
 
 
-def _expected(inputs: list[tuple[str, str, bytes]]) -> dict[str, Counter]:
-    processor, codec, dedupe = StagingProcessor(), default_codec(), Deduplicator({})
+def _expected(inputs: list[tuple[str, str, bytes]], threshold: float) -> dict[str, Counter]:
+    """The balance the worker should reach: the pure processor with its quality gate."""
+    processor = StagingProcessor(quality_threshold=threshold)
+    codec, dedupe = default_codec(), Deduplicator({})
     out: dict[str, Counter] = {}
     for i, (source, _key, value) in enumerate(inputs):
         result = processor.process(Origin(f"raw.odds.{source}", 0, i, None), value)
@@ -92,7 +96,7 @@ async def test_reconciliation_accounts_for_every_raw_record(pipeline_settings, t
         publishers[source].publish_encoded(key.encode(), value)
     for p in publishers.values():
         assert p.flush() == 0
-    expected = _expected(inputs)
+    expected = _expected(inputs, s.pipeline.quality_threshold)
     sim = expected["simulator"]
     assert sim["raw_dead_lettered"] == 5 and sim["raw_unchanged"] >= 5
     assert expected["sbd"]["dead_lettered"] > 0 and expected["sbd"]["raw_promoted"] == 1

@@ -13,6 +13,7 @@ import io
 import types
 import typing
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any
 
 import fastavro
@@ -290,3 +291,31 @@ def test_timestamp_ints_are_microseconds_in_model_and_codec() -> None:
     assert decoded["details"] == {}
     assert PipelineEvent.from_avro(record).at == expected
     assert PipelineEvent.from_avro(decoded).to_avro()["at"] == expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+@SETTINGS
+@given(data=st.data())
+def test_run_encoders_joined_write_the_whole_record(name: str, data: st.DataObject) -> None:
+    """Positional encoders of consecutive runs of fields, joined, write the record's bytes."""
+    raw = REGISTRY.get(name).raw
+    record = data.draw(from_avro(raw, _named(raw, {})))
+    fields = raw["fields"]
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(fields) - 1), max_size=4)))
+    bounds = [0, *cuts, len(fields)]
+    runs = tuple(tuple(f["name"] for f in fields[a:b]) for a, b in pairwise(bounds))
+    encoders = CODEC.run_encoders(name, runs)
+    values = {f["name"]: record.get(f["name"], f.get("default")) for f in fields}
+    joined = b"".join(
+        enc(*(values[n] for n in run)) for enc, run in zip(encoders, runs, strict=True)
+    )
+    assert joined == CODEC.encode(name, record)
+
+
+def test_run_encoders_must_cover_the_fields_in_order() -> None:
+    names = [f["name"] for f in REGISTRY.get("oddsflow.staging.Game").raw["fields"]]
+    with pytest.raises(ValueError, match="do not cover"):
+        CODEC.run_encoders("oddsflow.staging.Game", (tuple(names[1:]), (names[0],)))
+    with pytest.raises(EncodeError, match="commence_time"):  # the first field "x" does not fit
+        (enc,) = CODEC.run_encoders("oddsflow.staging.Game", (tuple(names),))
+        enc(*["x"] * len(names))

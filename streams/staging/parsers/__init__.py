@@ -9,7 +9,6 @@ probabilities of streams.staging.validate.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,7 +53,7 @@ FILE_FORMATS: dict[str, Callable[[Any, Context], Parsed]] = {
 def _dispatch(envelope: Mapping[str, Any], outer: Context | None) -> Parsed:
     ctx = context_of(envelope)
     if outer is not None:  # archived record: outer lineage, inner ingestion time
-        ctx = replace(ctx, event_id=outer.event_id, source=outer.source)
+        ctx = ctx._replace(event_id=outer.event_id, source=outer.source)
     source = envelope["source"]
     json_parser = JSON_SOURCES.get(source)
     if json_parser is not None:

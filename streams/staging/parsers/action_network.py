@@ -204,7 +204,7 @@ def parse_action_network(doc: Any, ctx: Context) -> Parsed:
         raise ParseError(MISSING_FIELD, "Action Network payload has no games")
     if not isinstance(games, list):
         raise ParseError(WRONG_SHAPE, "Action Network games is not a list")
-    out = Parsed()
+    out = Parsed(empty=not games)  # "games": [] is a day without games
     heads: list[tuple[int, str, datetime, str, str, str]] = []
     for i, gm in enumerate(games):
         try:

@@ -176,7 +176,7 @@ def parse_odds_api(doc: Any, ctx: Context) -> Parsed:
         raise ParseError(WRONG_SHAPE, f"Odds API payload is a {type(doc).__name__}")
     fmt = (ctx.request.get("oddsFormat") or ctx.request.get("odds_format") or "").casefold()
     decimal_odds = fmt == "decimal"
-    out = Parsed()
+    out = Parsed(empty=not events)  # [] is a day without games
     heads: list[tuple[int, str, datetime, str, str]] = []
     for i, ev in enumerate(events):
         try:

@@ -176,7 +176,7 @@ def parse_sbd(doc: Any, ctx: Context) -> Parsed:
         raise ParseError(MISSING_FIELD, "SBD payload has no games")
     if not isinstance(games, list):
         raise ParseError(WRONG_SHAPE, "SBD games is not a list")
-    out = Parsed()
+    out = Parsed(empty=not games)  # "games": [] is a day without games
     heads: list[tuple[int, str, datetime, str, str]] = []
     for i, gm in enumerate(games):
         try:
