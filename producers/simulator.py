@@ -30,10 +30,13 @@ from typing import NamedTuple
 from producers.envelope import EnvelopeLayout, varint
 from streams.domain.teams import CODES, FULL_NAMES
 
+#: The Odds API keys of 20 distinct real books. Distinct after canonicalisation
+#: (``streams.domain.books``): ``williamhill`` was here beside ``caesars``, staging rightly maps
+#: both to one book, and its de-dup then flipped between two books' prices.
 BOOKS = (
     "pinnacle", "draftkings", "fanduel", "betmgm", "caesars", "bet365", "pointsbet",
     "betrivers", "wynnbet", "circa", "bovada", "mybookie", "betonline", "unibet", "barstool",
-    "superbook", "betway", "williamhill", "espnbet", "fanatics",
+    "superbook", "betway", "hardrockbet", "espnbet", "fanatics",
 )  # fmt: skip
 _PRICE_SLOTS = ("hml", "aml", "hsp", "asp", "op", "up")  # the payload's prices that move
 TS_LEN = len("2026-04-01T17:00:00Z")
