@@ -102,6 +102,15 @@ def test_wrong_shapes() -> None:
     assert [r.error_class for r in p.rejects] == ["wrong_shape"]
 
 
+def test_v2_spread_without_points_is_refused() -> None:
+    doc = json.loads(FIXTURE.read_text())
+    outcomes = doc["games"][0]["markets"]["69"]["event"]["spread"]
+    del outcomes[0]["value"]
+    p = parse(env(doc))
+    assert "missing_line" in {r.error_class for r in p.rejects}
+    assert all(x["line"] is not None for x in p.lines if x["market"] != "moneyline")
+
+
 # ---------------------------------------------------------------- v1: the real odds entries
 
 V1_ENTRIES: list[dict[str, Any]] = json.loads(AN_V1_ODDS.read_text())

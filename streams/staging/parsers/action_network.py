@@ -181,17 +181,11 @@ def _book(
             if side not in SIDES[market]:
                 out.rejects.append(Reject(UNKNOWN_SIDE, f"{w}: side {side!r}"))
                 continue
-            price = parse_american(oc.get("odds"))
-            if type(price) is PriceError:
-                out.rejects.append(Reject(price.error_class, f"{w} {side}: {price.reason}"))
+            quote = _quote(oc.get("odds"), oc.get("value"), market != MONEYLINE)
+            if isinstance(quote, PriceError):
+                out.rejects.append(Reject(quote.error_class, f"{w} {side}: {quote.reason}"))
                 continue
-            line: float | None = None
-            if market != MONEYLINE:
-                pts = parse_points(oc.get("value"))
-                if type(pts) is PriceError:
-                    out.rejects.append(Reject(pts.error_class, f"{w} {side}: {pts.reason}"))
-                    continue
-                line = pts  # type: ignore[assignment]
+            price, line = quote
             et = ctx.fetched_at
             if oc.get("updated_at"):
                 try:
@@ -199,7 +193,20 @@ def _book(
                 except TimeParseError as exc:
                     out.rejects.append(Reject(exc.error_class, f"{w} {side}: {exc.reason}"))
                     continue
-            out.lines.append(make_line(g, book, market, side, line, price, et, ctx))  # type: ignore[arg-type]
+            out.lines.append(make_line(g, book, market, side, line, price, et, ctx))
+
+
+def _quote(
+    raw_price: Any, raw_points: Any, has_points: bool
+) -> tuple[int, float | None] | PriceError:
+    """(price, points) of one side; points only when the market has them (not a moneyline)."""
+    price = parse_american(raw_price)
+    if type(price) is PriceError:
+        return price
+    if not has_points:
+        return price, None  # type: ignore[return-value]
+    pts = parse_points(raw_points)
+    return pts if type(pts) is PriceError else (price, pts)  # type: ignore[return-value]
 
 
 def parse_action_network(doc: Any, ctx: Context) -> Parsed:
@@ -335,22 +342,14 @@ def _v1(odds: Any, g: GameRef, where: str, ctx: Context, out: Parsed) -> None:
             if all(entry.get(k) is None for side in sides for k in side[1:3] if k):
                 continue  # not offered by this book
             for side, price_key, points_key, _, _ in sides:
-                price = parse_american(entry.get(price_key))
-                if type(price) is PriceError:
-                    out.rejects.append(
-                        Reject(price.error_class, f"{w} {market} {side}: {price.reason}")
-                    )
+                points = entry.get(points_key) if points_key else None
+                quote = _quote(entry.get(price_key), points, points_key is not None)
+                if isinstance(quote, PriceError):
+                    w_side = f"{w} {market} {side}"
+                    out.rejects.append(Reject(quote.error_class, f"{w_side}: {quote.reason}"))
                     continue
-                line: float | None = None
-                if points_key is not None:
-                    pts = parse_points(entry.get(points_key))
-                    if type(pts) is PriceError:
-                        out.rejects.append(
-                            Reject(pts.error_class, f"{w} {market} {side}: {pts.reason}")
-                        )
-                        continue
-                    line = pts  # type: ignore[assignment]
-                out.lines.append(make_line(g, book, market, side, line, price, et, ctx))  # type: ignore[arg-type]
+                price, line = quote
+                out.lines.append(make_line(g, book, market, side, line, price, et, ctx))
 
 
 def _v1_splits(
