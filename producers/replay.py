@@ -5,7 +5,8 @@ file order), as fast as possible or at a speed-up factor. What each record is, a
 
 - pinnacle: one envelope per CSV row, ordered by EnteredDateTimeUTC (``request["header"]``
   carries the header line the staging parser needs).
-- sbro: one envelope per game = its visitor and home rows joined by "\\n"; ordered by Date
+- sbro: one envelope per game = its visitor and home rows joined by "\\n" (``V`` then ``H``, or
+  two ``N`` rows of a neutral-site game, the second the home team); ordered by Date
   (MDD of the season, the season from ``--season`` or the 4-digit year in the file name); the
   second game with the same date and teams gets ``game_number`` 2 (doubleheaders).
 - jsonl: one envelope per line, each line an archived raw envelope, ordered by its fetched_at.
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import IO
 
 from producers.publisher import Publisher, PublishStats
+from streams.staging.parsers import sbro
 
 FORMATS = ("pinnacle", "sbro", "jsonl")
 
@@ -162,8 +164,7 @@ def sbro_records(path: Path, season: str | None = None) -> list[FileRecord]:
         nxt = rows[i + 1] if i + 1 < len(rows) else None
         paired = (
             nxt is not None
-            and cell(cells, i_vh) == "V"
-            and cell(nxt[2], i_vh) == "H"
+            and (cell(cells, i_vh), cell(nxt[2], i_vh)) in sbro.PAIRS
             and cell(cells, i_date) == cell(nxt[2], i_date)
         )
         req = {"format": "sbro", "header": header, "season": year, "file": path.name}
