@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -128,8 +129,12 @@ def _summary(source: str, acked: int, failed: int, took: float, extra: str = "")
 def collect_file(settings: Settings, args: argparse.Namespace) -> int:
     from producers.replay import file_records, run_replay
 
-    if args.path is None:
-        raise SystemExit("oddsflow: --source file needs the PATH of a history file")
+    if args.path is None:  # a usage error: status 2, as argparse gives
+        print("oddsflow collect: error: --source file needs the PATH of a history file",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    # An unreadable file (missing, a directory, no permission, corrupt gzip, unknown format)
+    # raises HistoryFileError: one line on stderr, status 1, before any Kafka connection.
     records = file_records(args.path, getattr(args, "format", None), getattr(args, "season", None))
     publisher = Publisher(settings, "file")
     publisher.connect()
@@ -214,8 +219,6 @@ def collect(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m producers.collect ...``: the same arguments as ``oddsflow collect``."""
-    import sys
-
     from oddsflow.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m producers.collect")

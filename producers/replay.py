@@ -20,12 +20,14 @@ replaying a file twice produces the same ids, which the raw sink stores once.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import signal
 import sys
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,28 +52,74 @@ class FileRecord:
     content_type: str = "text/csv"
 
 
-def detect_format(path: Path) -> str:
-    """pinnacle / sbro from the CSV header, jsonl from the extension."""
-    if path.suffix in (".jsonl", ".ndjson") or path.name.endswith(".jsonl.gz"):
-        return "jsonl"
-    with path.open("rb") as f:
-        header = f.readline().decode("utf-8-sig", "replace")
-    if "EnteredDateTimeUTC" in header:
-        return "pinnacle"
-    if "VH" in header.split(","):
-        return "sbro"
-    if header.lstrip().startswith("{"):
-        return "jsonl"
-    raise SystemExit(f"oddsflow: cannot tell the format of {path}; pass --format")
+class HistoryFileError(SystemExit):
+    """A history file that cannot be replayed: one line on stderr and exit status 1, never a
+    traceback (``SystemExit`` with a message prints it and exits 1)."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"oddsflow: cannot replay {path}: {why}")
 
 
-def _lines(path: Path) -> list[bytes]:
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_history(path: Path) -> bytes:
+    """The file's bytes, gunzipped when they are gzip (by content: the data sets ship as
+    ``.csv.gz``, and a renamed file is still read)."""
+    try:
+        if path.is_dir():
+            raise HistoryFileError(path, "it is a directory")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise HistoryFileError(path, "no such file") from None
+    except PermissionError:
+        raise HistoryFileError(path, "permission denied") from None
+    except OSError as exc:
+        raise HistoryFileError(path, exc.strerror or str(exc)) from None
+    if data[:2] == GZIP_MAGIC:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise HistoryFileError(path, f"corrupt gzip data ({exc})") from None
+    if not data.strip():
+        raise HistoryFileError(path, "it is empty")
+    return data
+
+
+def _lines(data: bytes) -> list[bytes]:
     """The file's lines without their line endings (bytes: payloads stay verbatim)."""
-    data = path.read_bytes()
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     return [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+
+
+def _history_lines(path: Path, lines: list[bytes] | None) -> list[bytes]:
+    return lines if lines is not None else _lines(read_history(path))
+
+
+def _header(path: Path, lines: list[bytes]) -> str:
+    """The first line as text; a file that is not UTF-8 text is no history we know."""
+    try:
+        return lines[0].decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise HistoryFileError(path, "not a CSV or JSON-lines text file (not UTF-8)") from None
+
+
+def detect_format(path: Path, lines: list[bytes] | None = None) -> str:
+    """pinnacle / sbro from the CSV header, jsonl from the extension (``.gz`` ignored)."""
+    if path.name.removesuffix(".gz").endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    header = _header(path, _history_lines(path, lines))
+    if "EnteredDateTimeUTC" in header:
+        return "pinnacle"
+    if "VH" in [c.strip() for c in header.split(",")]:
+        return "sbro"
+    if header.lstrip().startswith("{"):
+        return "jsonl"
+    raise HistoryFileError(
+        path, f"unknown format (first line {header[:60]!r}); pass --format {'|'.join(FORMATS)}"
+    )
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -103,9 +151,9 @@ def _event_order(records: list[FileRecord]) -> list[FileRecord]:
     return [records[i] for i in order]
 
 
-def pinnacle_records(path: Path) -> list[FileRecord]:
-    lines = _lines(path)
-    header = lines[0].decode("utf-8-sig")
+def pinnacle_records(path: Path, lines: list[bytes] | None = None) -> list[FileRecord]:
+    lines = _history_lines(path, lines)
+    header = _header(path, lines)
     cols = [c.strip() for c in header.split(",")]
     at = cols.index("EnteredDateTimeUTC") if "EnteredDateTimeUTC" in cols else None
     out = []
@@ -140,10 +188,13 @@ def _sbro_date(cell: str, season: str) -> datetime | None:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def sbro_records(path: Path, season: str | None = None) -> list[FileRecord]:
-    """Pairs a V row with the H row after it; a row that does not pair is published alone."""
-    lines = _lines(path)
-    header = lines[0].decode("utf-8-sig")
+def sbro_records(
+    path: Path, season: str | None = None, lines: list[bytes] | None = None
+) -> list[FileRecord]:
+    """Pairs a V row with the H row after it (or two N rows); a row that does not pair is
+    published alone."""
+    lines = _history_lines(path, lines)
+    header = _header(path, lines)
     cols = [c.strip() for c in header.split(",")]
     i_date, i_vh, i_team = (cols.index(c) if c in cols else -1 for c in ("Date", "VH", "Team"))
     year = _season(path, season)
@@ -183,9 +234,9 @@ def sbro_records(path: Path, season: str | None = None) -> list[FileRecord]:
     return _event_order(out)
 
 
-def jsonl_records(path: Path) -> list[FileRecord]:
+def jsonl_records(path: Path, lines: list[bytes] | None = None) -> list[FileRecord]:
     out = []
-    for n, raw in enumerate(_lines(path), start=1):
+    for n, raw in enumerate(_history_lines(path, lines), start=1):
         if not raw.strip():
             continue
         t = None
@@ -204,15 +255,17 @@ def jsonl_records(path: Path) -> list[FileRecord]:
 
 
 def file_records(path: Path, fmt: str | None = None, season: str | None = None) -> list[FileRecord]:
-    """Every record of a history file, in event-time order."""
-    fmt = fmt or detect_format(path)
+    """Every record of a history file (plain or gzipped), in event-time order; a file that
+    cannot be read raises :class:`HistoryFileError` (one line, exit status 1)."""
+    lines = _lines(read_history(path))
+    fmt = fmt or detect_format(path, lines)
     if fmt == "pinnacle":
-        return pinnacle_records(path)
+        return pinnacle_records(path, lines)
     if fmt == "sbro":
-        return sbro_records(path, season)
+        return sbro_records(path, season, lines)
     if fmt == "jsonl":
-        return jsonl_records(path)
-    raise SystemExit(f"oddsflow: unknown file format {fmt!r} (one of {', '.join(FORMATS)})")
+        return jsonl_records(path, lines)
+    raise HistoryFileError(path, f"unknown file format {fmt!r} (one of {', '.join(FORMATS)})")
 
 
 def parse_speed(text: str | None) -> float | None:

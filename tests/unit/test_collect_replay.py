@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import io
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -184,3 +189,98 @@ def test_argument_parsing() -> None:
     assert (a.interval, a.once, a.base_url) == (120.0, True, "u")
     a = p.parse_args(["--source", "simulator", "--seed", "3"])
     assert (a.seed, a.interval, a.once, a.speed) == (3, 60.0, False, None)
+
+
+# ---------------------------------------------------------------- gzip and unreadable files
+
+
+def test_gzipped_histories_replay_as_their_plain_files(tmp_path: Path) -> None:
+    plain = file_records(PINNACLE)
+    gz = tmp_path / PINNACLE.name.replace(".csv", ".csv.gz")
+    gz.write_bytes(gzip.compress(PINNACLE.read_bytes()))
+    assert detect_format(gz) == "pinnacle"
+    packed = file_records(gz)
+    assert len(packed) == len(plain) == 1906
+    assert [(r.payload, r.request["header"], r.event_time) for r in packed] == [
+        (r.payload, r.request["header"], r.event_time) for r in plain
+    ]
+    sbro_gz = tmp_path / "mlb_2018.csv.gz"
+    sbro_gz.write_bytes(gzip.compress(SBRO.read_bytes()))
+    assert [r.payload for r in file_records(sbro_gz)] == [r.payload for r in sbro_records(SBRO)]
+    jsonl = tmp_path / "archive.jsonl.gz"
+    jsonl.write_bytes(gzip.compress(b'{"fetched_at": "2026-04-01T17:00:00Z", "x": 1}\n'))
+    (rec,) = file_records(jsonl)
+    assert rec.payload.startswith(b'{"fetched_at"') and rec.request["format"] == "jsonl"
+
+
+def run_collect(*argv: str, wrap: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """``oddsflow collect`` in a child process: what a user sees on stderr, and the status."""
+    return subprocess.run(
+        [*wrap, sys.executable, "-m", "oddsflow.cli", "collect", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ODDSFLOW_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9"},  # never reached
+    )
+
+
+def unreadable(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    """Each kind of bad PATH: (arguments, what the one line says)."""
+    corrupt = tmp_path / "season.csv.gz"
+    corrupt.write_bytes(gzip.compress(PINNACLE.read_bytes())[:-40])  # cut short
+    garbage = tmp_path / "noise.csv.gz"
+    garbage.write_bytes(b"\x1f\x8b" + bytes(range(256)) * 4)
+    binary = tmp_path / "noise.csv"
+    binary.write_bytes(bytes(range(128, 256)) * 8)
+    text = tmp_path / "notes.txt"
+    text.write_text("just some notes\nnothing to replay\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    return {
+        "missing": ([str(tmp_path / "nope.csv")], "no such file"),
+        "directory": ([str(tmp_path)], "it is a directory"),
+        "truncated gzip": ([str(corrupt)], "corrupt gzip data"),
+        "not gzip inside": ([str(garbage)], "corrupt gzip data"),
+        "binary": ([str(binary)], "not a CSV or JSON-lines text file"),
+        "unknown format": ([str(text)], "unknown format"),
+        "empty": ([str(empty)], "it is empty"),
+        "binary with --format": ([str(binary), "--format", "pinnacle"], "not UTF-8"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing", "directory", "truncated gzip", "not gzip inside", "binary", "unknown format",
+     "empty", "binary with --format"],
+)  # fmt: skip
+def test_an_unreadable_file_is_one_line_and_status_1(tmp_path: Path, case: str) -> None:
+    argv, says = unreadable(tmp_path)[case]
+    out = run_collect("--source", "file", *argv)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    (line,) = out.stderr.splitlines()
+    assert line.startswith("oddsflow: cannot replay ") and says in line
+    assert out.stdout == ""
+
+
+def test_a_file_without_read_permission_is_one_line(tmp_path: Path) -> None:
+    f = tmp_path / "locked.csv"
+    f.write_bytes(PINNACLE.read_bytes())
+    f.chmod(0)
+    wrap: tuple[str, ...] = ()
+    if os.geteuid() == 0:  # root reads any file: the child runs without that capability
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: cannot withhold read permission")
+        wrap = (setpriv, "--bounding-set=-dac_override,-dac_read_search", "--")
+    out = run_collect("--source", "file", str(f), wrap=wrap)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines() == [f"oddsflow: cannot replay {f}: permission denied"]
+
+
+def test_no_path_is_a_usage_error() -> None:
+    out = run_collect("--source", "file")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines() == [
+        "oddsflow collect: error: --source file needs the PATH of a history file"
+    ]
