@@ -35,7 +35,14 @@ class TopicSpec:
     compact: bool = False
 
     def retention_ms(self, settings: Settings) -> int:
-        """The topic's retention.ms from the zone's retention days (-1 keeps forever)."""
+        """The topic's retention.ms from the zone's retention days (-1 keeps forever).
+
+        ``raw.odds.file`` has none: its records carry the recorded time of their rows (a 2016
+        season says 2016), and the broker's time retention would delete a replay at its next
+        check; it is kept by size (``file_topic_retention_bytes``, see oddsflow.admin).
+        """
+        if self.name == raw_topic("file"):
+            return -1
         r = settings.pipeline.retention
         days = {
             Zone.RAW: r.raw_retention_days,
