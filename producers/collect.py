@@ -156,6 +156,7 @@ def collect_http(settings: Settings, args: argparse.Namespace) -> int:
     logging.getLogger("oddsflow.collect").setLevel(logging.INFO)  # one line per poll, always
     spec = source_spec(args.source, getattr(args, "base_url", None))
     publisher = Publisher(settings, args.source)
+    publisher.connect()
     started = time.monotonic()
     try:
         rc, _ = asyncio.run(
@@ -190,10 +191,12 @@ def publish_truth(settings: Settings, args: argparse.Namespace) -> int:
         tick_seconds=base.tick_seconds,
     )  # fmt: skip
     publishers = {src: Publisher(settings, src) for src in ("simulator", "sbd")}
+    for pub in publishers.values():
+        pub.connect()
     started = time.monotonic()
     for source, event_id, payload, fetched_at in truth.envelopes():
         key = truth.sim.key_of(event_id) if source == "simulator" else source
-        publishers[source].publish(event_id, payload, fetched_at, key=key)
+        publishers[source].publish(event_id, payload, fetched_at, key=key, timestamp=fetched_at)
     failed = 0
     for source, pub in publishers.items():
         stats = pub.close()

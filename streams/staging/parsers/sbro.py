@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from typing import Any, Final
 
-from streams.domain.games import NEW_YORK, game_id_for_date
+from streams.domain.games import NEW_YORK, game_id_for_date, schedule_date
 from streams.domain.odds import PriceError, parse_american, parse_points
 from streams.domain.teams import TeamError, resolve_team
 from streams.staging.parsers.base import (
@@ -155,16 +155,15 @@ def _date(raw: str, season: str, where: str) -> date:
         raise ParseError(WRONG_SHAPE, f"{where}: Date {raw!r} is not a day of {season}") from None
 
 
-def parse_sbro(envelope: dict[str, Any], ctx: Context) -> Parsed:
-    """Parse one SBRO game (visitor row, home row) into lines and a final Game record."""
-    header = ctx.request.get("header")
-    season = ctx.request.get("season") or ""
-    if not header:
-        raise ParseError(MISSING_FIELD, "sbro record has no request header")
-    if not season:
-        raise ParseError(MISSING_FIELD, "sbro record has no request season")
-    text = payload_text(envelope).strip("\r\n")
-    rows_txt = [r for r in text.split("\n") if r.strip()]
+def read_game(
+    text: str, header: str, season: str, game_number: str | None
+) -> tuple[dict[str, str], dict[str, str], GameRef, int, str]:
+    """A record's visitor and home rows, its game, game number and ``where`` for reasons.
+
+    Also what the file collector keys a game by (the game id), so each game is on one
+    partition from the collector on; raises ParseError when the record names no game.
+    """
+    rows_txt = [r for r in text.strip("\r\n").split("\n") if r.strip()]
     if len(rows_txt) != 2:
         raise ParseError(WRONG_SHAPE, f"sbro record has {len(rows_txt)} rows, expected 2 (V, H)")
     layout = layout_of(header)
@@ -184,13 +183,27 @@ def parse_sbro(envelope: dict[str, Any], ctx: Context) -> Parsed:
         raise ParseError(exc.error_class, f"{where}: {exc.reason}") from None
     if home == away:
         raise ParseError(WRONG_SHAPE, f"{where}: home and away are both {home}")
-    n_raw = ctx.request.get("game_number") or "1"
+    n_raw = game_number or "1"
     n = to_int_or_none(n_raw)
     if n is None or n < 1:
         raise ParseError(WRONG_SHAPE, f"{where}: game_number {n_raw!r}")
-    commence, opened = nominal_times(d)
+    commence, _ = nominal_times(d)
     g = GameRef(game_id_for_date(d, away, home, n), commence, home, away)
-    where = f"{where} {g.game_id}"
+    return v, h, g, n, f"{where} {g.game_id}"
+
+
+def parse_sbro(envelope: dict[str, Any], ctx: Context) -> Parsed:
+    """Parse one SBRO game (visitor row, home row) into lines and a final Game record."""
+    header = ctx.request.get("header")
+    season = ctx.request.get("season") or ""
+    if not header:
+        raise ParseError(MISSING_FIELD, "sbro record has no request header")
+    if not season:
+        raise ParseError(MISSING_FIELD, "sbro record has no request season")
+    v, h, g, n, where = read_game(
+        payload_text(envelope), header, season, ctx.request.get("game_number")
+    )
+    commence, opened = nominal_times(schedule_date(g.commence_time))
     out = Parsed()
 
     def add(market: str, side: str, line: float | None, raw: str, et: datetime, what: str) -> None:
