@@ -12,7 +12,8 @@ from enum import StrEnum
 from oddsflow.settings import Settings
 
 RAW_SOURCES = ("simulator", "odds_api", "sbd", "action_network", "file")
-DLQ_STAGES = ("staging", "features", "sink")
+#: ``collect``: what the collectors received and refused (producers/refusals.py).
+DLQ_STAGES = ("staging", "features", "sink", "collect")
 DAY_MS = 24 * 3600 * 1000
 
 

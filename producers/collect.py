@@ -151,12 +151,16 @@ def collect_file(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def collect_http(settings: Settings, args: argparse.Namespace) -> int:
-    from producers.http import run_http_collector, source_spec
+    """An always-on poller: stores what it can, records every refusal on dlq.collect."""
+    from producers.http import BodyLimits, run_http_collector, source_spec
+    from producers.refusals import DeadLetters
 
     logging.getLogger("oddsflow.collect").setLevel(logging.INFO)  # one line per poll, always
     spec = source_spec(args.source, getattr(args, "base_url", None))
     publisher = Publisher(settings, args.source)
     publisher.connect()
+    refusals = DeadLetters(settings, args.source)
+    refusals.connect()
     started = time.monotonic()
     try:
         rc, _ = asyncio.run(
@@ -166,11 +170,16 @@ def collect_http(settings: Settings, args: argparse.Namespace) -> int:
                 getattr(args, "interval", 60.0),
                 args.once,
                 api_key=_api_key(settings, spec.key_env),
+                limits=BodyLimits.of(settings),
+                refusals=refusals,
             )
         )
     finally:
         stats = publisher.close()
-    _summary(args.source, stats.acked, stats.failed, time.monotonic() - started)
+        refusals.flush()
+    extra = f", {refusals.written} refusals recorded on dlq.collect" if refusals.written else ""
+    extra += f", {refusals.failed} refusals NOT recorded" if refusals.failed else ""
+    _summary(args.source, stats.acked, stats.failed, time.monotonic() - started, extra)
     return rc if stats.failed == 0 else 1
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from oddsflow.processes import running_workers
 from oddsflow.settings import Settings
@@ -57,3 +57,14 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def stop_after_polls(n: int, holder: list[Any]) -> Callable[[float], Awaitable[None]]:
+    """A poller's ``sleep``: no wait at all, and a stop once ``holder[0]`` (the collector,
+    appended after it is made) has done ``n`` polls: its ``run`` loop, deterministically."""
+
+    async def sleep(_seconds: float) -> None:
+        if len(holder[0].polls) >= n:
+            holder[0].stop.set()
+
+    return sleep
