@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 
@@ -27,7 +28,7 @@ from schemas.codec import default_codec
 from streams.app import create_app
 from tests.conftest import settings_env
 from tests.fixtures_path import ODDS_API
-from tests.helpers import stop_after_polls
+from tests.helpers import stop_after_polls, wait_for
 
 MB = 1 << 20
 PATH = "/v4/sports/baseball_mlb/odds"
@@ -133,3 +134,39 @@ async def test_the_poller_stores_what_it_can_and_records_every_refusal(settings:
     assert set(groups) == set(classes)
     assert {g["source"] for g in groups.values()} == {"odds_api"}
     assert all(g["count"] == 1 and g["stage"] == "collect" for g in groups.values())
+
+
+async def test_the_cli_poller_keeps_polling_through_bodies_it_refuses(settings: Settings) -> None:
+    """``oddsflow collect --source odds_api --interval 1s`` as a user runs it: the deep and the
+    64 MiB bodies are refused and recorded, the capture stored, and SIGTERM ends it cleanly."""
+    server = LoopbackSource(
+        {PATH: ODDS_API.read_bytes()}, script=["nested:100000", f"stream:{64 * MB}", "ok"]
+    )
+    await server.start()
+    argv = ["collect", "--source", "odds_api", "--interval", "1s", "--base-url", server.base_url]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "oddsflow.cli", *argv,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**settings_env(settings), "ODDS_API_KEY": "test-key"},
+    )  # fmt: skip
+    try:
+
+        async def polls() -> int:
+            assert proc.returncode is None, "the poller ended by itself"
+            return len(server.hits)
+
+        await wait_for(polls, lambda n: n >= 4, timeout=60, interval=0.2, what="four polls")
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await server.close()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "Traceback" not in err.decode()
+    assert "odds_api: 1 raw records acknowledged by the broker (0 failed)" in out.decode()
+    assert "2 refusals recorded on dlq.collect" in out.decode()
+    assert [r["payload"] for r in read_raw(settings, "odds_api")] == [ODDS_API.read_bytes()]
+    letters = await dead_letters(settings, stage="collect")
+    assert [d.error_class for d in letters] == ["json_too_deep", "payload_too_large"]
