@@ -14,7 +14,7 @@ from confluent_kafka.admin import (
 
 from oddsflow.kafka_config import client_config, raw_record_max_bytes, record_max_bytes
 from oddsflow.settings import Settings
-from oddsflow.topics import CATALOG, TopicSpec, Zone, raw_topic
+from oddsflow.topics import CATALOG, TopicSpec, Zone
 
 
 def admin_client(settings: Settings) -> AdminClient:
@@ -26,8 +26,8 @@ def topic_config(spec: TopicSpec, settings: Settings) -> dict[str, str]:
 
     Raw topics take a body of ``[collectors] max_payload_bytes`` enveloped, dead-letter topics
     a raw record with its reason (``max.message.bytes``: the broker checks the compressed
-    batch, so an incompressible body of that size fits too). ``raw.odds.file`` is kept by size,
-    not time (``TopicSpec.retention_ms`` says why).
+    batch, so an incompressible body of that size fits too). ``raw.odds.file`` and
+    ``raw.odds.simulator`` are kept by size, not time (``TopicSpec.retention_ms`` says why).
     """
     cfg = {"retention.ms": str(spec.retention_ms(settings))}
     if spec.compact:
@@ -36,8 +36,8 @@ def topic_config(spec: TopicSpec, settings: Settings) -> dict[str, str]:
         cfg["max.message.bytes"] = str(raw_record_max_bytes(settings))
     if spec.name.startswith("dlq."):
         cfg["max.message.bytes"] = str(record_max_bytes(settings))
-    if spec.name == raw_topic("file"):
-        cfg["retention.bytes"] = str(settings.pipeline.retention.file_topic_retention_bytes)
+    if spec.replays_history:
+        cfg["retention.bytes"] = str(settings.pipeline.retention.history_retention_bytes)
     return cfg
 
 

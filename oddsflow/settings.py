@@ -96,11 +96,12 @@ class Retention(BaseModel):
     staging_retention_days: int = 365
     curated_retention_days: int = -1
     purge_interval_minutes: Annotated[int, Field(gt=0)] = 60  # the sink worker's purge
-    #: ``raw.odds.file`` is kept by size, not time (bytes per partition; -1: forever). Its
-    #: records carry their recorded time as Kafka timestamp (a 2016 season says 2016), and time
-    #: retention compares record timestamps with now: a replay would be deleted at the broker's
-    #: next retention check, minutes after it was published.
-    file_topic_retention_bytes: Annotated[int, Field(ge=-1)] = 2 * 1024**3
+    #: ``raw.odds.file`` and ``raw.odds.simulator`` are kept by size, not time (bytes per
+    #: partition; -1: forever). Their records carry the time of the history they replay as Kafka
+    #: timestamp (a 2016 season says 2016, a simulation may start months ago), and time retention
+    #: compares record timestamps with now: they would be deleted at the broker's next retention
+    #: check, a minute after they were published.
+    history_retention_bytes: Annotated[int, Field(ge=-1)] = 2 * 1024**3
 
     @field_validator("raw_retention_days", "staging_retention_days", "curated_retention_days")
     @classmethod

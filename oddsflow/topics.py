@@ -12,6 +12,9 @@ from enum import StrEnum
 from oddsflow.settings import Settings
 
 RAW_SOURCES = ("simulator", "odds_api", "sbd", "action_network", "file")
+#: Sources that replay a history (files) or run their own timeline (the simulator): their record
+#: timestamps may lie months or years back, so their topics are kept by size, not time.
+HISTORY_SOURCES = ("file", "simulator")
 #: ``collect``: what the collectors received and refused (producers/refusals.py).
 DLQ_STAGES = ("staging", "features", "sink", "collect")
 DAY_MS = 24 * 3600 * 1000
@@ -38,11 +41,11 @@ class TopicSpec:
     def retention_ms(self, settings: Settings) -> int:
         """The topic's retention.ms from the zone's retention days (-1 keeps forever).
 
-        ``raw.odds.file`` has none: its records carry the recorded time of their rows (a 2016
-        season says 2016), and the broker's time retention would delete a replay at its next
-        check; it is kept by size (``file_topic_retention_bytes``, see oddsflow.admin).
+        The raw topics of HISTORY_SOURCES have none: their records carry the time of the history
+        they replay (a 2016 season says 2016), and the broker's time retention would delete them
+        at its next check; they are kept by size (``history_retention_bytes``, oddsflow.admin).
         """
-        if self.name == raw_topic("file"):
+        if self.replays_history:
             return -1
         r = settings.pipeline.retention
         days = {
@@ -52,6 +55,11 @@ class TopicSpec:
             Zone.OPERATIONAL: r.staging_retention_days,
         }[self.zone]
         return -1 if days < 0 else days * DAY_MS
+
+    @property
+    def replays_history(self) -> bool:
+        """A raw topic whose records are stamped with a history's times, not the present's."""
+        return self.name in {raw_topic(s) for s in HISTORY_SOURCES}
 
     def schema_name(self, settings: Settings) -> str:
         """Postgres schema of this topic's zone."""

@@ -131,19 +131,26 @@ def test_pinnacle_replay_every_row_once_in_event_time_order(settings: Settings) 
         assert stamps == sorted(stamps)
 
 
-def test_the_file_topic_keeps_replays_by_size_not_time(settings: Settings) -> None:
+def test_history_topics_are_kept_by_size_and_every_raw_topic_takes_the_limit(
+    settings: Settings,
+) -> None:
     """Old record timestamps under time retention would be deleted at the next check."""
-    assert Publisher(settings, "file").connect() and Publisher(settings, "odds_api").connect()
+    auto = Publisher(settings, "simulator")  # published to before any connect: auto-created
+    auto.publish_encoded(b"k", b"v")
+    assert auto.close().acked == 1
+    for source in ("file", "simulator", "odds_api"):
+        assert Publisher(settings, source).connect()  # makes or aligns the topic
     admin = AdminClient(client_config(settings))
-    file_topic, live = (topic_name(settings, raw_topic(s)) for s in ("file", "odds_api"))
-    res = admin.describe_configs([ConfigResource("topic", t) for t in (file_topic, live)])
+    names = {s: topic_name(settings, raw_topic(s)) for s in ("file", "simulator", "odds_api")}
+    res = admin.describe_configs([ConfigResource("topic", t) for t in names.values()])
     cfg = {r.name: f.result() for r, f in res.items()}
-    assert cfg[file_topic]["retention.ms"].value == "-1"
-    retained = settings.pipeline.retention.file_topic_retention_bytes
-    assert cfg[file_topic]["retention.bytes"].value == str(retained)
+    retained = settings.pipeline.retention.history_retention_bytes
+    for source in ("file", "simulator"):
+        assert cfg[names[source]]["retention.ms"].value == "-1"
+        assert cfg[names[source]]["retention.bytes"].value == str(retained)
     days = settings.pipeline.retention.raw_retention_days
-    assert cfg[live]["retention.ms"].value == str(days * DAY_MS)
-    for t in (file_topic, live):
+    assert cfg[names["odds_api"]]["retention.ms"].value == str(days * DAY_MS)
+    for t in names.values():
         assert int(cfg[t]["max.message.bytes"].value) == raw_record_max_bytes(settings)
         assert raw_record_max_bytes(settings) > settings.collectors.max_payload_bytes >= 8 << 20
 
