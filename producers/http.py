@@ -235,6 +235,8 @@ TIMEOUT = "timeout"
 CONNECTION_ERROR = "connection_error"
 HTTP_ERROR = "http_error"
 COLLECTOR_ERROR = "collector_error"
+#: Refusals of a body that came back (recorded each, with the body when within the limit).
+BODY_CLASSES = frozenset({PAYLOAD_TOO_LARGE, JSON_TOO_DEEP, INVALID_JSON, HTML_PAGE, NOT_TEXT})
 
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 _DEPTH_STEP = [0] * 256
@@ -499,8 +501,8 @@ class HttpCollector:
             await self._sleep(delay)
         if response is not None:
             await self._store(poll, response, shown)
-        elif poll.outcome == "failed" and poll.errors and not poll.refusals:
-            # nothing came back to store: the poll itself is the refusal (a 5xx storm, resets)
+        elif poll.outcome == "failed" and poll.errors and poll.error_class not in BODY_CLASSES:
+            # it ended on no body to store: the poll itself is recorded (a 5xx storm, resets)
             self._refuse(
                 poll,
                 poll.error_class or CONNECTION_ERROR,

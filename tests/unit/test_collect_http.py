@@ -329,7 +329,7 @@ async def test_the_poller_survives_the_corpus_and_keeps_polling(
 async def test_bad_bodies_are_retried_and_each_recorded(
     server: LoopbackSource, session: aiohttp.ClientSession
 ) -> None:
-    server.script = ["binary:64", "empty", "ok", "503", "503", "503"]
+    server.script = ["binary:64", "empty", "ok", "503", "503", "503", "html", "503", "503"]
     sink, refusals = ListSink(), ListRefusals()
     policy = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, timeout=0.5)
     c = Collector(spec("sbd", server), sink, session, policy, refusals=refusals)
@@ -342,6 +342,11 @@ async def test_bad_bodies_are_retried_and_each_recorded(
     storm = refusals.refused[2]
     assert storm.error_class == SERVER_ERROR and storm.body == b""
     assert "poll failed after 3 attempt(s): HTTP 503; HTTP 503; HTTP 503" in storm.reason
+    # an HTML page, then a 503 storm: the page is recorded, and the poll that ended on no body
+    third = await c.poll_once()
+    assert (third.outcome, third.refusals) == ("failed", 2)
+    assert [r.error_class for r in refusals.refused[3:]] == [HTML_PAGE, SERVER_ERROR]
+    assert "HTML page" in refusals.refused[4].reason and "HTTP 503" in refusals.refused[4].reason
 
 
 async def test_a_body_the_broker_refuses_is_recorded_and_published_again_later(
