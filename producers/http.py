@@ -51,7 +51,7 @@ import aiohttp
 from confluent_kafka import KafkaException
 from yarl import URL
 
-from oddsflow.settings import Settings
+from oddsflow.settings import CollectorSettings, Settings
 from producers.publisher import PublishStats
 from producers.refusals import Refusal, RefusalSink
 
@@ -146,12 +146,15 @@ class Sink(Protocol):
     def flush(self, timeout: float = ...) -> int: ...
 
 
+_DEFAULTS = CollectorSettings()
+
+
 @dataclass(frozen=True)
 class BodyLimits:
     """What a poller stores (``[collectors]`` settings; the defaults are theirs)."""
 
-    max_bytes: int = 8 * 1024 * 1024
-    max_depth: int = 64
+    max_bytes: int = _DEFAULTS.max_payload_bytes
+    max_depth: int = _DEFAULTS.max_json_depth
 
     @classmethod
     def of(cls, settings: Settings) -> BodyLimits:
