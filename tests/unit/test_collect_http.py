@@ -239,7 +239,9 @@ async def test_rate_limit_spaces_requests(
     await c.poll_once()  # 500 then ok: the retry also waits for the rate limit
     await c.poll_once()
     gaps = [b.at - a.at for a, b in zip(server.hits, server.hits[1:], strict=False)]
-    assert len(gaps) == 2 and all(g >= 0.15 - 0.005 for g in gaps)
+    # the server sees a hit a few ms after the limiter lets it go (the first request opens the
+    # connection; two cores are shared): 6 ms less than the interval was seen under load
+    assert len(gaps) == 2 and all(g >= 0.15 - 0.01 for g in gaps)
 
 
 def test_retry_after_and_record_counting() -> None:
