@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
-from oddsflow.kafka_config import client_config
+from oddsflow.kafka_config import client_config, raw_record_max_bytes, record_max_bytes
 from oddsflow.settings import Settings
-from oddsflow.topics import CATALOG, TopicSpec
+from oddsflow.topics import CATALOG, TopicSpec, Zone
 
 
 def admin_client(settings: Settings) -> AdminClient:
@@ -15,14 +22,27 @@ def admin_client(settings: Settings) -> AdminClient:
 
 
 def topic_config(spec: TopicSpec, settings: Settings) -> dict[str, str]:
+    """The broker configs a catalog topic is created (and aligned) with.
+
+    Raw topics take a body of ``[collectors] max_payload_bytes`` enveloped, dead-letter topics
+    a raw record with its reason (``max.message.bytes``: the broker checks the compressed
+    batch, so an incompressible body of that size fits too). ``raw.odds.file`` and
+    ``raw.odds.simulator`` are kept by size, not time (``TopicSpec.retention_ms`` says why).
+    """
     cfg = {"retention.ms": str(spec.retention_ms(settings))}
     if spec.compact:
         cfg["cleanup.policy"] = "compact"
+    if spec.zone is Zone.RAW:
+        cfg["max.message.bytes"] = str(raw_record_max_bytes(settings))
+    if spec.name.startswith("dlq."):
+        cfg["max.message.bytes"] = str(record_max_bytes(settings))
+    if spec.replays_history:
+        cfg["retention.bytes"] = str(settings.pipeline.retention.history_retention_bytes)
     return cfg
 
 
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) -> list[str]:
-    """Create missing topics and align retention of existing ones; returns what was done."""
+    """Create missing topics and align the configs of existing ones; returns what was done."""
     admin = admin_client(settings)
     existing = set(admin.list_topics(timeout=10).topics)
     prefix = settings.kafka.topic_prefix
@@ -45,7 +65,26 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) ->
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
-    kept = len(specs) - len(new)
+    kept = [s for s in specs if prefix + s.name in existing]
     if kept:
-        done.append(f"{kept} topics already existed")
+        _align(admin, {prefix + s.name: topic_config(s, settings) for s in kept})
+        done.append(f"{len(kept)} topics already existed")
     return done
+
+
+def _align(admin: AdminClient, configs: dict[str, dict[str, str]]) -> None:
+    """Set each key on the existing topic (incremental: nothing else changes), so a topic made
+    before a limit existed, or by the broker's auto-creation, gets the catalog's configs."""
+    resources = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                for k, v in cfg.items()
+            ],
+        )
+        for name, cfg in configs.items()
+    ]
+    for fut in admin.incremental_alter_configs(resources).values():
+        fut.result()

@@ -79,8 +79,33 @@ def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return cfg
 
 
+#: Room around a body: a raw record is the body plus its envelope (event id, request metadata,
+#: framing); a dead letter is a raw record plus its reason and origin.
+ENVELOPE_ALLOWANCE = 64 * 1024
+#: librdkafka's and aiokafka's default fetch.max.bytes: a fetch response's size.
+FETCH_MAX_BYTES = 50 * 1024 * 1024
+
+
+def raw_record_max_bytes(settings: Settings) -> int:
+    """``max.message.bytes`` of the raw topics: the largest body collectors store, enveloped."""
+    return settings.collectors.max_payload_bytes + ENVELOPE_ALLOWANCE
+
+
+def record_max_bytes(settings: Settings) -> int:
+    """The largest record any client writes or reads: a dead letter holding a raw record (the
+    dead-letter topics' ``max.message.bytes``, producers' ``message.max.bytes``, consumers'
+    fetch sizes)."""
+    return raw_record_max_bytes(settings) + ENVELOPE_ALLOWANCE
+
+
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
-    """Idempotent, acks=all: a record is reported delivered only when the broker has it."""
+    """Idempotent, acks=all: a record is reported delivered only when the broker has it.
+
+    lz4 on the wire: JSON bodies shrink 5-10x, and every consumer of ours reads it (librdkafka
+    natively, aiokafka through cramjam, a declared dependency). ``message.max.bytes`` (checked
+    on the uncompressed record) lets a raw record of up to ``[collectors] max_payload_bytes``
+    and its dead letter through.
+    """
     return client_config(
         settings,
         **{
@@ -89,6 +114,7 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
             "linger.ms": 20,
             "batch.size": 512 * 1024,
             "compression.type": "lz4",
+            "message.max.bytes": record_max_bytes(settings),
             "queue.buffering.max.messages": 500_000,
             **extra,
         },
@@ -96,6 +122,8 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
 
 
 def consumer_config(settings: Settings, group: str, **extra: Any) -> dict[str, Any]:
+    """A group consumer; its fetch sizes take the largest record any topic holds at once (a
+    raw body of ``max_payload_bytes``), not in librdkafka's growing retries from 1 MiB."""
     return client_config(
         settings,
         **{
@@ -104,6 +132,8 @@ def consumer_config(settings: Settings, group: str, **extra: Any) -> dict[str, A
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "fetch.min.bytes": 1,
+            "max.partition.fetch.bytes": record_max_bytes(settings),
+            "fetch.max.bytes": max(FETCH_MAX_BYTES, record_max_bytes(settings)),
             "partition.assignment.strategy": "cooperative-sticky",
             **extra,
         },

@@ -97,6 +97,12 @@ class Retention(BaseModel):
     staging_retention_days: int = 365
     curated_retention_days: int = -1
     purge_interval_minutes: Annotated[int, Field(gt=0)] = 60  # the sink worker's purge
+    #: ``raw.odds.file`` and ``raw.odds.simulator`` are kept by size, not time (bytes per
+    #: partition; -1: forever). Their records carry the time of the history they replay as Kafka
+    #: timestamp (a 2016 season says 2016, a simulation may start months ago), and time retention
+    #: compares record timestamps with now: they would be deleted at the broker's next retention
+    #: check, a minute after they were published.
+    history_retention_bytes: Annotated[int, Field(ge=-1)] = 2 * 1024**3
 
     @field_validator("raw_retention_days", "staging_retention_days", "curated_retention_days")
     @classmethod
@@ -271,8 +277,26 @@ class SimulatorSettings(BaseModel):
     tick_seconds: Annotated[int, Field(gt=0)] = 30
 
 
+#: The largest body a collector may store: a record must fit in one fetch response (librdkafka
+#: and aiokafka ask for 50 MiB) and one produce request (the broker's socket.request.max.bytes,
+#: 100 MiB), dead-letter and envelope around it included.
+MAX_PAYLOAD_CEILING = 32 * 1024 * 1024
+
+
 class CollectorSettings(BaseModel):
-    """Credentials of the live sources: from the environment or a file, never config.toml."""
+    """What collectors accept, and the live sources' credentials (from the environment or a
+    file, never config.toml)."""
+
+    #: Largest response body (or history row) stored, in bytes: raw topics take records this
+    #: large plus the envelope (``max.message.bytes``), producers send them lz4-compressed, and
+    #: every consumer fetches them. A larger body is refused and recorded on ``dlq.collect``
+    #: without its bytes. Real MLB slates with every book and market reach megabytes.
+    max_payload_bytes: Annotated[int, Field(ge=1024 * 1024, le=MAX_PAYLOAD_CEILING)] = (
+        8 * 1024 * 1024
+    )
+    #: Deepest JSON nesting a poller stores (real feeds nest under 10 levels). Deeper bodies are
+    #: refused (``json_too_deep``) before any recursive parser sees them.
+    max_json_depth: Annotated[int, Field(ge=8, le=512)] = 64
 
     #: The Odds API key: ODDS_API_KEY (the conventional name), ODDSFLOW_COLLECTORS__ODDS_API_KEY,
     #: or the file ODDSFLOW_COLLECTORS__ODDS_API_KEY_FILE names.

@@ -12,7 +12,11 @@ from enum import StrEnum
 from oddsflow.settings import Settings
 
 RAW_SOURCES = ("simulator", "odds_api", "sbd", "action_network", "file")
-DLQ_STAGES = ("staging", "features", "sink")
+#: Sources that replay a history (files) or run their own timeline (the simulator): their record
+#: timestamps may lie months or years back, so their topics are kept by size, not time.
+HISTORY_SOURCES = ("file", "simulator")
+#: ``collect``: what the collectors received and refused (producers/refusals.py).
+DLQ_STAGES = ("staging", "features", "sink", "collect")
 DAY_MS = 24 * 3600 * 1000
 
 
@@ -38,7 +42,14 @@ class TopicSpec:
     corrected: bool = False
 
     def retention_ms(self, settings: Settings) -> int:
-        """The topic's retention.ms from the zone's retention days (-1 keeps forever)."""
+        """The topic's retention.ms from the zone's retention days (-1 keeps forever).
+
+        The raw topics of HISTORY_SOURCES have none: their records carry the time of the history
+        they replay (a 2016 season says 2016), and the broker's time retention would delete them
+        at its next check; they are kept by size (``history_retention_bytes``, oddsflow.admin).
+        """
+        if self.replays_history:
+            return -1
         r = settings.pipeline.retention
         days = {
             Zone.RAW: r.raw_retention_days,
@@ -47,6 +58,11 @@ class TopicSpec:
             Zone.OPERATIONAL: r.staging_retention_days,
         }[self.zone]
         return -1 if days < 0 else days * DAY_MS
+
+    @property
+    def replays_history(self) -> bool:
+        """A raw topic whose records are stamped with a history's times, not the present's."""
+        return self.name in {raw_topic(s) for s in HISTORY_SOURCES}
 
     def schema_name(self, settings: Settings) -> str:
         """Postgres schema of this topic's zone."""

@@ -83,7 +83,7 @@ def run_pregenerated(settings: Settings, n: int, seed: int = 8) -> dict[str, Any
     pub = _connected(settings, "simulator")
     w0, c0 = time.perf_counter(), time.process_time()
     for event_id, payload, fetched_at in envelopes:
-        pub.publish(event_id, payload, fetched_at, key=sim.key_of(event_id))
+        pub.publish(event_id, payload, fetched_at, key=sim.key_of(event_id), timestamp=fetched_at)
     stats = pub.close()
     w, c = time.perf_counter() - w0, time.process_time() - c0
     return _result(stats.acked, w, c, failed=stats.failed)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -128,8 +129,12 @@ def _summary(source: str, acked: int, failed: int, took: float, extra: str = "")
 def collect_file(settings: Settings, args: argparse.Namespace) -> int:
     from producers.replay import file_records, run_replay
 
-    if args.path is None:
-        raise SystemExit("oddsflow: --source file needs the PATH of a history file")
+    if args.path is None:  # a usage error: status 2, as argparse gives
+        print("oddsflow collect: error: --source file needs the PATH of a history file",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    # An unreadable file (missing, a directory, no permission, corrupt gzip, unknown format)
+    # raises HistoryFileError: one line on stderr, status 1, before any Kafka connection.
     records = file_records(args.path, getattr(args, "format", None), getattr(args, "season", None))
     publisher = Publisher(settings, "file")
     publisher.connect()
@@ -146,11 +151,16 @@ def collect_file(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def collect_http(settings: Settings, args: argparse.Namespace) -> int:
-    from producers.http import run_http_collector, source_spec
+    """An always-on poller: stores what it can, records every refusal on dlq.collect."""
+    from producers.http import BodyLimits, run_http_collector, source_spec
+    from producers.refusals import DeadLetters
 
     logging.getLogger("oddsflow.collect").setLevel(logging.INFO)  # one line per poll, always
     spec = source_spec(args.source, getattr(args, "base_url", None))
     publisher = Publisher(settings, args.source)
+    publisher.connect()
+    refusals = DeadLetters(settings, args.source)
+    refusals.connect()
     started = time.monotonic()
     try:
         rc, _ = asyncio.run(
@@ -160,11 +170,16 @@ def collect_http(settings: Settings, args: argparse.Namespace) -> int:
                 getattr(args, "interval", 60.0),
                 args.once,
                 api_key=_api_key(settings, spec.key_env),
+                limits=BodyLimits.of(settings),
+                refusals=refusals,
             )
         )
     finally:
         stats = publisher.close()
-    _summary(args.source, stats.acked, stats.failed, time.monotonic() - started)
+        refusals.flush()
+    extra = f", {refusals.written} refusals recorded on dlq.collect" if refusals.written else ""
+    extra += f", {refusals.failed} refusals NOT recorded" if refusals.failed else ""
+    _summary(args.source, stats.acked, stats.failed, time.monotonic() - started, extra)
     return rc if stats.failed == 0 else 1
 
 
@@ -185,10 +200,12 @@ def publish_truth(settings: Settings, args: argparse.Namespace) -> int:
         tick_seconds=base.tick_seconds,
     )  # fmt: skip
     publishers = {src: Publisher(settings, src) for src in ("simulator", "sbd")}
+    for pub in publishers.values():
+        pub.connect()
     started = time.monotonic()
     for source, event_id, payload, fetched_at in truth.envelopes():
         key = truth.sim.key_of(event_id) if source == "simulator" else source
-        publishers[source].publish(event_id, payload, fetched_at, key=key)
+        publishers[source].publish(event_id, payload, fetched_at, key=key, timestamp=fetched_at)
     failed = 0
     for source, pub in publishers.items():
         stats = pub.close()
@@ -214,8 +231,6 @@ def collect(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m producers.collect ...``: the same arguments as ``oddsflow collect``."""
-    import sys
-
     from oddsflow.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m producers.collect")

@@ -40,7 +40,8 @@ def count_raw(settings: Settings, source: str) -> int:
 
 
 def read_raw(settings: Settings, source: str, timeout: float = 30.0) -> list[dict[str, Any]]:
-    """Every record of ``raw.odds.<source>``, decoded, with ``_partition`` and ``_key`` added."""
+    """Every record of ``raw.odds.<source>``, decoded, with ``_partition``, ``_offset``,
+    ``_key`` and ``_timestamp`` (the Kafka timestamp, ms) added; per partition in offset order."""
     topic = topic_name(settings, raw_topic(source))
     marks = high_watermarks(settings, source)
     todo = {p: hi for p, (lo, hi) in marks.items() if hi > lo}
@@ -58,7 +59,8 @@ def read_raw(settings: Settings, source: str, timeout: float = 30.0) -> list[dic
                     continue
                 p = msg.partition()
                 rec = codec.decode(msg.value())
-                rec["_partition"], rec["_key"] = p, msg.key()
+                rec["_partition"], rec["_offset"], rec["_key"] = p, msg.offset(), msg.key()
+                rec["_timestamp"] = msg.timestamp()[1]
                 out.append(rec)
                 if p in todo and msg.offset() + 1 >= todo[p]:
                     del todo[p]

@@ -30,10 +30,13 @@ from typing import NamedTuple
 from producers.envelope import EnvelopeLayout, varint
 from streams.domain.teams import CODES, FULL_NAMES
 
+#: The Odds API keys of 20 distinct real books. Distinct after canonicalisation
+#: (``streams.domain.books``): ``williamhill`` was here beside ``caesars``, staging rightly maps
+#: both to one book, and its de-dup then flipped between two books' prices.
 BOOKS = (
     "pinnacle", "draftkings", "fanduel", "betmgm", "caesars", "bet365", "pointsbet",
     "betrivers", "wynnbet", "circa", "bovada", "mybookie", "betonline", "unibet", "barstool",
-    "superbook", "betway", "williamhill", "espnbet", "fanatics",
+    "superbook", "betway", "hardrockbet", "espnbet", "fanatics",
 )  # fmt: skip
 _PRICE_SLOTS = ("hml", "aml", "hsp", "asp", "op", "up")  # the payload's prices that move
 TS_LEN = len("2026-04-01T17:00:00Z")
@@ -369,14 +372,15 @@ class Simulator:
         for q in self.quotes():
             yield self.event_id(q), self.payload(q), q.at + timedelta(seconds=1)
 
-    def records(self, layout: EnvelopeLayout) -> Iterator[tuple[bytes, bytes]]:
-        """(Kafka key, encoded RawEnvelope) of every snapshot, in time order.
+    def records(self, layout: EnvelopeLayout) -> Iterator[tuple[bytes, bytes, int]]:
+        """(Kafka key, encoded RawEnvelope, Kafka timestamp ms) of every snapshot, in time order.
 
         Byte for byte what publishing :meth:`envelopes` through ``layout`` gives, keyed by
-        :meth:`key_of` (the game), but built for bulk publishing: no Quote, no dict, no str per
-        record. Per tick the event-id head, the timestamp and the envelope's middle are made
-        once; per book the payload is rendered only when its prices change; a record is then
-        one join.
+        :meth:`key_of` (the game), timestamped with the envelope's fetched_at (the simulated
+        poll of the tick, one second after it), but built for bulk publishing: no Quote, no
+        dict, no str per record. Per tick the event-id head, the timestamps and the envelope's
+        middle are made once; per book the payload is rendered only when its prices change; a
+        record is then one join.
         """
         names, header, tail = self.book_names, layout.header, layout.tail
         second = timedelta(seconds=1)
@@ -385,6 +389,7 @@ class Simulator:
         heads: list[list[bytes]] = []
         digits, last_tick = 0, -1
         ts = mid = b""
+        fetched_ms = 0
         for tick, at, game, market in self._walk():
             if tick != last_tick:
                 last_tick, tick_id = tick, str(tick).encode()
@@ -393,6 +398,7 @@ class Simulator:
                     heads = [[header + varint(len(p) + digits) + p for p in r] for r in prefixes]
                 ts = self._stamp(at)
                 mid = tick_id + layout.middle(at + second)
+                fetched_ms = int((at + second).timestamp() * 1000)
             g, total = game.index, market.total
             books = market.books.values()
             for b, key, head, book in zip(names, keys[g], heads[g], books, strict=True):
@@ -405,4 +411,4 @@ class Simulator:
                     parts[0] = varint(size) + parts[0]
                     parts[-1] += tail
                     book.rendered, book.rendered_memo = parts, book.memo
-                yield key, head + mid + ts.join(book.rendered)
+                yield key, head + mid + ts.join(book.rendered), fetched_ms

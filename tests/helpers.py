@@ -72,3 +72,14 @@ def curated_table(topic: str, records: list[dict[str, Any]]) -> list[dict[str, A
         else:
             rows[key] = {k: v for k, v in rec.items() if k != "retracted"}
     return list(rows.values())
+
+
+def stop_after_polls(n: int, holder: list[Any]) -> Callable[[float], Awaitable[None]]:
+    """A poller's ``sleep``: no wait at all, and a stop once ``holder[0]`` (the collector,
+    appended after it is made) has done ``n`` polls: its ``run`` loop, deterministically."""
+
+    async def sleep(_seconds: float) -> None:
+        if len(holder[0].polls) >= n:
+            holder[0].stop.set()
+
+    return sleep

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import faust
 
-from oddsflow.kafka_config import faust_credentials
+from oddsflow.kafka_config import faust_credentials, record_max_bytes
 from oddsflow.settings import Settings
 
 #: The baselines run at_least_once (what the faust staging worker ran until 2026-12-02).
@@ -58,6 +58,9 @@ def create_app(settings: Settings, role: str, processing_guarantee: str | None =
         producer_acks=-1,
         processing_guarantee=guarantee,
         producer_linger_ms=5,
+        # Raw records up to [collectors] max_payload_bytes are read, and dead-lettered whole.
+        consumer_max_fetch_size=record_max_bytes(settings),
+        producer_max_request_size=record_max_bytes(settings),
         consumer_auto_offset_reset="earliest",
         # Commit on the timer only. With a count, faust's fetcher task commits too, and stopping
         # cancels that task: a commit cancelled mid-way has already taken its offsets off the

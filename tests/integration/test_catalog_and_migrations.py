@@ -52,7 +52,7 @@ def test_topic_creation_is_idempotent_with_retention_from_config(settings: Setti
     assert sum(1 for line in first if line.startswith("created ")) == len(CATALOG)
     assert create_topics(settings) == [f"{len(CATALOG)} topics already existed"]
     admin = AdminClient(client_config(settings))
-    raw = topic_name(settings, "raw.odds.simulator")
+    raw = topic_name(settings, "raw.odds.odds_api")  # live: kept by time (history: by size)
     curated = topic_name(settings, "curated.steam_moves")
     res = admin.describe_configs([ConfigResource("topic", raw), ConfigResource("topic", curated)])
     configs = {r.name: f.result() for r, f in res.items()}

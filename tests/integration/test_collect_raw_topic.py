@@ -14,8 +14,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
 
+from oddsflow.kafka_config import client_config, raw_record_max_bytes
 from oddsflow.settings import Settings
+from oddsflow.topics import DAY_MS, raw_topic, topic_name
 from producers.collect import publish_simulation
 from producers.http import HttpCollector, RetryPolicy, payload_event_id, source_spec
 from producers.loopback import LoopbackSource
@@ -101,7 +104,9 @@ async def test_misbehaving_server_publishes_each_response_once(
 
 def test_pinnacle_replay_every_row_once_in_event_time_order(settings: Settings) -> None:
     records = file_records(PINNACLE)
-    res = replay(Publisher(settings, "file"), records)
+    publisher = Publisher(settings, "file")
+    assert publisher.connect()  # as the collector does: the topic made with the catalog's configs
+    res = replay(publisher, records)
     assert res.stats.acked == 1906 and res.stats.failed == 0
     got = read_raw(settings, "file")
     assert len(got) == 1906
@@ -112,10 +117,42 @@ def test_pinnacle_replay_every_row_once_in_event_time_order(settings: Settings) 
     for r in got[::97]:
         line = int(r["event_id"].rsplit(":", 1)[1])
         assert r["payload"] == rows[line - 1] and r["request"]["format"] == "pinnacle"
-    for p in {r["_partition"] for r in got}:  # per partition, Kafka keeps publish order
-        times = [r["payload"].split(b",")[9] for r in got if r["_partition"] == p]
-        parsed = [datetime.fromisoformat(t.decode()[:19]) for t in times]
-        assert parsed == sorted(parsed)
+    games: dict[bytes, set[int]] = {}
+    for r in got:
+        (game,) = parse(r).games  # the key is the game id staging computes
+        assert r["_key"] == game["game_id"].encode()
+        games.setdefault(r["_key"], set()).add(r["_partition"])
+        entered = datetime.fromisoformat(r["payload"].split(b",")[9].decode())
+        assert r["_timestamp"] == int(entered.timestamp() * 1000)  # the row's recorded time
+    assert len(games) == 21 and all(len(ps) == 1 for ps in games.values())  # one partition each
+    assert len({p for ps in games.values() for p in ps}) == settings.kafka.partitions
+    for key in games:  # a game's rows in its partition's (offset) order are in event-time order
+        stamps = [r["_timestamp"] for r in got if r["_key"] == key]
+        assert stamps == sorted(stamps)
+
+
+def test_history_topics_are_kept_by_size_and_every_raw_topic_takes_the_limit(
+    settings: Settings,
+) -> None:
+    """Old record timestamps under time retention would be deleted at the next check."""
+    auto = Publisher(settings, "simulator")  # published to before any connect: auto-created
+    auto.publish_encoded(b"k", b"v")
+    assert auto.close().acked == 1
+    for source in ("file", "simulator", "odds_api"):
+        assert Publisher(settings, source).connect()  # makes or aligns the topic
+    admin = AdminClient(client_config(settings))
+    names = {s: topic_name(settings, raw_topic(s)) for s in ("file", "simulator", "odds_api")}
+    res = admin.describe_configs([ConfigResource("topic", t) for t in names.values()])
+    cfg = {r.name: f.result() for r, f in res.items()}
+    retained = settings.pipeline.retention.history_retention_bytes
+    for source in ("file", "simulator"):
+        assert cfg[names[source]]["retention.ms"].value == "-1"
+        assert cfg[names[source]]["retention.bytes"].value == str(retained)
+    days = settings.pipeline.retention.raw_retention_days
+    assert cfg[names["odds_api"]]["retention.ms"].value == str(days * DAY_MS)
+    for t in names.values():
+        assert int(cfg[t]["max.message.bytes"].value) == raw_record_max_bytes(settings)
+        assert raw_record_max_bytes(settings) > settings.collectors.max_payload_bytes >= 8 << 20
 
 
 def test_sbro_replay_numbers_doubleheaders(settings: Settings) -> None:
@@ -171,6 +208,7 @@ def test_simulator_publishes_its_snapshots_once_each_keyed_by_game(settings: Set
     assert sorted(r["event_id"] for r in got) == sorted(expected)
     for r in got:
         assert (r["payload"], r["fetched_at"]) == expected[r["event_id"]]
+        assert r["_timestamp"] == int(r["fetched_at"].timestamp() * 1000)  # the tick's fetch
         assert r["request"] == {"seed": "5"} and r["content_type"] == "application/json"
         assert r["_key"].decode() == Simulator.key_of(r["event_id"])
     for p in {r["_partition"] for r in got}:  # one game's snapshots stay in tick order

@@ -1,7 +1,8 @@
-"""Action Network scoreboard parser, over the hand-written fixture (no real capture exists)."""
+"""Action Network scoreboard parser: the real v1 odds entries and the team's v2 fixture."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 
 from streams.staging.parsers import Parsed, parse, parse_and_validate
+from streams.staging.parsers.action_network import V1_KEYS
+from tests.fixtures_path import AN_V1_ODDS
 from tests.fixtures_path import AN_V2_FIXTURE as FIXTURE
 
 FETCHED = datetime(2025, 7, 1, 17, 7, 17, tzinfo=UTC)
@@ -97,3 +100,144 @@ def test_bad_games(mutate: Any, error_class: str) -> None:
 def test_wrong_shapes() -> None:
     p = parse(env({"games": [42]}))
     assert [r.error_class for r in p.rejects] == ["wrong_shape"]
+
+
+def test_v2_spread_without_points_is_refused() -> None:
+    doc = json.loads(FIXTURE.read_text())
+    outcomes = doc["games"][0]["markets"]["69"]["event"]["spread"]
+    del outcomes[0]["value"]
+    p = parse(env(doc))
+    assert "missing_line" in {r.error_class for r in p.rejects}
+    assert all(x["line"] is not None for x in p.lines if x["market"] != "moneyline")
+
+
+# ---------------------------------------------------------------- v1: the real odds entries
+
+V1_ENTRIES: list[dict[str, Any]] = json.loads(AN_V1_ODDS.read_text())
+V1_FETCHED = datetime(2019, 9, 13, 0, 25, tzinfo=UTC)
+
+
+def v1_doc(odds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One MLB game (Action Network's own STL and PIT team entries) carrying ``odds``: the real
+    capture is of an NFL game, so its teams are swapped; the entries keep their shape and values."""
+    teams = json.loads(FIXTURE.read_text())["games"][0]["teams"]  # ids 207 STL, 203 PIT
+    return {
+        "games": [
+            {
+                "id": 101,
+                "status": "scheduled",
+                "start_time": "2019-09-13T00:20:00.000Z",
+                "away_team_id": 203,
+                "home_team_id": 207,
+                "teams": teams,
+                "odds": copy.deepcopy(odds),
+            }
+        ]
+    }
+
+
+def v1_env(doc: Any) -> dict[str, Any]:
+    return {**env(doc), "fetched_at": V1_FETCHED}
+
+
+def as_book(entry: dict[str, Any], book_id: int) -> dict[str, Any]:
+    """A real entry under another book id: a book's full-game entry has this very shape."""
+    return {**entry, "book_id": book_id}
+
+
+def test_the_real_v1_capture_has_the_fields_the_parser_reads() -> None:
+    assert len(V1_ENTRIES) == 10
+    assert {(e["book_id"], e["type"]) for e in V1_ENTRIES} == {
+        (b, t)
+        for b in (15, 30)
+        for t in ("game", "firsthalf", "secondhalf", "firstquarter", "live")
+    }
+    keys = set(V1_ENTRIES[0])
+    assert all(set(e) == keys for e in V1_ENTRIES)  # flat entries, one shape
+    read = {k for sides in V1_KEYS.values() for side in sides for k in side[1:] if k}
+    assert read | {"book_id", "type", "inserted", "num_bets"} <= keys
+    consensus = next(e for e in V1_ENTRIES if (e["book_id"], e["type"]) == (15, "game"))
+    assert (consensus["ml_home_public"], consensus["ml_home_money"]) == (70, 87)
+    assert consensus["num_bets"] == 62759
+
+
+def test_the_real_v1_entries_alone_are_splits_and_named_refusals() -> None:
+    p = parse(v1_env(v1_doc(V1_ENTRIES)))
+    assert [g["game_id"] for g in p.games] == ["MLB-20190912-PIT@STL-1"]
+    assert p.lines == []  # 15 and 30 are aggregates: no book of the capture has prices to stage
+    assert sorted(r.error_class for r in p.rejects) == [
+        "aggregate_book", "aggregate_book",  # the full-game consensus and opening line
+        "live_market", "live_market",
+        *["period_market"] * 6,  # first half, second half, first quarter of both
+    ]  # fmt: skip
+    live = next(r for r in p.rejects if r.error_class == "live_market")
+    assert "book 15 live" in live.reason and "MLB-20190912-PIT@STL-1" in live.reason
+    got = {
+        (s["market"], s["side"]): (s["bets_pct"], s["money_pct"], s["bets"], s["total_bets"])
+        for s in p.splits
+    }
+    assert got == {
+        ("moneyline", "home"): (70.0, 87.0, None, 62759),
+        ("moneyline", "away"): (30.0, 13.0, None, 62759),
+        ("spread", "home"): (71.0, 66.0, None, 62759),
+        ("spread", "away"): (29.0, 34.0, None, 62759),
+        ("total", "over"): (47.0, 46.0, None, 62759),
+        ("total", "under"): (53.0, 54.0, None, 62759),
+    }
+    assert {s["book"] for s in p.splits} == {"consensus"}
+    inserted = datetime(2019, 9, 13, 0, 22, 8, 710018, tzinfo=UTC)
+    assert {s["event_time"] for s in p.splits} == {inserted}
+    assert {s["ingested_at"] for s in p.splits} == {V1_FETCHED}
+
+
+def test_a_book_entry_of_the_real_shape_is_staged_full_game_only() -> None:
+    game, half = (
+        next(e for e in V1_ENTRIES if (e["book_id"], e["type"]) == (15, t))
+        for t in ("game", "firsthalf")
+    )
+    p = parse(v1_env(v1_doc([as_book(game, 68), as_book(half, 68), as_book(game, 4242)])))
+    got = sorted(
+        (x["book"], x["market"], x["side"], x["line"], x["price_american"]) for x in p.lines
+    )
+    assert got == [
+        ("draftkings", "moneyline", "away", None, 240),
+        ("draftkings", "moneyline", "home", None, -300),
+        ("draftkings", "spread", "away", 6.5, -110),
+        ("draftkings", "spread", "home", -6.5, -110),
+        ("draftkings", "total", "over", 48.0, -110),
+        ("draftkings", "total", "under", 48.0, -110),
+    ]
+    assert {x["event_time"] for x in p.lines} == {
+        datetime(2019, 9, 13, 0, 22, 8, 710018, tzinfo=UTC)
+    }
+    assert sorted(r.error_class for r in p.rejects) == ["period_market", "unknown_book"]
+    assert p.splits == []  # splits come from the consensus entry only
+    # The capture is NFL: its total of 48 is no MLB total, and validation says so.
+    checked = parse_and_validate(v1_env(v1_doc([as_book(game, 68)])), now=V1_FETCHED)
+    assert {x["market"] for x in checked.lines} == {"moneyline", "spread"}
+    assert [r.error_class for r in checked.rejects] == ["implausible_line", "implausible_line"]
+
+
+@pytest.mark.parametrize(
+    ("change", "error_classes", "lines"),
+    [
+        ({"ml_away": None}, ["missing_price"], 5),  # one side of a market missing: refused
+        ({"ml_home": None, "ml_away": None}, [], 4),  # the whole market absent: not offered
+        ({"spread_home": "six"}, ["invalid_line"], 5),
+        ({"inserted": "yesterday"}, ["bad_timestamp"], 0),
+        ({"type": "secondhalf"}, ["period_market"], 0),
+    ],
+)
+def test_v1_entry_cells(change: dict[str, Any], error_classes: list[str], lines: int) -> None:
+    game = next(e for e in V1_ENTRIES if (e["book_id"], e["type"]) == (15, "game"))
+    p = parse(v1_env(v1_doc([{**as_book(game, 69), **change}])))
+    assert sorted(r.error_class for r in p.rejects) == error_classes
+    assert len(p.lines) == lines and {x["book"] for x in p.lines} <= {"fanduel"}
+
+
+def test_v1_wrong_shapes() -> None:
+    doc = v1_doc([])
+    doc["games"][0]["odds"] = {"15": {}}
+    assert [r.error_class for r in parse(v1_env(doc)).rejects] == ["wrong_shape"]
+    doc["games"][0]["odds"] = [42]
+    assert [r.error_class for r in parse(v1_env(doc)).rejects] == ["wrong_shape"]

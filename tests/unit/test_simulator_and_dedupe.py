@@ -129,3 +129,22 @@ def test_a_whole_season_has_distinct_games_every_team_once_a_day() -> None:
     day_one = sim.schedule[:15]
     assert len({t for g in day_one for t in (g.home, g.away)}) == 30
     assert sum(1 for _ in sim.quotes()) == 2430 * 10
+
+
+def test_simulated_books_are_distinct_real_books_after_canonicalisation() -> None:
+    from producers.simulator import BOOKS
+    from streams.domain.books import BOOKS as KNOWN
+    from streams.domain.books import lookup_book
+    from streams.staging.parsers import parse
+
+    canonical = [lookup_book(b) for b in BOOKS]
+    assert None not in canonical, "every simulated book is a book staging knows"
+    assert len(set(canonical)) == len(BOOKS) == 20
+    assert set(canonical) <= KNOWN
+    sim = Simulator(seed=5, games=1, books=20, ticks=1, start=START)
+    staged = set()
+    for eid, payload, fetched in sim.envelopes():
+        env = {"event_id": eid, "source": "simulator", "fetched_at": fetched,
+               "payload": payload, "request": {}}  # fmt: skip
+        staged |= {ln["book"] for ln in parse(env).lines}
+    assert staged == set(canonical)  # 20 books in, 20 books staged: none folded into another

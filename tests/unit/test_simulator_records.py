@@ -19,7 +19,8 @@ START = datetime(2026, 4, 1, 17, 0, tzinfo=UTC)
 ENVELOPE = "oddsflow.raw.RawEnvelope"
 
 
-def generic(sim: Simulator, source: str, request: dict[str, str]) -> list[tuple[bytes, bytes]]:
+def generic(sim: Simulator, source: str, request: dict[str, str]) -> list[tuple[bytes, bytes, int]]:
+    """(game key, envelope, fetched_at in ms): what publishing each envelope by itself gives."""
     encode = default_codec().encoder(ENVELOPE)
     out = []
     for eid, payload, fetched in sim.envelopes():
@@ -27,7 +28,7 @@ def generic(sim: Simulator, source: str, request: dict[str, str]) -> list[tuple[
             "event_id": eid, "source": source, "fetched_at": fetched,
             "content_type": "application/json", "payload": payload, "request": request,
         }  # fmt: skip
-        out.append((sim.key_of(eid).encode(), encode(record)))
+        out.append((sim.key_of(eid).encode(), encode(record), int(fetched.timestamp() * 1000)))
     return out
 
 
@@ -54,6 +55,9 @@ def test_records_are_the_encoded_envelopes(kwargs: dict, request_meta: dict[str,
     got = list(sim.records(EnvelopeLayout("simulator", request=request_meta)))
     assert len(got) == len(expected) == sim.games * sim.books * sim.ticks
     assert got == expected
+    first = int(START.timestamp() * 1000) + 1000  # tick 0 is fetched a second after it
+    assert {ts for _, _, ts in got[: sim.games * sim.books]} == {first}
+    assert got[-1][2] == first + (sim.ticks - 1) * sim.tick_seconds * 1000
 
 
 def test_records_and_quotes_are_the_same_run() -> None:

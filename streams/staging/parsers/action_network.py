@@ -1,23 +1,30 @@
-"""Action Network public-betting scoreboard JSON (``/web/v2/scoreboard/mlb``-style payloads).
+"""Action Network public-betting scoreboard JSON: the real v1 ``odds`` entries and the v2 shape.
 
-No capture of the v2 shape exists, so it is taken from public descriptions of the endpoint and
-pinned by the team's own fixture (an assumption to re-check against a real capture),
-tests/fixtures/action-network/scoreboard_v2_markets_team_fixture.json:
+Both carry ``{"games": [{"id", "status", "start_time", "home_team_id", "away_team_id",
+"teams": [{"id", "full_name", "abbr", ...}], "boxscore"?, ...}]}``; a game's prices are either
 
-    {"games": [{"id", "status", "start_time", "home_team_id", "away_team_id",
-                "teams": [{"id", "full_name", "display_name", "short_name", "abbr", ...}],
-                "boxscore": {"total_home_points", "total_away_points"}?,
-                "markets": {"<book id>": {"event": {"moneyline": [...], "spread": [...],
-                                                     "total": [...]}}}}]}
-
-Each outcome: ``side`` (home/away/over/under), ``odds`` (American), ``value`` (points),
-``bet_info.tickets.{value,percent}``, ``bet_info.money.{value,percent}``, optional
-``updated_at``. Event time = the outcome's ``updated_at``, else fetched_at.
+- **v1** (``/web/v1/scoreboard/<sport>``, real capture
+  tests/fixtures/action-network/scoreboard_v1_odds_entries_2019-09-12_nfl.json): ``"odds"``, a
+  flat list of entries, one per (book, period): ``book_id``, ``type`` (the period: ``game``,
+  ``firsthalf``, ``secondhalf``, ``firstquarter``, ``live``, ...), ``ml_home``/``ml_away``,
+  ``spread_home``/``spread_away`` with their prices ``spread_home_line``/``spread_away_line``,
+  ``total`` with ``over``/``under``, splits ``*_public`` (tickets %), ``*_money`` (money %) and
+  ``num_bets``, and ``inserted`` (when the entry was written: its event time). Only full-game
+  entries (``type == "game"``) are staged; a period entry is refused as ``period_market``, a
+  live one as ``live_market`` (in-play prices are another market than the pre-game line). Team
+  totals (``home_total``...) and ``draw`` are not markets we stage and are not read. A market
+  whose cells are all null is not offered (no line, no reject); one side null is refused.
+- **v2** (assumed from public descriptions of the endpoint; no capture exists, pinned by the
+  team's own tests/fixtures/action-network/scoreboard_v2_markets_team_fixture.json):
+  ``"markets": {"<book id>": {"event": {"moneyline": [...], "spread": [...], "total": [...]}}}``,
+  each outcome ``side``, ``odds``, ``value``, ``bet_info.tickets.{value,percent}``,
+  ``bet_info.money.{value,percent}``, optional ``updated_at`` (event time, else fetched_at).
 
 Book 15 is Action Network's consensus and 30 its opening line: they are aggregates, not books,
 so their prices are not promoted (one ``aggregate_book`` reject per game and aggregate), but
-the splits (tickets/money %) are read from the consensus book (else the first book having
-them) and published with book = "consensus". Unknown numeric book ids are ``unknown_book``.
+the splits (tickets/money %) are read from the consensus book (v2: else the first book having
+them; v1: the consensus full-game entry only, ``num_bets`` as the total count) and published
+with book = "consensus". Unknown numeric book ids are ``unknown_book``.
 """
 
 from __future__ import annotations
@@ -174,17 +181,11 @@ def _book(
             if side not in SIDES[market]:
                 out.rejects.append(Reject(UNKNOWN_SIDE, f"{w}: side {side!r}"))
                 continue
-            price = parse_american(oc.get("odds"))
-            if type(price) is PriceError:
-                out.rejects.append(Reject(price.error_class, f"{w} {side}: {price.reason}"))
+            quote = _quote(oc.get("odds"), oc.get("value"), market != MONEYLINE)
+            if isinstance(quote, PriceError):
+                out.rejects.append(Reject(quote.error_class, f"{w} {side}: {quote.reason}"))
                 continue
-            line: float | None = None
-            if market != MONEYLINE:
-                pts = parse_points(oc.get("value"))
-                if type(pts) is PriceError:
-                    out.rejects.append(Reject(pts.error_class, f"{w} {side}: {pts.reason}"))
-                    continue
-                line = pts  # type: ignore[assignment]
+            price, line = quote
             et = ctx.fetched_at
             if oc.get("updated_at"):
                 try:
@@ -192,7 +193,20 @@ def _book(
                 except TimeParseError as exc:
                     out.rejects.append(Reject(exc.error_class, f"{w} {side}: {exc.reason}"))
                     continue
-            out.lines.append(make_line(g, book, market, side, line, price, et, ctx))  # type: ignore[arg-type]
+            out.lines.append(make_line(g, book, market, side, line, price, et, ctx))
+
+
+def _quote(
+    raw_price: Any, raw_points: Any, has_points: bool
+) -> tuple[int, float | None] | PriceError:
+    """(price, points) of one side; points only when the market has them (not a moneyline)."""
+    price = parse_american(raw_price)
+    if type(price) is PriceError:
+        return price
+    if not has_points:
+        return price, None  # type: ignore[return-value]
+    pts = parse_points(raw_points)
+    return pts if type(pts) is PriceError else (price, pts)  # type: ignore[return-value]
 
 
 def parse_action_network(doc: Any, ctx: Context) -> Parsed:
@@ -234,29 +248,121 @@ def parse_action_network(doc: Any, ctx: Context) -> Parsed:
                     away_score=to_int_or_none(box.get("total_away_points")) if scored else None,
                 )
             )
-        markets = gm.get("markets") or {}
-        if not isinstance(markets, Mapping):
-            out.rejects.append(Reject(WRONG_SHAPE, f"{where}: markets is not an object"))
-            continue
-        split_event: Mapping[str, Any] | None = None
-        for bid, entry in markets.items():
-            event = entry.get("event") if isinstance(entry, Mapping) else None
-            if not isinstance(event, Mapping):
-                out.rejects.append(Reject(WRONG_SHAPE, f"{where}: book {bid} has no event"))
-                continue
-            try:
-                book = action_network_book(bid)
-            except BookError as exc:
-                out.rejects.append(Reject(exc.error_class, f"{where} {g.game_id}: {exc.reason}"))
-                continue
-            if book == CONSENSUS or split_event is None:
-                split_event = event if book == CONSENSUS else split_event or event
-            if is_aggregate(book):
-                out.rejects.append(
-                    Reject(AGGREGATE_BOOK, f"{where} {g.game_id}: book {bid} is {book}, not a book")
-                )
-                continue
-            _book(str(bid), event, book, g, where, ctx, out)
-        if split_event is not None:
-            _splits(split_event, g, where, ctx, out)
+        if "odds" in gm:
+            _v1(gm["odds"], g, where, ctx, out)
+        else:
+            _v2(gm.get("markets") or {}, g, where, ctx, out)
     return out
+
+
+def _v2(markets: Any, g: GameRef, where: str, ctx: Context, out: Parsed) -> None:
+    """A game's v2 ``markets``: {book id: {"event": {market: [outcome, ...]}}}."""
+    if not isinstance(markets, Mapping):
+        out.rejects.append(Reject(WRONG_SHAPE, f"{where}: markets is not an object"))
+        return
+    split_event: Mapping[str, Any] | None = None
+    for bid, entry in markets.items():
+        event = entry.get("event") if isinstance(entry, Mapping) else None
+        if not isinstance(event, Mapping):
+            out.rejects.append(Reject(WRONG_SHAPE, f"{where}: book {bid} has no event"))
+            continue
+        try:
+            book = action_network_book(bid)
+        except BookError as exc:
+            out.rejects.append(Reject(exc.error_class, f"{where} {g.game_id}: {exc.reason}"))
+            continue
+        if book == CONSENSUS or split_event is None:
+            split_event = event if book == CONSENSUS else split_event or event
+        if is_aggregate(book):
+            out.rejects.append(
+                Reject(AGGREGATE_BOOK, f"{where} {g.game_id}: book {bid} is {book}, not a book")
+            )
+            continue
+        _book(str(bid), event, book, g, where, ctx, out)
+    if split_event is not None:
+        _splits(split_event, g, where, ctx, out)
+
+
+# -- v1: flat (book, period) entries ------------------------------------------------------------
+
+FULL_GAME: Final = "game"
+LIVE: Final = "live"
+PERIOD_MARKET: Final = "period_market"
+LIVE_MARKET: Final = "live_market"
+#: Per market and side: (price key, points key or None, tickets % key, money % key).
+V1_KEYS: Final[dict[str, tuple[tuple[str, str, str | None, str, str], ...]]] = {
+    MONEYLINE: (
+        ("home", "ml_home", None, "ml_home_public", "ml_home_money"),
+        ("away", "ml_away", None, "ml_away_public", "ml_away_money"),
+    ),
+    SPREAD: (
+        ("home", "spread_home_line", "spread_home", "spread_home_public", "spread_home_money"),
+        ("away", "spread_away_line", "spread_away", "spread_away_public", "spread_away_money"),
+    ),
+    TOTAL: (
+        ("over", "over", "total", "total_over_public", "total_over_money"),
+        ("under", "under", "total", "total_under_public", "total_under_money"),
+    ),
+}
+
+
+def _v1(odds: Any, g: GameRef, where: str, ctx: Context, out: Parsed) -> None:
+    """A game's v1 ``odds`` entries: full-game prices per book, splits from the consensus."""
+    if not isinstance(odds, list):
+        out.rejects.append(Reject(WRONG_SHAPE, f"{where}: odds is not a list"))
+        return
+    for entry in odds:
+        if not isinstance(entry, Mapping):
+            out.rejects.append(Reject(WRONG_SHAPE, f"{where}: odds entry is not an object"))
+            continue
+        bid, period = entry.get("book_id"), entry.get("type")
+        w = f"{where} {g.game_id} book {bid} {period}"
+        if period != FULL_GAME:
+            cls = LIVE_MARKET if period == LIVE else PERIOD_MARKET
+            out.rejects.append(Reject(cls, f"{w}: only full-game pre-game markets are staged"))
+            continue
+        try:
+            book = action_network_book(bid)
+        except BookError as exc:
+            out.rejects.append(Reject(exc.error_class, f"{w}: {exc.reason}"))
+            continue
+        et = ctx.fetched_at
+        if entry.get("inserted"):
+            try:
+                et = parse_utc(entry["inserted"])
+            except TimeParseError as exc:
+                out.rejects.append(Reject(exc.error_class, f"{w} inserted: {exc.reason}"))
+                continue
+        if book == CONSENSUS:
+            _v1_splits(entry, g, et, ctx, out)
+        if is_aggregate(book):
+            out.rejects.append(Reject(AGGREGATE_BOOK, f"{w}: book {bid} is {book}, not a book"))
+            continue
+        for market, sides in V1_KEYS.items():
+            if all(entry.get(k) is None for side in sides for k in side[1:3] if k):
+                continue  # not offered by this book
+            for side, price_key, points_key, _, _ in sides:
+                points = entry.get(points_key) if points_key else None
+                quote = _quote(entry.get(price_key), points, points_key is not None)
+                if isinstance(quote, PriceError):
+                    w_side = f"{w} {market} {side}"
+                    out.rejects.append(Reject(quote.error_class, f"{w_side}: {quote.reason}"))
+                    continue
+                price, line = quote
+                out.lines.append(make_line(g, book, market, side, line, price, et, ctx))
+
+
+def _v1_splits(
+    entry: Mapping[str, Any], g: GameRef, et: datetime, ctx: Context, out: Parsed
+) -> None:
+    """Tickets and money % of the consensus full-game entry; ``num_bets`` is the game's count."""
+    total = to_int_or_none(entry.get("num_bets"))
+    for market, sides in V1_KEYS.items():
+        for side, _, _, tickets_key, money_key in sides:
+            tickets = to_float_or_none(entry.get(tickets_key))
+            if tickets is None:
+                continue
+            money = to_float_or_none(entry.get(money_key))
+            out.splits.append(
+                make_split(g, CONSENSUS, market, side, tickets, money, None, total, et, ctx)
+            )

@@ -75,17 +75,14 @@ def _pair(
     return prices[0], prices[1]
 
 
-def parse_pinnacle(envelope: dict[str, Any], ctx: Context) -> Parsed:
-    """Parse one Pinnacle CSV row into up to six lines and one game state."""
-    header = ctx.request.get("header")
-    if not header:
-        raise ParseError(MISSING_FIELD, "pinnacle record has no request header")
-    row = row_dict(payload_text(envelope), header, REQUIRED)
-    ref = row["BaseballRefID"] or "?"
-    where = f"pinnacle {ref} {row['EnteredDateTimeUTC']}"
+def row_game(row: dict[str, str], where: str) -> tuple[GameRef, int]:
+    """The game a row is about, and its game number; ParseError when it names none.
+
+    Also what the file collector keys a row by (the game id), so a game's rows share a
+    partition from the collector on.
+    """
     try:
         commence = parse_utc(row["EventDateTimeUTC"], assume_utc=True)
-        et = parse_utc(row["EnteredDateTimeUTC"], assume_utc=True)
     except TimeParseError as exc:
         raise ParseError(exc.error_class, f"{where}: {exc.reason}") from None
     try:
@@ -96,7 +93,22 @@ def parse_pinnacle(envelope: dict[str, Any], ctx: Context) -> Parsed:
     if home == away:
         raise ParseError(WRONG_SHAPE, f"{where}: home and away are both {home}")
     n = _game_number(row["DoubleHeaderGame"], where)
-    g = GameRef(game_id(commence, away, home, n), commence, home, away)
+    return GameRef(game_id(commence, away, home, n), commence, home, away), n
+
+
+def parse_pinnacle(envelope: dict[str, Any], ctx: Context) -> Parsed:
+    """Parse one Pinnacle CSV row into up to six lines and one game state."""
+    header = ctx.request.get("header")
+    if not header:
+        raise ParseError(MISSING_FIELD, "pinnacle record has no request header")
+    row = row_dict(payload_text(envelope), header, REQUIRED)
+    ref = row["BaseballRefID"] or "?"
+    where = f"pinnacle {ref} {row['EnteredDateTimeUTC']}"
+    try:
+        et = parse_utc(row["EnteredDateTimeUTC"], assume_utc=True)
+    except TimeParseError as exc:
+        raise ParseError(exc.error_class, f"{where}: {exc.reason}") from None
+    g, n = row_game(row, where)
     where = f"{where} {g.game_id}"
     out = Parsed()
     lines = out.lines
