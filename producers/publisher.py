@@ -35,6 +35,17 @@ SILENT = (KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_
 ENVELOPE = "oddsflow.raw.RawEnvelope"
 
 
+#: Header on every raw record: when the collector handed it to Kafka (ms since the epoch, as
+#: text). The record timestamp is the observation's time; the quality gate judges the delay
+#: from observation to publication (streams/staging/quality.py), and a replay of the topic
+#: keeps the original publication time.
+PUBLISHED_HEADER = "oddsflow-published-ms"
+
+
+def published_now() -> list[tuple[str, bytes]]:
+    return [(PUBLISHED_HEADER, str(int(time.time() * 1000)).encode())]
+
+
 def timestamp_ms(at: datetime | None) -> int:
     """Kafka timestamp (ms) of an event time, never after now; 0 (None) lets the client use now."""
     if at is None:
@@ -155,17 +166,19 @@ class Publisher:
         produce, poll, topic = self._producer.produce, self._producer.poll, self.topic
         sent = 0
         now = int(time.time() * 1000)
+        headers = published_now()
         try:
             for key, value, ts in records:
                 ts = ts if ts <= now else now
                 try:
-                    produce(topic, value, key, timestamp=ts)
+                    produce(topic, value, key, timestamp=ts, headers=headers)
                 except BufferError:
                     self._produce_waiting(key, value, ts)
                 sent += 1
                 if sent % 1000 == 0:
                     poll(0)
                     now = int(time.time() * 1000)
+                    headers = published_now()
                     if stop is not None and stop():
                         break
         finally:
@@ -176,7 +189,9 @@ class Publisher:
         """Produce, serving delivery reports while the local queue is full."""
         while True:
             try:
-                self._producer.produce(self.topic, value=value, key=key, timestamp=timestamp)
+                self._producer.produce(
+                    self.topic, value=value, key=key, timestamp=timestamp, headers=published_now()
+                )
                 return
             except BufferError:
                 self._producer.poll(0.05)

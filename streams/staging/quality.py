@@ -25,10 +25,12 @@ Per dimension (lines; splits and games use those that apply to them):
 Where the two times come from (:func:`timing_of`):
 - observed: the raw envelope's ``fetched_at`` (when the poller received the payload; every
   record of the payload carries it as ``ingested_at``);
-- published: the raw record's Kafka timestamp (``Origin.timestamp_ms``: the producer's clock at
-  publish, CreateTime, or the broker's with LogAppendTime). A caller without a Kafka record
-  passes none and the processing time is used instead: never earlier than the publication, so
-  a record judged stale with it is stale (a lagging consumer without timestamps may over-judge).
+- published: when the collector handed the record to Kafka (``Origin.timestamp_ms``, from the
+  raw record's ``oddsflow-published-ms`` header: the record timestamp itself is the observation's
+  time, see producers/publisher.py). A replay of the raw topic keeps the original publication
+  time, so a backfill is judged as it was live. A record without the header (another producer)
+  is judged by the processing time instead: never earlier than the publication, so a record
+  judged stale with it is stale (a lagging consumer may over-judge such records).
   A negative delay (clocks of collector and broker apart) counts as 0.
 - replayed timelines are not judged: a history file (source ``file``: Pinnacle, SBRO, archived
   JSON lines) was observed at each row's recorded time and is replayed on its own timeline, where

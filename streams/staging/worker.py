@@ -36,6 +36,7 @@ from confluent_kafka import Message
 
 from oddsflow.settings import Settings
 from oddsflow.topics import RAW_SOURCES, dlq_topic, raw_topic, topic_name
+from producers.publisher import PUBLISHED_HEADER
 from schemas.codec import default_codec
 from streams.runtime.align import TimestampAligner
 from streams.runtime.changelog import latest
@@ -79,6 +80,14 @@ def staging_group(settings: Settings) -> str:
 def normalized_topic(settings: Settings) -> str:
     """The internal repartition topic: staged parts keyed by game."""
     return f"{staging_group(settings)}-repartition"
+
+
+def _published_ms(msg: Message) -> int | None:
+    """When the collector published a raw record (its header; None: unknown, judge by now)."""
+    for name, value in msg.headers() or ():
+        if name == PUBLISHED_HEADER and value:
+            return int(value)
+    return None
 
 
 def _iso(us: int) -> str:
@@ -203,7 +212,8 @@ class StagingTask:
         n = 0
         for msg in self.aligner.release(now, lambda tp: out.behind(tp[0], tp[1])):
             topic, p, offset = msg.topic(), msg.partition(), msg.offset()
-            result = process(Origin(topic, p, offset, msg.key()), msg.value(), wall)
+            origin_at = Origin(topic, p, offset, msg.key(), _published_ms(msg))
+            result = process(origin_at, msg.value(), wall)
             origin = f"{topic}:{p}:{offset}"
             tally = counts.tally(result.source, wall)
             n += 1

@@ -14,6 +14,7 @@ import sys
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from streams.app import create_app
 
 from oddsflow.kafka_config import record_max_bytes
 from oddsflow.ops.dlq import dead_letters
@@ -25,7 +26,6 @@ from producers.publisher import Publisher
 from producers.rawtopic import read_raw
 from producers.refusals import DeadLetters
 from schemas.codec import default_codec
-from streams.app import create_app
 from tests.conftest import settings_env
 from tests.fixtures_path import ODDS_API
 from tests.helpers import stop_after_polls, wait_for
