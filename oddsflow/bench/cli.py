@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from oddsflow.argtypes import positive_float, positive_int
 from oddsflow.bench import stages
 from oddsflow.bench.harness import StageStats, repeat
 from oddsflow.bench.report import (
@@ -47,18 +48,25 @@ SIZES: dict[str, tuple[int, int]] = {
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``oddsflow bench``."""
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
-    parser.add_argument("--reps", type=int, default=3, help="timed runs per stage (after warm-up)")
+    parser.add_argument(
+        "--reps", type=positive_int, default=3, help="timed runs per stage (after warm-up)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder")
     parser.add_argument(
         "--only", nargs="*", choices=GROUPS, help="run only these groups (default: all)"
     )
     parser.add_argument(
-        "--rates", type=int, nargs="*", help="end-to-end offered raw records/s (default by mode)"
+        "--rates",
+        type=positive_int,
+        nargs="*",
+        help="end-to-end offered raw records/s (default by mode)",
     )
-    parser.add_argument("--seconds", type=float, help="end-to-end seconds per offered rate")
+    parser.add_argument(
+        "--seconds", type=positive_float, help="end-to-end seconds per offered rate"
+    )
     parser.add_argument(
         "--staging-memory",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="also run the staging worker on N raw records and print its peak RSS (1000000: "
         "several minutes, so not part of the default run)",

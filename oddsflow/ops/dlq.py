@@ -42,8 +42,8 @@ from confluent_kafka import (
     Producer,
 )
 
+from oddsflow.argtypes import moment, non_negative_int
 from oddsflow.kafka_config import producer_config
-from oddsflow.ops.replay import parse_time
 from oddsflow.settings import Settings
 from oddsflow.topic_reader import read_topic
 from oddsflow.topics import DLQ_STAGES, RAW_SOURCES, dlq_topic, raw_topic, topic_name
@@ -320,10 +320,11 @@ def add_dlq_arguments(parser: argparse.ArgumentParser) -> None:
         s.add_argument("--reason", "--error-class", dest="reason", action="append",
                        help="error class, e.g. unknown_team (repeatable)")  # fmt: skip
         s.add_argument("--match", help="a piece of the reason text, e.g. 'Gotham Knights'")
-        s.add_argument("--since", help="failed at or after: ISO 8601 or 30m, 2h, 1d ago")
+        s.add_argument("--since", type=moment,
+                       help="failed at or after: ISO 8601 or 30m, 2h, 1d ago")  # fmt: skip
         s.add_argument("--json", action="store_true")
         if name == "list":
-            s.add_argument("-n", "--examples", type=int, default=0,
+            s.add_argument("-n", "--examples", type=non_negative_int, default=0,
                            help="show the N newest examples of each group")  # fmt: skip
         else:
             s.add_argument("--dry-run", action="store_true", help="show what would be sent")
@@ -332,10 +333,7 @@ def add_dlq_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        since = parse_time(args.since) if args.since else None
-    except ValueError as exc:
-        raise SystemExit(f"oddsflow dlq: --since {exc}") from None
+    since = args.since
     letters = asyncio.run(
         dead_letters(settings, args.stage, args.source, args.reason, since, args.match)
     )

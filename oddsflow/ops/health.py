@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 from confluent_kafka import KafkaException
 
+from oddsflow.argtypes import positive_float
 from oddsflow.ops.burrow import Rules, Status
 from oddsflow.ops.lag import (
     KafkaUnavailable,
@@ -300,12 +301,14 @@ def format_stage_status(stages: list[StageStatus]) -> str:
 
 def add_health_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--timeout", type=float, default=3.0, help="seconds per service check")
+    parser.add_argument(
+        "--timeout", type=positive_float, default=3.0, help="seconds per service check"
+    )
     parser.add_argument(
         "--roles", nargs="+", choices=ROLES, help="worker roles expected live (default: the mode's)"
     )
     parser.add_argument(
-        "--window", type=float, default=5.0, help="minutes of dead letters to judge"
+        "--window", type=positive_float, default=5.0, help="minutes of dead letters to judge"
     )
 
 
@@ -326,7 +329,10 @@ def run_health(settings: Settings, args: argparse.Namespace) -> int:
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
-        "--interval", type=float, default=2.0, help="seconds between the two throughput samples"
+        "--interval",
+        type=positive_float,
+        default=2.0,
+        help="seconds between the two throughput samples",
     )
 
 

@@ -34,6 +34,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from oddsflow.argtypes import non_negative_int, positive_float
 from oddsflow.kafka_config import client_config
 from oddsflow.ops.burrow import Observation, Rules, Status, group_status
 from oddsflow.settings import Settings
@@ -82,6 +83,19 @@ class GroupLag:
 
 class KafkaUnavailable(RuntimeError):
     """The broker did not answer: one line for the operator, not a stack trace."""
+
+
+class GroupNotFound(LookupError):
+    """Groups asked for by name that the broker does not know (no members, no offsets)."""
+
+    def __init__(self, groups: Sequence[str]) -> None:
+        self.groups = list(groups)
+        names = ", ".join(self.groups)
+        super().__init__(
+            f"consumer group {names} does not exist"
+            if len(self.groups) == 1
+            else f"consumer groups {names} do not exist"
+        )
 
 
 def group_prefix(settings: Settings) -> str:
@@ -257,9 +271,15 @@ def is_internal_state_topic(topic: str) -> bool:
 
 
 def observe(
-    settings: Settings, groups: Sequence[str] | None = None, timeout: float = 10.0
+    settings: Settings,
+    groups: Sequence[str] | None = None,
+    timeout: float = 10.0,
+    must_exist: bool = False,
 ) -> list[GroupLag]:
-    """One sample of every group (statuses not yet judged: see :class:`LagMonitor`)."""
+    """One sample of every group (statuses not yet judged: see :class:`LagMonitor`).
+
+    ``must_exist``: a named group the broker does not know raises :class:`GroupNotFound` (a user's
+    typo); without it, such a group is reported empty (a role that has not run yet)."""
     admin = admin_client(settings)
     names = (
         [full_group_name(settings, g) for g in groups]
@@ -268,6 +288,12 @@ def observe(
     )
     described = describe(admin, names, timeout)
     committed = {g: committed_offsets(admin, g, timeout) for g in names}
+    if groups and must_exist:  # a typo is not a healthy group with no lag
+        missing = [
+            g for g in names if described[g].state in ("DEAD", "UNKNOWN") and not committed[g]
+        ]
+        if missing:
+            raise GroupNotFound(missing)
     parts: set[TP] = set()
     for g in names:
         parts |= set(committed[g]) | described[g].assigned
@@ -412,9 +438,11 @@ class LagMonitor:
         groups: Sequence[str] | None = None,
         rules: Rules | None = None,
         history: bool = True,
+        must_exist: bool = False,
     ) -> None:
         self.settings = settings
         self.groups = list(groups) if groups else None
+        self.must_exist = must_exist
         self.rules = rules or Rules()
         self.history = history
         self.windows: dict[str, dict[TP, list[Observation]]] = {}
@@ -438,7 +466,9 @@ class LagMonitor:
 
     async def sample(self) -> list[GroupLag]:
         """Observe once, judge each group over its window, and record the sample."""
-        groups = await asyncio.to_thread(observe, self.settings, self.groups)
+        groups = await asyncio.to_thread(
+            observe, self.settings, self.groups, must_exist=self.must_exist
+        )
         conn = await self._db()
         try:
             if conn is not None and not self._seeded:
@@ -513,15 +543,17 @@ def add_lag_arguments(parser: argparse.ArgumentParser) -> None:
         " default: every oddsflow group",
     )
     parser.add_argument("--watch", action="store_true", help="sample every --interval seconds")
-    parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument(
+        "--interval", type=positive_float, default=5.0, help="seconds between samples"
+    )
     parser.add_argument("--json", action="store_true", help="JSON (one document per sample)")
     parser.add_argument("--all", action="store_true", help="list caught-up partitions too")
     parser.add_argument(
-        "--window", type=float, default=Rules.window_seconds, help="status window, seconds"
+        "--window", type=positive_float, default=Rules.window_seconds, help="status window, seconds"
     )
     parser.add_argument(
         "--stop-after",
-        type=float,
+        type=positive_float,
         default=Rules.stop_after,
         help="seconds without offset progress (with lag) before STALL becomes STOP",
     )
@@ -529,13 +561,16 @@ def add_lag_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-history", action="store_true", help="do not read or write the lag_history table"
     )
     parser.add_argument(
-        "--count", type=int, default=0, help="with --watch: stop after this many samples"
+        "--count",
+        type=non_negative_int,
+        default=0,
+        help="with --watch: stop after this many samples",
     )
 
 
 async def _run_lag(settings: Settings, args: argparse.Namespace) -> int:
     rules = Rules(window_seconds=args.window, stop_after=args.stop_after)
-    monitor = LagMonitor(settings, args.group, rules, history=not args.no_history)
+    monitor = LagMonitor(settings, args.group, rules, history=not args.no_history, must_exist=True)
     n = 0
     while True:
         groups = await monitor.sample()
@@ -561,4 +596,8 @@ def run_lag(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(_run_lag(settings, args))
     except KafkaUnavailable as exc:
         print(f"oddsflow lag: Kafka at {settings.kafka.bootstrap_servers}: {exc}", file=sys.stderr)
+        return 1
+    except GroupNotFound as exc:
+        known = ", ".join(list_groups(settings, admin_client(settings))) or "none"
+        print(f"oddsflow lag: {exc} (this deployment's groups: {known})", file=sys.stderr)
         return 1

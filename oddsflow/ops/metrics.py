@@ -32,6 +32,7 @@ import asyncpg
 from aiohttp import web
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from oddsflow.argtypes import port_or_zero
 from oddsflow.kafka_config import client_config
 from oddsflow.ops.burrow import Rules
 from oddsflow.ops.lag import LagMonitor, admin_client, end_offsets
@@ -335,11 +336,18 @@ def make_app(settings: Settings, min_interval: float = 1.0) -> web.Application:
 
 def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=9464, help="port to bind")
+    parser.add_argument(
+        "--port", type=port_or_zero, default=9464, help="port to bind (0: any free port)"
+    )
 
 
 def run_metrics(settings: Settings, args: argparse.Namespace) -> int:
-    """``oddsflow metrics``: serve until stopped."""
-    print(f"serving http://{args.host}:{args.port}/metrics", file=sys.stderr, flush=True)
-    web.run_app(make_app(settings), host=args.host, port=args.port, print=None)
-    return 0
+    """``oddsflow metrics``: serve until stopped (1, one line, if the port is taken)."""
+    from oddsflow.httpserve import serve
+
+    return serve(
+        make_app(settings),
+        args.host,
+        args.port,
+        lambda url: print(f"serving {url}metrics", file=sys.stderr, flush=True),
+    )

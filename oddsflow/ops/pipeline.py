@@ -26,6 +26,8 @@ from pathlib import Path
 
 import asyncpg
 
+from oddsflow.argtypes import positive_float
+from oddsflow.errors import UsageError
 from oddsflow.ops.lag import admin_client, committed_offsets, end_offsets
 from oddsflow.settings import Settings
 from oddsflow.status import table_counts
@@ -33,6 +35,7 @@ from oddsflow.topics import CATALOG, Zone, topic_name
 from oddsflow.worker import MODE_ZONES as WORKER_MODE_ZONES
 from schemas.codec import default_codec
 
+PROMOTIONS = (("raw", "staging"), ("staging", "curated"))
 ZONE_ROLES = {"raw": ("sink",), "staging": ("staging", "sink"), "curated": ("features", "sink")}
 MODE_ZONES = {
     mode: tuple(z for z in zones if z != "operational") for mode, zones in WORKER_MODE_ZONES.items()
@@ -219,8 +222,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_mutually_exclusive_group(required=True)
     g.add_argument("--zone", choices=("raw", "staging", "curated"))
     g.add_argument("--full", action="store_true", help="every zone the pipeline.mode allows")
-    parser.add_argument("--quiet", type=float, default=5.0, help="seconds without movement")
-    parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument(
+        "--quiet", type=positive_float, default=5.0, help="seconds without movement"
+    )
+    parser.add_argument("--timeout", type=positive_float, default=3600.0)
 
 
 def run_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -230,14 +235,20 @@ def run_run(settings: Settings, args: argparse.Namespace) -> int:
 def add_promote_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="src", required=True, choices=("raw", "staging"))
     parser.add_argument("--to", dest="dst", required=True, choices=("staging", "curated"))
-    parser.add_argument("--quiet", type=float, default=5.0)
-    parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--quiet", type=positive_float, default=5.0)
+    parser.add_argument("--timeout", type=positive_float, default=3600.0)
+
+
+def check_promote(args: argparse.Namespace) -> None:
+    """A promotion is one zone: raw → staging or staging → curated (a usage error otherwise)."""
+    if getattr(args, "action", "promote") == "promote" and (args.src, args.dst) not in PROMOTIONS:
+        raise UsageError("promote one zone at a time: --from raw --to staging, or --from staging"
+                         " --to curated")  # fmt: skip
 
 
 def run_promote(settings: Settings, args: argparse.Namespace) -> int:
     """``data promote --from raw --to staging``: the roadmap's promotion is one zone's run."""
-    if (args.src, args.dst) not in (("raw", "staging"), ("staging", "curated")):
-        raise SystemExit("oddsflow: promote one zone at a time: raw → staging or staging → curated")
+    check_promote(args)
     return run_zone(settings, args.dst, args.quiet, args.timeout)
 
 

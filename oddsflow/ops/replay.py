@@ -41,6 +41,7 @@ import asyncpg
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from oddsflow.argtypes import moment, non_negative_float
 from oddsflow.ops.lag import (
     KafkaUnavailable,
     admin_client,
@@ -353,12 +354,19 @@ async def run_plan(settings: Settings, plan: ReplayPlan, out: TextIO, log: Path 
 
 def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zone", required=True, choices=ZONES, help="whose topics to replay")
-    parser.add_argument("--from", dest="from_time", help="ISO time or 2h/1d ago; default oldest")
-    parser.add_argument("--to", dest="to_time", help="ISO time or 30m ago; default the end")
+    parser.add_argument(
+        "--from", dest="from_time", type=moment, help="ISO time or 2h/1d ago; default oldest"
+    )
+    parser.add_argument(
+        "--to", dest="to_time", type=moment, help="ISO time or 30m ago; default the end"
+    )
     parser.add_argument("--group", default="sink", help="group to reset (default: the sink)")
     parser.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
     parser.add_argument(
-        "--wait-empty", type=float, default=0.0, help="wait this long for live members to leave"
+        "--wait-empty",
+        type=non_negative_float,
+        default=0.0,
+        help="wait this long for live members to leave",
     )
     parser.add_argument(
         "--run", action="store_true", help="run the group's worker until the replay is done"
@@ -367,9 +375,9 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _run_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from_time = parse_time(args.from_time) if args.from_time else None
-    to_time = parse_time(args.to_time) if args.to_time else None
-    plan = await asyncio.to_thread(plan_replay, settings, args.zone, args.group, from_time, to_time)
+    plan = await asyncio.to_thread(
+        plan_replay, settings, args.zone, args.group, args.from_time, args.to_time
+    )
     print(json.dumps(plan.to_json()) if args.json else format_plan(plan), flush=True)
     if args.dry_run:
         if plan.members:
@@ -394,12 +402,9 @@ async def _run_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_replay(settings: Settings, args: argparse.Namespace) -> int:
-    """0 done (or planned), 1 refused or Kafka unavailable, 2 bad arguments."""
+    """0 done (or planned), 1 refused or Kafka unavailable (bad arguments: argparse, 2)."""
     try:
         return asyncio.run(_run_replay(settings, args))
-    except ValueError as exc:
-        print(f"oddsflow replay: {exc}", file=sys.stderr)
-        return 2
     except KafkaUnavailable as exc:
         print(
             f"oddsflow replay: Kafka at {settings.kafka.bootstrap_servers}: {exc}", file=sys.stderr

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from oddsflow.argtypes import port_or_zero, positive_float
 from oddsflow.settings import Settings
 from oddsflow.web import pages, queries
 from oddsflow.web.live import LiveFeed
@@ -249,9 +249,11 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: no auth)"
     )
-    parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     parser.add_argument(
-        "--ops-interval", type=float, default=3.0, help="seconds between two lag samples"
+        "--port", type=port_or_zero, default=8050, help="port (default 8050; 0: any free port)"
+    )
+    parser.add_argument(
+        "--ops-interval", type=positive_float, default=3.0, help="seconds between two lag samples"
     )
     parser.add_argument(
         "--no-live", action="store_true", help="do not follow the topics (pages from Postgres only)"
@@ -260,18 +262,12 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_web(settings: Settings, args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop, 1 (one line) if the port is taken."""
+    from oddsflow.httpserve import serve
+
     app = create_app(settings, ops_interval=args.ops_interval, live=not args.no_live)
-    url = f"http://{args.host}:{args.port}/"
-    try:
-        web.run_app(
-            app,
-            host=args.host,
-            port=args.port,
-            shutdown_timeout=3.0,
-            print=lambda _msg: print(f"oddsflow web: serving on {url}", flush=True),
-            access_log=None,
-        )
-    except OSError as exc:
-        print(f"oddsflow web: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return serve(
+        app,
+        args.host,
+        args.port,
+        lambda url: print(f"oddsflow web: serving on {url}", flush=True),
+    )
