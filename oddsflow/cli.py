@@ -62,7 +62,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from oddsflow.worker import run_worker
+    from oddsflow.worker import check_role, run_worker
 
     overrides = {
         k: v
@@ -72,6 +72,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if overrides:
         worker = settings.worker.model_validate({**settings.worker.model_dump(), **overrides})
         settings = settings.model_copy(update={"worker": worker})
+    try:
+        check_role(settings, args.role)  # refused before waiting for anything
+    except SystemExit as exc:
+        raise UsageError(str(exc.code).removeprefix("oddsflow: ")) from None
     if not wait_for_kafka(settings):  # `all` waits once, before it starts the children
         return 0  # stopped before the broker answered: nothing to drain
     return run_worker(settings, args.role, topics=args.topics)

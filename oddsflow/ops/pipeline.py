@@ -23,12 +23,22 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from oddsflow.argtypes import positive_float
-from oddsflow.errors import UsageError
-from oddsflow.ops.lag import admin_client, committed_offsets, end_offsets
+from oddsflow.errors import CommandError, UsageError, kafka_reason
+from oddsflow.ops.lag import (
+    KafkaUnavailable,
+    admin_client,
+    committed_offsets,
+    end_offsets,
+    retried,
+)
+from oddsflow.processes import WorkerDied
 from oddsflow.settings import Settings
 from oddsflow.status import table_counts
 from oddsflow.topics import CATALOG, Zone, topic_name
@@ -36,6 +46,8 @@ from oddsflow.worker import MODE_ZONES as WORKER_MODE_ZONES
 from schemas.codec import default_codec
 
 PROMOTIONS = (("raw", "staging"), ("staging", "curated"))
+#: How long a run waits for a broker that stopped answering before it gives up (resumable).
+BROKER_PATIENCE = 120.0
 ZONE_ROLES = {"raw": ("sink",), "staging": ("staging", "sink"), "curated": ("features", "sink")}
 MODE_ZONES = {
     mode: tuple(z for z in zones if z != "operational") for mode, zones in WORKER_MODE_ZONES.items()
@@ -48,8 +60,8 @@ def roles_for(settings: Settings, zone: str | None) -> tuple[str, ...]:
     zones = allowed if zone in (None, "full") else (zone,)
     for z in zones:
         if z not in allowed:
-            raise SystemExit(
-                f"oddsflow: pipeline.mode is {settings.pipeline.mode.value}: the {z} zone is not "
+            raise UsageError(
+                f"pipeline.mode is {settings.pipeline.mode.value}: the {z} zone is not "
                 "run; change [pipeline] mode in config.toml or ODDSFLOW_PIPELINE__MODE"
             )
     roles: list[str] = []
@@ -70,10 +82,18 @@ def _inputs(settings: Settings, role: str) -> list[str]:
     return [topic_name(settings, s.name) for s in CATALOG if s.zone in zones]
 
 
+def _metadata(admin: AdminClient) -> Any:
+    try:
+        return admin.list_topics(timeout=10)
+    except KafkaException as exc:
+        reason, unreachable = kafka_reason(exc)  # no answer: already waited 10 s, not retried
+        raise KafkaUnavailable(f"listing topics: {reason}", transient=not unreachable) from None
+
+
 def _snapshot(settings: Settings, roles: tuple[str, ...]) -> tuple[dict, bool]:
     """(offsets of every involved group and input partition, every input with data committed)."""
     admin = admin_client(settings)
-    md = admin.list_topics(timeout=10)
+    md = retried(lambda: _metadata(admin))
     state: dict = {}
     complete = True
     for role in roles:
@@ -96,19 +116,42 @@ def _snapshot(settings: Settings, roles: tuple[str, ...]) -> tuple[dict, bool]:
 def wait_until_quiet(
     settings: Settings, roles: tuple[str, ...], quiet: float, timeout: float, check: object
 ) -> float:
-    """Seconds until nothing moved for ``quiet`` seconds; ``check()`` raises if a worker died."""
+    """Seconds until nothing moved for ``quiet`` seconds; ``check()`` raises if a worker died.
+
+    A broker that stops answering is waited for (the workers wait too) for up to
+    :data:`BROKER_PATIENCE` seconds, said once; after that :class:`KafkaUnavailable` ends the run.
+    """
     started = last_change = time.monotonic()
     last = None
+    failing_since: float | None = None
     while True:
         check()  # type: ignore[operator]
-        state, complete = _snapshot(settings, roles)
+        try:
+            state, complete = _snapshot(settings, roles)
+        except KafkaUnavailable as exc:
+            now = time.monotonic()
+            if failing_since is None:
+                failing_since = now
+                print(
+                    f"pipeline run: the broker did not answer ({exc}); the workers keep going,"
+                    f" waiting up to {BROKER_PATIENCE:.0f}s for it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            elif now - failing_since > BROKER_PATIENCE:
+                raise
+            time.sleep(2.0)
+            continue
+        if failing_since is not None:
+            print("pipeline run: the broker answers again", file=sys.stderr, flush=True)
+            failing_since = None
         now = time.monotonic()
         if state != last or not complete:
             last, last_change = state, now
         elif now - last_change >= quiet:
             return now - started
         if now - started > timeout:
-            raise SystemExit(f"oddsflow: the pipeline did not drain within {timeout:.0f}s")
+            raise CommandError(f"the pipeline did not drain within {timeout:.0f}s")
         time.sleep(1.0)
 
 
@@ -170,11 +213,39 @@ def _run(
 
 
 def run_zone(
-    settings: Settings, zone: str | None, quiet: float = 5.0, timeout: float = 3600
+    settings: Settings,
+    zone: str | None,
+    quiet: float = 5.0,
+    timeout: float = 3600,
+    again: str = "oddsflow pipeline run --full",
 ) -> int:
     """Run the zone's workers until drained. With quality gates on, a run that builds both
     staging and curated builds staging first and stops if its pass rate is below the threshold
-    (roadmap 2.1); with them off, every worker runs at once and the quality is only reported."""
+    (roadmap 2.1); with them off, every worker runs at once and the quality is only reported.
+
+    A run that cannot go on (the broker gone for good, a worker that died, the time is up) stops
+    the workers — they commit what they did — and says to run ``again`` to resume from there."""
+    try:
+        return _run_zone(settings, zone, quiet, timeout)
+    except (KafkaUnavailable, CommandError, WorkerDied) as exc:
+        if isinstance(exc, WorkerDied):
+            what = _system_exit_text(exc)
+        elif isinstance(exc, KafkaUnavailable):
+            what = f"Kafka at {settings.kafka.bootstrap_servers}: {exc}"
+        else:
+            what = str(exc)
+        raise CommandError(
+            f"{what}. The workers were stopped after committing what they processed: run"
+            f" `{again}` to resume from there"
+        ) from None
+
+
+def _system_exit_text(exc: SystemExit) -> str:
+    """A dead worker's message without its log tail (the log file is named in it)."""
+    return str(exc.code).split("\n", 1)[0].rstrip(":").removeprefix("oddsflow: ")
+
+
+def _run_zone(settings: Settings, zone: str | None, quiet: float, timeout: float) -> int:
     from oddsflow.processes import start_workers, stop_workers
 
     roles = roles_for(settings, zone)
@@ -229,7 +300,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_run(settings: Settings, args: argparse.Namespace) -> int:
-    return run_zone(settings, None if args.full else args.zone, args.quiet, args.timeout)
+    again = "oddsflow pipeline run " + ("--full" if args.full else f"--zone {args.zone}")
+    return run_zone(settings, None if args.full else args.zone, args.quiet, args.timeout, again)
 
 
 def add_promote_arguments(parser: argparse.ArgumentParser) -> None:
@@ -249,7 +321,8 @@ def check_promote(args: argparse.Namespace) -> None:
 def run_promote(settings: Settings, args: argparse.Namespace) -> int:
     """``data promote --from raw --to staging``: the roadmap's promotion is one zone's run."""
     check_promote(args)
-    return run_zone(settings, args.dst, args.quiet, args.timeout)
+    again = f"oddsflow data promote --from {args.src} --to {args.dst}"
+    return run_zone(settings, args.dst, args.quiet, args.timeout, again)
 
 
 def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
