@@ -6,13 +6,16 @@ import argparse
 import asyncio
 import importlib.metadata
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from oddsflow.argtypes import port_or_zero, positive_float
+from oddsflow.console import print_table
 from oddsflow.errors import EX_USAGE, CommandError, UsageError
+from oddsflow.jsonout import emit
 from oddsflow.reach import require, require_kafka, wait_for_kafka
 from oddsflow.settings import Settings, load_settings
 
@@ -33,8 +36,23 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
         _print_lines(services.down(settings))
         return 0
     ok, lines = services.status(settings)
-    _print_lines(lines)
+    if args.json:
+        emit({"ok": ok, "services": [_service_state(line) for line in lines]})
+    else:
+        _print_lines(lines)
     return 0 if ok else 1
+
+
+def _service_state(line: str) -> dict[str, str | bool | None]:
+    """``kafka     up    127.0.0.1:19092  (pid 5, Kafka 4.1.1)`` as fields."""
+    name, state, *rest = re.split(r"\s{2,}", line.strip(), maxsplit=3)
+    return {
+        "service": name,
+        "up": state.strip() == "up",
+        "state": state.strip(),
+        "where": rest[0] if rest else None,
+        "detail": rest[1].strip("()") if len(rest) > 1 else None,
+    }
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
@@ -44,12 +62,23 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "create":
         from sinks.retention import align_topic_retention
 
-        _print_lines(create_topics(settings))
+        done = create_topics(settings)
         align_topic_retention(settings)
+        emit({"done": done}) if args.json else _print_lines(done)
         return 0
-    for s in CATALOG:
-        name = topic_name(settings, s.name)
-        print(f"{name:32} {s.zone.value:12} {s.schema:36} key={s.key}")
+    rows = [
+        {"topic": topic_name(settings, s.name), "zone": s.zone.value, "schema": s.schema,
+         "key": s.key, "table": f"{s.schema_name(settings)}.{s.table}",
+         "retention_ms": s.retention_ms(settings), "compacted": s.compact}
+        for s in CATALOG
+    ]  # fmt: skip
+    if args.json:
+        emit(rows)
+    else:
+        print_table(
+            ("topic", "zone", "schema", "key", "table"),
+            [(r["topic"], r["zone"], r["schema"], r["key"], r["table"]) for r in rows],
+        )
     return 0
 
 
@@ -57,7 +86,10 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     from sinks.migrate import migrate
 
     applied = asyncio.run(migrate(settings))
-    print("applied: " + ", ".join(applied) if applied else "database schema is up to date")
+    if args.json:
+        emit({"applied": applied})
+    else:
+        print("applied: " + ", ".join(applied) if applied else "database schema is up to date")
     return 0
 
 
@@ -154,16 +186,16 @@ def cmd_data(args: argparse.Namespace, settings: Settings) -> int:
 
         rows = data_status(settings, zone=args.zone)
         if args.json:
-            import dataclasses
-            import json
-
-            print(json.dumps([dataclasses.asdict(r) for r in rows], default=str))
+            emit(rows)
         else:
             print(format_status(rows))
         return 0
     from sinks.retention import purge
 
     deleted = purge(settings)
+    if args.json:
+        emit({"deleted": deleted})
+        return 0
     for table, n in deleted.items():
         print(f"{table:40} {n:>8} rows deleted")
     return 0
@@ -340,7 +372,8 @@ def _command_name(args: argparse.Namespace) -> str:
 
 def _configure_logging(args: argparse.Namespace) -> None:
     """WARNING by default, INFO with -v, DEBUG (librdkafka's own lines too) with -vv; commands
-    that run until stopped also show the ``oddsflow.kafka`` notices ("waiting for Kafka at …")."""
+    that run until stopped also show the ``oddsflow.kafka`` notices ("waiting for Kafka at …"),
+    workers their own (where they serve, what they did when they stop)."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     long_running = getattr(args, "long_running", False)
@@ -348,6 +381,8 @@ def _configure_logging(args: argparse.Namespace) -> None:
         long_running = long_running(args)
     if long_running and level > logging.INFO:
         logging.getLogger("oddsflow.kafka").setLevel(logging.INFO)
+    if args.command == "worker" and level > logging.INFO:  # where it serves, what it did
+        logging.getLogger("oddsflow.worker").setLevel(logging.INFO)
 
 
 def _system_exit_message(exc: SystemExit) -> str:

@@ -99,6 +99,26 @@ def apply_log_format(settings: Settings, role: str) -> None:
         handler.setFormatter(JsonFormatter(role))
 
 
+# -- what a worker did --------------------------------------------------------------------------
+
+
+def log_stopped(role: str, started: float, did: str) -> None:
+    """The one line a worker leaves when it stops: how long it ran and what it did."""
+    took = time.monotonic() - started
+    minutes, seconds = divmod(int(took), 60)
+    hours, minutes = divmod(minutes, 60)
+    ran = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+    log.info("%s worker stopped after %s: %s", role, ran, did)
+
+
+def _features_did(counters: dict[str, int]) -> str:
+    written = sum(n for key, n in counters.items() if "." in key)  # per output topic
+    return (
+        f"{counters.get('records', 0)} staged records processed, {written} curated records"
+        f" written, {counters.get('late', 0)} late"
+    )
+
+
 # -- bounded stop -----------------------------------------------------------------------------
 
 
@@ -260,6 +280,17 @@ def run_faust(settings: Settings, role: str) -> int:
     class RoleWorker(Worker):
         """faust's worker with our log format and a bounded stop."""
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            if not self.stdout.isatty():  # its spinner hides the cursor even in a log file
+                self.spinner = None
+
+        def on_worker_shutdown(self) -> None:
+            monitor = getattr(app, "monitor", None)
+            received = getattr(monitor, "messages_received_total", 0)
+            events = getattr(monitor, "events_total", 0)
+            log_stopped(role, started, f"{received} messages received, {events} events processed")
+
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             super().on_setup_root_logger(logger, level)
             apply_log_format(settings, role)
@@ -273,6 +304,7 @@ def run_faust(settings: Settings, role: str) -> int:
             super()._on_sigint()
 
     verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
+    started = time.monotonic()
     worker = RoleWorker(
         app, loglevel="INFO" if verbose else "WARN", quiet=not verbose, redirect_stdouts=False
     )
@@ -326,7 +358,17 @@ def run_sink(settings: Settings, topics: list[str] | None) -> int:
         stop = asyncio.Event()
         await serve_role(settings, "sink", ready, stop.set, connector.run(stop, purge=True))
 
-    asyncio.run(main())
+    started = time.monotonic()
+    try:
+        asyncio.run(main())
+    finally:
+        st = connector.stats
+        log_stopped(
+            "sink",
+            started,
+            f"{st.consumed} records consumed, {sum(st.inserted.values())} rows written,"
+            f" {st.existing} already there, {st.dead_lettered} dead letters, {st.batches} batches",
+        )
     return 0
 
 
@@ -364,7 +406,11 @@ def run_features(settings: Settings) -> int:
     async def main() -> None:
         await serve_role(settings, "features", ready, stop.set, asyncio.to_thread(work))
 
-    asyncio.run(main())
+    started = time.monotonic()
+    try:
+        asyncio.run(main())
+    finally:
+        log_stopped("features", started, _features_did(dict(worker.counters)))
     return 0
 
 

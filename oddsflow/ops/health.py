@@ -24,6 +24,7 @@ import asyncpg
 from confluent_kafka import KafkaException
 
 from oddsflow.argtypes import positive_float
+from oddsflow.jsonout import emit, iso
 from oddsflow.ops.burrow import Rules, Status
 from oddsflow.ops.lag import (
     KafkaUnavailable,
@@ -232,7 +233,7 @@ async def last_errors(settings: Settings, conn: asyncpg.Connection) -> dict[str,
     )
     for r in rows:
         out[r["stage"]] = {
-            "at": r["at"].isoformat(),
+            "at": iso(r["at"]),
             "source": "dead_letters",
             "error": f"{r['error_class']}: {r['reason']}",
         }
@@ -241,7 +242,7 @@ async def last_errors(settings: Settings, conn: asyncpg.Connection) -> dict[str,
         " WHERE kind ILIKE '%error%' OR kind ILIKE '%fail%' ORDER BY stage, at DESC"
     )
     for r in rows:
-        at = r["at"].isoformat()
+        at = iso(r["at"])
         if r["stage"] not in out or out[r["stage"]]["at"] < at:
             details = r["details"] if isinstance(r["details"], str) else json.dumps(r["details"])
             out[r["stage"]] = {
@@ -317,7 +318,7 @@ def run_health(settings: Settings, args: argparse.Namespace) -> int:
     roles = tuple(args.roles) if args.roles else None
     report = asyncio.run(health(settings, roles, timeout=args.timeout, window_minutes=args.window))
     if args.json:
-        print(json.dumps(report.to_json(), default=str))
+        emit(report.to_json())
     else:
         print(report.verdict())
         if len(report.checks) > 1:
@@ -351,12 +352,12 @@ def run_status(settings: Settings, args: argparse.Namespace) -> int:
     off = [r for r in ROLES if r not in mode_roles(settings)]
     if args.json:
         doc = {
-            "at": datetime.now(UTC).isoformat(),
+            "at": datetime.now(UTC),
             "mode": mode,
             "not_run": off,
             "stages": [asdict(s) for s in stages],
         }
-        print(json.dumps(doc, default=str))
+        emit(doc)
     else:
         print(format_stage_status(stages))
         if off:

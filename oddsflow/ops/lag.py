@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 import time
@@ -37,6 +36,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from oddsflow.argtypes import non_negative_int, positive_float
+from oddsflow.jsonout import emit, iso, iso_from_unix, plain
 from oddsflow.kafka_config import client_config
 from oddsflow.ops.burrow import Observation, Rules, Status, group_status
 from oddsflow.settings import Settings
@@ -81,8 +81,8 @@ class GroupLag:
         d = asdict(self)
         d["lag"] = self.lag
         d["lag_seconds"] = round(self.lag_seconds, 3)
-        d["observed_at"] = datetime.fromtimestamp(self.observed_at, UTC).isoformat()
-        return d
+        d["observed_at"] = iso_from_unix(self.observed_at)
+        return plain(d)
 
 
 class KafkaUnavailable(RuntimeError):
@@ -643,10 +643,10 @@ async def _run_lag(settings: Settings, args: argparse.Namespace) -> int:
             print(w, file=sys.stderr)
         monitor.warnings.clear()
         if args.json:
-            print(json.dumps([g.to_json() for g in groups]), flush=True)
+            emit([g.to_json() for g in groups])
         else:
             if args.watch:
-                stamp = datetime.now(UTC).isoformat(timespec="seconds")
+                stamp = iso(datetime.now(UTC))
                 print(f"--- {stamp}", flush=True)
             print(format_lag(groups, args.all), flush=True)
         n += 1

@@ -355,53 +355,97 @@ def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{rate:.1%}"
 
 
-def run_quality(settings: Settings, args: argparse.Namespace) -> int:
-    """Per source, raw in = promoted + de-duplicated + dead-lettered (exit 1 when unbalanced),
-    the replays of dead letters among raw in, and the latest pass rates from operational.quality.
-    """
-    import json
+def _unbalanced(rows: list[dict]) -> str | None:
+    """Why the reconciliation does not balance, in one sentence (None when it does)."""
+    bad = [r for r in rows if not r["balanced"]]
+    if not bad:
+        return None
+    parts = []
+    for r in bad:
+        counts = (("raw_pending", "pending"), ("raw_unexplained", "unexplained"))
+        what = [f"{r[k]} {label}" for k, label in counts if r[k]]
+        parts.append(f"{r['source']} ({', '.join(what) or 'parts do not add up'})")
+    return (
+        f"not balanced: {'; '.join(parts)}. Pending records wait for the staging worker's"
+        " decision; unexplained ones have no trace on its outputs or dead letters yet. Is the"
+        " staging worker running and caught up? (`oddsflow pipeline status`; ask again once"
+        " its lag is 0)"
+    )
 
+
+def run_quality(settings: Settings, args: argparse.Namespace) -> int:
+    """Per source, raw in = promoted + de-duplicated + dead-lettered (exit 1 when unbalanced,
+    saying why), the replays of dead letters among raw in, and the latest pass rates from
+    operational.quality. Reading every staging topic takes a while: a terminal shows progress."""
+    from oddsflow.console import print_table, reading_progress
+    from oddsflow.jsonout import emit
     from oddsflow.ops.dlq import replays_by_source
     from streams.staging.reconcile import reconcile
 
-    rows = [r for r in reconcile(settings, "staging") if r["raw_in"]]
-    replays = replays_by_source(settings)
-    try:
-        rates = asyncio.run(latest_pass_rates(settings))
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        rates, why = [], f"operational.quality not readable ({exc}): run the sink and db migrate"
-    else:
-        why = "no quality reports yet (the staging worker publishes them; the sink loads them)"
+    with reading_progress("reconciling staging") as progress:
+        rows = [r for r in reconcile(settings, "staging") if r["raw_in"]]
+        progress.step("counting dead-letter replays")
+        replays = replays_by_source(settings)
+        progress.step("reading pass rates (operational.quality)")
+        try:
+            rates = asyncio.run(latest_pass_rates(settings))
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            rates = []
+            why = f"operational.quality not readable ({exc}): run the sink and db migrate"
+        else:
+            why = "no quality reports yet (the staging worker publishes them; the sink loads them)"
+    unbalanced = _unbalanced(rows)
     if args.json:
+        by_source = {q["source"]: q for q in rates}
         for r in rows:
             r["replays"] = replays.get(str(r["source"]), 0)
-        print(json.dumps(rows, default=str))
-        return 0 if all(r["balanced"] for r in rows) else 1
-    print(
-        f"{'source':15} {'raw in':>8} {'promoted':>9} {'dedup':>8} {'dead':>6} {'pending':>8}"
-        f" {'unexpl.':>8} {'replays':>8} | {'parts':>7} {'promoted':>9} {'dedup':>8} {'dead':>6}"
-        "  balanced"
-    )
-    for r in rows:
-        print(
-            f"{r['source']:15} {r['raw_in']:>8} {r['raw_promoted']:>9}"
-            f" {r['raw_deduplicated']:>8} {r['raw_dead_lettered']:>6} {r['raw_pending']:>8}"
-            f" {r['raw_unexplained']:>8} {replays.get(str(r['source']), 0):>8} | {r['parts']:>7}"
-            f" {r['promoted']:>9} {r['deduplicated']:>8} {r['dead_lettered']:>6}  {r['balanced']}"
+            q = by_source.get(str(r["source"]), {})
+            r["latest_minute"] = q.get("window_start")
+            r["latest_pass_rate"] = q.get("pass_rate")
+            r["last_hour_pass_rate"] = q.get("hour_pass_rate")
+        emit(rows)
+    else:
+        columns = ("source", "raw in", "promoted", "dedup", "dead", "pending", "unexpl.",
+                   "replays", "|", "parts", "promoted", "dedup", "dead", "balanced")  # fmt: skip
+        print_table(
+            columns,
+            [
+                (
+                    r["source"],
+                    r["raw_in"],
+                    r["raw_promoted"],
+                    r["raw_deduplicated"],
+                    r["raw_dead_lettered"],
+                    r["raw_pending"],
+                    r["raw_unexplained"],
+                    replays.get(str(r["source"]), 0),
+                    "|",
+                    r["parts"],
+                    r["promoted"],
+                    r["deduplicated"],
+                    r["dead_lettered"],
+                    r["balanced"],
+                )
+                for r in rows
+            ],
+            right=[c for c in columns if c not in ("source", "|", "balanced")],
         )
-    if not rows:
-        print("no raw records yet")
-    if replays:
-        print("(raw in counts dead-letter replays as deliveries of their own: distinct records"
-              " = raw in - replays)")  # fmt: skip
-    threshold = settings.pipeline.quality_threshold
-    print(f"\npass rate per source (operational.quality; gate {threshold:.0%}, KPI > 95%):")
-    for q in rates:
-        print(
-            f"  {q['source']:15} latest minute {q['window_start']:%Y-%m-%d %H:%M}"
-            f" {_pct(q['pass_rate']):>7} of {q['records_in']:>7} records"
-            f" | last hour {_pct(q['hour_pass_rate']):>7}"
-        )
-    if not rates:
-        print(f"  {why}")
-    return 0 if all(r["balanced"] for r in rows) else 1
+        if not rows:
+            print("no raw records yet")
+        if replays:
+            print("(raw in counts dead-letter replays as deliveries of their own: distinct records"
+                  " = raw in - replays)")  # fmt: skip
+        threshold = settings.pipeline.quality_threshold
+        print(f"\npass rate per source (operational.quality; gate {threshold:.0%}, KPI > 95%):")
+        for q in rates:
+            print(
+                f"  {q['source']:15} latest minute {q['window_start']:%Y-%m-%d %H:%M}"
+                f" {_pct(q['pass_rate']):>7} of {q['records_in']:>7} records"
+                f" | last hour {_pct(q['hour_pass_rate']):>7}"
+            )
+        if not rates:
+            print(f"  {why}")
+    if unbalanced:
+        print(f"oddsflow pipeline quality: {unbalanced}", file=sys.stderr)
+        return 1
+    return 0

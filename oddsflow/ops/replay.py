@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import signal
@@ -42,6 +41,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from oddsflow.argtypes import moment, non_negative_float
+from oddsflow.jsonout import dumps, plain
 from oddsflow.ops.lag import (
     KafkaUnavailable,
     admin_client,
@@ -107,9 +107,7 @@ class ReplayPlan:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["records"] = self.records
-        for k in ("from_time", "to_time"):
-            d[k] = d[k].isoformat() if d[k] else None
-        return d
+        return plain(d)
 
 
 def zone_topics(settings: Settings, zone: str) -> list[str]:
@@ -378,7 +376,7 @@ async def _run_replay(settings: Settings, args: argparse.Namespace) -> int:
     plan = await asyncio.to_thread(
         plan_replay, settings, args.zone, args.group, args.from_time, args.to_time
     )
-    print(json.dumps(plan.to_json()) if args.json else format_plan(plan), flush=True)
+    print(dumps(plan.to_json()) if args.json else format_plan(plan), flush=True)
     if args.dry_run:
         if plan.members:
             print(f"note: {refusal(plan)}", file=sys.stderr)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 import time
@@ -46,6 +45,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from oddsflow.argtypes import non_negative_int, positive_float
 from oddsflow.errors import UsageError
+from oddsflow.jsonout import dumps, iso, plain
 from oddsflow.kafka_config import consumer_config
 from oddsflow.settings import Settings, get_settings
 from oddsflow.topics import spec, topic_name
@@ -72,8 +72,8 @@ class Received:
             "partition": self.partition,
             "offset": self.offset,
             "key": self.key.decode(errors="replace") if self.key is not None else None,
-            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
-            "value": self.value.model_dump(mode="json", warnings=False),
+            "timestamp": iso(self.timestamp),
+            "value": plain(self.value),
         }
 
 
@@ -242,7 +242,7 @@ async def _run_subscribe(settings: Settings, args: argparse.Namespace) -> int:
         )
     ) as records:
         async for rec in records:
-            print(json.dumps(rec.to_json()) if args.json else format_record(rec), flush=True)
+            print(dumps(rec.to_json()) if args.json else format_record(rec), flush=True)
             n += 1
             if args.max and n >= args.max:
                 break

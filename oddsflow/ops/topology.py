@@ -10,12 +10,12 @@ from the connector itself. Building the apps connects to nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oddsflow.jsonout import dumps
 from oddsflow.settings import Settings
 from oddsflow.topics import BY_NAME, raw_topic, topic_name
 
@@ -198,5 +198,5 @@ def add_topology_arguments(parser: argparse.ArgumentParser) -> None:
 def run_topology(settings: Settings, args: argparse.Namespace) -> int:
     """``oddsflow topology``: needs no broker or database."""
     topo = build_topology(settings)
-    print(json.dumps(topo.to_json()) if args.json else format_topology(topo))
+    print(dumps(topo.to_json()) if args.json else format_topology(topo))
     return 0
