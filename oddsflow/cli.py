@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib.metadata
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from oddsflow.argtypes import port_or_zero, positive_float
-from oddsflow.console import print_table
+from oddsflow.console import render, table
 from oddsflow.errors import EX_USAGE, CommandError, UsageError
 from oddsflow.jsonout import emit
 from oddsflow.reach import require, require_kafka, wait_for_kafka
@@ -75,9 +76,13 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         emit(rows)
     else:
-        print_table(
-            ("topic", "zone", "schema", "key", "table"),
-            [(r["topic"], r["zone"], r["schema"], r["key"], r["table"]) for r in rows],
+        print(
+            render(
+                table(
+                    ("topic", "zone", "schema", "key", "table"),
+                    [(r["topic"], r["zone"], r["schema"], r["key"], r["table"]) for r in rows],
+                )
+            )
         )
     return 0
 
@@ -196,8 +201,8 @@ def cmd_data(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         emit({"deleted": deleted})
         return 0
-    for table, n in deleted.items():
-        print(f"{table:40} {n:>8} rows deleted")
+    for name, n in deleted.items():
+        print(f"{name:40} {n:>8} rows deleted")
     return 0
 
 
@@ -400,7 +405,7 @@ def _system_exit_message(exc: SystemExit) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every failure ends as one line on stderr and exit status 2 (usage) or 1
     (runtime), see :mod:`oddsflow.errors`; ``-v`` adds the traceback."""
-    from oddsflow.errors import EX_INTERRUPTED, explain, one_line
+    from oddsflow.errors import EX_BROKEN_PIPE, EX_INTERRUPTED, explain, one_line
     from oddsflow.settings import SettingsError
 
     args = build_parser().parse_args(argv)
@@ -417,6 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args, settings)
     except KeyboardInterrupt:
         return EX_INTERRUPTED
+    except BrokenPipeError:  # `oddsflow … | head`: the reader is gone, nothing to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EX_BROKEN_PIPE
     except SettingsError as exc:
         message, code = explain(exc, settings)
     except SystemExit as exc:

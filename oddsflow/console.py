@@ -46,15 +46,6 @@ def table(
     return t
 
 
-def print_table(
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    right: Sequence[str] = (),
-    title: str | None = None,
-) -> None:
-    print(render(table(columns, rows, right, title)), flush=True)
-
-
 def render(renderable: Any) -> str:
     """A table (or any renderable) as text, at its natural width, without colour."""
     console = Console(width=PIPE_WIDTH, no_color=True, highlight=False, record=True)

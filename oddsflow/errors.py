@@ -23,6 +23,7 @@ EX_OK = 0
 EX_RUNTIME = 1
 EX_USAGE = 2
 EX_INTERRUPTED = 130
+EX_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that left (`| head`)
 
 #: librdkafka's codes for "the broker did not answer": the message says so, not the code.
 KAFKA_UNREACHABLE = frozenset(

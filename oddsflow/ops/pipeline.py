@@ -377,7 +377,7 @@ def run_quality(settings: Settings, args: argparse.Namespace) -> int:
     """Per source, raw in = promoted + de-duplicated + dead-lettered (exit 1 when unbalanced,
     saying why), the replays of dead letters among raw in, and the latest pass rates from
     operational.quality. Reading every staging topic takes a while: a terminal shows progress."""
-    from oddsflow.console import print_table, reading_progress
+    from oddsflow.console import reading_progress, render, table
     from oddsflow.jsonout import emit
     from oddsflow.ops.dlq import replays_by_source
     from streams.staging.reconcile import reconcile
@@ -407,28 +407,32 @@ def run_quality(settings: Settings, args: argparse.Namespace) -> int:
     else:
         columns = ("source", "raw in", "promoted", "dedup", "dead", "pending", "unexpl.",
                    "replays", "|", "parts", "promoted", "dedup", "dead", "balanced")  # fmt: skip
-        print_table(
-            columns,
-            [
-                (
-                    r["source"],
-                    r["raw_in"],
-                    r["raw_promoted"],
-                    r["raw_deduplicated"],
-                    r["raw_dead_lettered"],
-                    r["raw_pending"],
-                    r["raw_unexplained"],
-                    replays.get(str(r["source"]), 0),
-                    "|",
-                    r["parts"],
-                    r["promoted"],
-                    r["deduplicated"],
-                    r["dead_lettered"],
-                    r["balanced"],
+        print(
+            render(
+                table(
+                    columns,
+                    [
+                        (
+                            r["source"],
+                            r["raw_in"],
+                            r["raw_promoted"],
+                            r["raw_deduplicated"],
+                            r["raw_dead_lettered"],
+                            r["raw_pending"],
+                            r["raw_unexplained"],
+                            replays.get(str(r["source"]), 0),
+                            "|",
+                            r["parts"],
+                            r["promoted"],
+                            r["deduplicated"],
+                            r["dead_lettered"],
+                            r["balanced"],
+                        )
+                        for r in rows
+                    ],
+                    right=[c for c in columns if c not in ("source", "|", "balanced")],
                 )
-                for r in rows
-            ],
-            right=[c for c in columns if c not in ("source", "|", "balanced")],
+            )
         )
         if not rows:
             print("no raw records yet")
