@@ -65,22 +65,26 @@ class _Families(Collector):
         return iter(self.families)
 
 
-def _gauge(
-    name: str, help_text: str, labels: Sequence[str], rows: Iterable[tuple[Sequence[str], float]]
-) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, help_text, labels=list(labels))
+def _family(
+    kind: type[GaugeMetricFamily] | type[CounterMetricFamily],
+    name: str,
+    help_text: str,
+    labels: Sequence[str],
+    rows: Iterable[tuple[Sequence[str], float]],
+) -> Metric:
+    """A gauge or counter family with one sample per (label values, value) row."""
+    family = kind(name, help_text, labels=list(labels))
     for values, value in rows:
         family.add_metric(list(values), value)
     return family
 
 
-def _counter(
-    name: str, help_text: str, labels: Sequence[str], rows: Iterable[tuple[Sequence[str], float]]
-) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, help_text, labels=list(labels))
-    for values, value in rows:
-        family.add_metric(list(values), value)
-    return family
+def _gauge(name: str, help_text: str, labels: Sequence[str], rows: Iterable) -> Metric:
+    return _family(GaugeMetricFamily, name, help_text, labels, rows)
+
+
+def _counter(name: str, help_text: str, labels: Sequence[str], rows: Iterable) -> Metric:
+    return _family(CounterMetricFamily, name, help_text, labels, rows)
 
 
 def record_timestamps(
