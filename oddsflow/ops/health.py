@@ -24,6 +24,8 @@ import asyncpg
 from confluent_kafka import KafkaException
 
 from oddsflow.argtypes import positive_float
+from oddsflow.console import render, table
+from oddsflow.errors import shorten
 from oddsflow.jsonout import emit, iso
 from oddsflow.ops.burrow import Rules, Status
 from oddsflow.ops.lag import (
@@ -284,17 +286,17 @@ async def pipeline_status(
 
 
 def format_stage_status(stages: list[StageStatus]) -> str:
-    lines = [
-        f"{'stage':<9} {'workers':>7} {'lag':>9} {'lag s':>7} {'status':<7}"
-        f" {'consumed/s':>10} {'arrived/s':>10}  last error"
-    ]
-    for s in stages:
-        err = "-" if s.last_error is None else f"{s.last_error['at'][:19]} {s.last_error['error']}"
-        lines.append(
-            f"{s.stage:<9} {len(s.workers):>7} {s.lag:>9} {s.lag_seconds:>7.1f} {s.status:<7}"
-            f" {s.consumed_per_s:>10.1f} {s.arrived_per_s:>10.1f}  {err[:90]}"
-        )
-    return "\n".join(lines)
+    columns = ("stage", "workers", "lag", "lag s", "status", "consumed/s", "arrived/s",
+               "last error")  # fmt: skip
+    rows = [
+        (s.stage, len(s.workers), s.lag, f"{s.lag_seconds:.1f}", s.status,
+         f"{s.consumed_per_s:.1f}", f"{s.arrived_per_s:.1f}",
+         "-" if s.last_error is None
+         else shorten(f"{s.last_error['at']} {s.last_error['error']}", 90))
+        for s in stages
+    ]  # fmt: skip
+    right = ("workers", "lag", "lag s", "consumed/s", "arrived/s")
+    return render(table(columns, rows, right=right))
 
 
 # -- command line ---------------------------------------------------------------------------

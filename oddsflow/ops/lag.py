@@ -36,6 +36,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from oddsflow.argtypes import non_negative_int, positive_float
+from oddsflow.console import render, table
 from oddsflow.jsonout import emit, iso, iso_from_unix, plain
 from oddsflow.kafka_config import client_config
 from oddsflow.ops.burrow import Observation, Rules, Status, group_status
@@ -575,6 +576,7 @@ def format_lag(groups: Sequence[GroupLag], all_partitions: bool = False) -> str:
     if not groups:
         return "no consumer groups found"
     lines: list[str] = []
+    columns = ("topic", "part", "committed", "end", "lag", "lag s", "status")
     for g in groups:
         lines.append(
             f"{g.group}  status {g.status.value}  members {g.members} ({g.state.lower()})"
@@ -582,16 +584,10 @@ def format_lag(groups: Sequence[GroupLag], all_partitions: bool = False) -> str:
         )
         shown = [p for p in g.partitions if all_partitions or p.lag or p.status != Status.OK]
         if shown:
-            lines.append(
-                f"  {'topic':<40} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}"
-                f" {'lag s':>8}  status"
-            )
-            for p in shown:
-                committed = "-" if p.committed is None else str(p.committed)
-                lines.append(
-                    f"  {p.topic:<40} {p.partition:>4} {committed:>10} {p.end:>10} {p.lag:>8}"
-                    f" {_fmt_seconds(p.lag_seconds):>8}  {p.status.value}"
-                )
+            rows = [(p.topic, p.partition, p.committed, p.end, p.lag,
+                     _fmt_seconds(p.lag_seconds), p.status.value) for p in shown]  # fmt: skip
+            text = render(table(columns, rows, right=columns[1:6]))
+            lines.extend("  " + line for line in text.splitlines())
         elif g.partitions:
             lines.append(f"  {len(g.partitions)} partitions, all caught up")
     return "\n".join(lines)
