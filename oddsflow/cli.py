@@ -16,7 +16,7 @@ from typing import NoReturn
 from oddsflow.argtypes import port_or_zero, positive_float
 from oddsflow.console import render, table
 from oddsflow.errors import EX_USAGE, CommandError, UsageError
-from oddsflow.jsonout import emit
+from oddsflow.jsonout import emit, iso
 from oddsflow.reach import require, require_kafka, wait_for_kafka
 from oddsflow.settings import Settings, load_settings
 
@@ -187,13 +187,15 @@ def cmd_data(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_promote(settings, args)
     if args.action == "status":
-        from sinks.status import data_status, format_status
+        from sinks.status import data_status
 
         rows = data_status(settings, zone=args.zone)
         if args.json:
             emit(rows)
         else:
-            print(format_status(rows))
+            columns = ("table", "rows", "newest event", "lag")
+            lines = [(r.table, r.rows, iso(r.newest), r.lag) for r in rows]
+            print(render(table(columns, lines, right=("rows", "lag"))))
         return 0
     from sinks.retention import purge
 

@@ -121,3 +121,15 @@ def test_version_and_json_of_the_offline_commands() -> None:
     topics = json.loads(run("topics", "list", "--json"))
     assert {t["topic"] for t in topics} >= {"raw.odds.simulator", "curated.steam_moves"}
     assert json.loads(run("topology", "--json"))["topics"]
+
+
+def test_a_flag_given_as_zero_is_zero_not_the_configured_default() -> None:
+    import argparse
+
+    from oddsflow.settings import load_settings
+    from producers.collect import simulator_from
+
+    s = load_settings(simulator={"seed": 7, "games": 6})
+    given = argparse.Namespace(seed=0, games=None, books=None, ticks=None)
+    sim = simulator_from(s, given)
+    assert (sim.seed, sim.games) == (0, 6)
