@@ -99,7 +99,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from oddsflow.worker import check_role, run_worker
+    from oddsflow.worker import apply_log_format, check_role, run_worker
 
     overrides = {
         k: v
@@ -113,6 +113,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         check_role(settings, args.role)  # refused before waiting for anything
     except SystemExit as exc:
         raise UsageError(str(exc.code).removeprefix("oddsflow: ")) from None
+    apply_log_format(settings, args.role)  # the waiting line too is JSON with --log-format json
     if not wait_for_kafka(settings):  # `all` waits once, before it starts the children
         return 0  # stopped before the broker answered: nothing to drain
     return run_worker(settings, args.role, topics=args.topics)
