@@ -97,7 +97,9 @@ def wait_for_kafka(settings: Settings, probe_timeout: float = TIMEOUT) -> bool:
     def stop(_signum: int, _frame: object) -> None:
         stopped.set()
 
-    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    main = threading.current_thread() is threading.main_thread()  # signals: main thread only
+    sigs = (signal.SIGTERM, signal.SIGINT) if main else ()
+    old = {sig: signal.signal(sig, stop) for sig in sigs}
     servers = settings.kafka.bootstrap_servers
     waited = False
     try:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -229,8 +230,9 @@ async def _run_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     n = 0
     stop = asyncio.Event()  # SIGTERM/SIGINT: leave the loop, commit what was printed, exit 0
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(ValueError, RuntimeError):  # only the main thread takes signals
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     async with aclosing(
         subscribe_records(
             args.topic,
