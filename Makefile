@@ -45,6 +45,7 @@ down:
 	@if [ -x $(BIN)/oddsflow ]; then $(BIN)/oddsflow services down; else echo "nothing to stop"; fi
 
 bench: $(STAMP)
+	@$(BIN)/pip install -q -e '.[test,bench]'
 	@$(BIN)/oddsflow bench
 
 clean: down

@@ -3,15 +3,93 @@
 confluent-kafka clients take :func:`client_config` (and its producer/consumer variants); the
 faust apps take :func:`faust_credentials`. Both carry the same security settings, so a broker
 that requires TLS + SCRAM is reached by every client once the settings say so.
+
+A broker that does not answer: librdkafka retries by itself and logs every failed connection
+(~19 lines a second). Its log lines go to the Python logger ``oddsflow.librdkafka`` at DEBUG,
+and its errors to :class:`BrokerErrors`, which says once per outage, on the ``oddsflow.kafka``
+logger at INFO, "waiting for Kafka at …". Long-running commands (workers, subscribe, web,
+metrics, pollers) show that logger's INFO lines; short commands fail within their timeout with
+one line of their own (:mod:`oddsflow.errors`).
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaError
+
 from oddsflow.settings import SecurityProtocol, Settings
+
+KAFKA_LOG = logging.getLogger("oddsflow.kafka")
+LIBRDKAFKA_LOG = logging.getLogger("oddsflow.librdkafka")
+#: A quiet spell this long between two "unreachable" errors means the broker answered between
+#: them: the next outage is announced again.
+OUTAGE_GAP_SECONDS = 60.0
+_UNREACHABLE = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE})
+_outage_lock = threading.Lock()
+_outage: dict[str, float | str] = {}  # last_at, reason: shared by every client of the process
+
+
+class LibrdkafkaLog:
+    """librdkafka's log lines at DEBUG (``oddsflow -vv``): its errors reach :class:`BrokerErrors`
+    too, so nothing is lost by keeping the connection chatter off stderr."""
+
+    def log(self, _level: int, msg: str, *args: Any, **_kw: Any) -> None:
+        LIBRDKAFKA_LOG.debug(msg, *args)
+
+
+class BrokerErrors:
+    """A client's ``error_cb``: one "waiting for Kafka" line per outage (process-wide), any other
+    error once per client and error code."""
+
+    def __init__(self, servers: str) -> None:
+        self.servers = servers
+        self._seen: set[int] = set()
+
+    def __call__(self, err: KafkaError) -> None:
+        code = err.code()
+        if code in _UNREACHABLE:
+            # "1/1 brokers are down" says less than the connection error before it
+            note_unreachable(
+                self.servers, None if code == KafkaError._ALL_BROKERS_DOWN else err.str()
+            )
+            return
+        if code not in self._seen:
+            self._seen.add(code)
+            (KAFKA_LOG.warning if err.fatal() else KAFKA_LOG.info)(
+                "Kafka at %s: %s", self.servers, err.str()
+            )
+
+
+def note_unreachable(servers: str, reason: str | None) -> None:
+    """Record that the broker did not answer; the first time in an outage, say so (INFO)."""
+    now = time.monotonic()
+    with _outage_lock:
+        last = _outage.get("last_at")
+        new = not isinstance(last, float) or now - last > OUTAGE_GAP_SECONDS
+        _outage["last_at"] = now
+        if reason:
+            _outage["reason"] = reason
+        said = str(_outage.get("reason", "no answer"))
+    if new:
+        KAFKA_LOG.info("waiting for Kafka at %s (%s); retrying quietly", servers, _tail(said))
+
+
+def _tail(reason: str) -> str:
+    """librdkafka prefixes the broker's name: "127.0.0.1:1/bootstrap: Connect to … failed: …"."""
+    return reason.split(": ", 1)[1] if "/bootstrap: " in reason else reason
+
+
+def last_unreachable() -> str | None:
+    """Why the broker did not answer, as librdkafka said last in this process (or None)."""
+    with _outage_lock:
+        reason = _outage.get("reason")
+    return _tail(str(reason)) if reason else None
 
 
 def ca_location(settings: Settings) -> Path | None:
@@ -69,10 +147,13 @@ def faust_credentials(settings: Settings) -> Any:
 
 
 def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
-    """Every confluent-kafka client's base: where the broker is and how to authenticate."""
+    """Every confluent-kafka client's base: where the broker is, how to authenticate, and where
+    librdkafka's logs and errors go (see the module docstring; ``extra`` may replace them)."""
     cfg: dict[str, Any] = {
         "bootstrap.servers": settings.kafka.bootstrap_servers,
         "client.id": settings.kafka.client_id,
+        "logger": LibrdkafkaLog(),
+        "error_cb": BrokerErrors(settings.kafka.bootstrap_servers),
         **security_config(settings),
     }
     cfg.update(extra)

@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -161,6 +161,17 @@ class KafkaSettings(BaseModel):
     kafka_version: str = "4.1.1"
     heap: str = "512m"
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        """``host:port[,host:port…]``: a typo fails at start-up, not as a client that never
+        connects."""
+        for entry in value.split(","):
+            host, _, port = entry.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{entry.strip()!r} is not host:port (e.g. 127.0.0.1:19092)")
+        return value
+
     @model_validator(mode="after")
     def _credentials(self) -> KafkaSettings:
         if self.sasl_password is None and self.sasl_password_file is not None:
@@ -206,6 +217,21 @@ class PostgresSettings(BaseModel):
     #: name against ``host``. None leaves the client's default (prefer).
     sslmode: SslMode | None = None
     sslrootcert: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        """DATABASE_URL must be a URL the driver takes (asyncpg reads no key=value DSNs)."""
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"not a postgresql:// URL ({exc})") from None
+        if parts.scheme not in ("postgresql", "postgres") or not (parts.hostname or parts.query):
+            raise ValueError("not a postgresql://user@host:port/database URL")
+        return value
 
     @model_validator(mode="after")
     def _password(self) -> PostgresSettings:
@@ -437,7 +463,10 @@ def load_settings(**overrides: object) -> Settings:
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             got = REDACTED if is_secret_key(key) else _redact(err.get("input"))
-            lines.append(f"  {key}: {err['msg']} (got {got!r})")
+            if isinstance(got, str) and "://" in got:  # a URL's password stays out of messages
+                got = re.sub(r"(://[^:/@]+:)[^@]*@", rf"\1{REDACTED}@", got)
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {key}: {msg} (got {got!r})")
         raise SettingsError("oddsflow: bad configuration\n" + "\n".join(lines)) from None
 
 

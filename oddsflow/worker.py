@@ -99,6 +99,18 @@ def apply_log_format(settings: Settings, role: str) -> None:
         handler.setFormatter(JsonFormatter(role))
 
 
+# -- what a worker did --------------------------------------------------------------------------
+
+
+def log_stopped(role: str, started: float, did: str) -> None:
+    """The one line a worker leaves when it stops: how long it ran and what it did."""
+    took = time.monotonic() - started
+    minutes, seconds = divmod(int(took), 60)
+    hours, minutes = divmod(minutes, 60)
+    ran = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+    log.info("%s worker stopped after %s: %s", role, ran, did)
+
+
 # -- bounded stop -----------------------------------------------------------------------------
 
 
@@ -272,7 +284,17 @@ def run_sink(settings: Settings, topics: list[str] | None) -> int:
         stop = asyncio.Event()
         await serve_role(settings, "sink", ready, stop.set, connector.run(stop, purge=True))
 
-    asyncio.run(main())
+    started = time.monotonic()
+    try:
+        asyncio.run(main())
+    finally:
+        st = connector.stats
+        log_stopped(
+            "sink",
+            started,
+            f"{st.consumed} records consumed, {sum(st.inserted.values())} rows written,"
+            f" {st.existing} already there, {st.dead_lettered} dead letters, {st.batches} batches",
+        )
     return 0
 
 
@@ -315,7 +337,12 @@ def run_loop(settings: Settings, role: str) -> int:
     async def main() -> None:
         await serve_role(settings, role, ready, stop.set, asyncio.to_thread(work))
 
-    asyncio.run(main())
+    started = time.monotonic()
+    try:
+        asyncio.run(main())
+    finally:
+        counters = {**loop.stats, **loop.task.counters()}
+        log_stopped(role, started, ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
     return 0
 
 

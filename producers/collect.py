@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from oddsflow.argtypes import non_negative_int, positive_int
 from oddsflow.settings import Settings
 from producers.publisher import Publisher
 from producers.simulator import Simulator
@@ -22,7 +23,11 @@ from producers.simulator import Simulator
 
 def simulator_from(settings: Settings, args: argparse.Namespace | None = None) -> Simulator:
     cfg = settings.simulator
-    pick = lambda name: getattr(args, name, None) or getattr(cfg, name)  # noqa: E731
+
+    def pick(name: str) -> int:  # a flag given as 0 is 0, not the configured default
+        given = getattr(args, name, None)
+        return given if given is not None else getattr(cfg, name)
+
     return Simulator(
         seed=pick("seed"),
         games=pick("games"),
@@ -98,10 +103,10 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, choices=SOURCES)
     parser.add_argument("path", nargs="?", type=Path, help="file source: the history to replay")
     g = parser.add_argument_group("simulator")
-    g.add_argument("--seed", type=int)
-    g.add_argument("--games", type=int)
-    g.add_argument("--books", type=int)
-    g.add_argument("--ticks", type=int)
+    g.add_argument("--seed", type=non_negative_int)
+    g.add_argument("--games", type=positive_int)
+    g.add_argument("--books", type=positive_int)
+    g.add_argument("--ticks", type=positive_int)
     g.add_argument(
         "--truth", type=Path, metavar="FILE",
         help="inject steam, RLM and sharp-money events (splits on source sbd) and write their "

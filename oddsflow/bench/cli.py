@@ -10,12 +10,15 @@ Wire-up for ``oddsflow/cli.py``::
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import logging
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from oddsflow.argtypes import positive_float, positive_int
 from oddsflow.bench import stages
 from oddsflow.bench.harness import StageStats, repeat
 from oddsflow.bench.report import (
@@ -25,6 +28,7 @@ from oddsflow.bench.report import (
     stage_table,
     write_json,
 )
+from oddsflow.errors import CommandError
 from oddsflow.settings import Settings
 
 GROUPS = ("ceiling", "codec", "publish", "staging", "features", "sink", "e2e", "growth")
@@ -47,26 +51,50 @@ SIZES: dict[str, tuple[int, int]] = {
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``oddsflow bench``."""
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
-    parser.add_argument("--reps", type=int, default=3, help="timed runs per stage (after warm-up)")
+    parser.add_argument(
+        "--reps", type=positive_int, default=3, help="timed runs per stage (after warm-up)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder")
     parser.add_argument(
         "--only", nargs="*", choices=GROUPS, help="run only these groups (default: all)"
     )
     parser.add_argument(
-        "--rates", type=int, nargs="*", help="end-to-end offered raw records/s (default by mode)"
+        "--rates",
+        type=positive_int,
+        nargs="*",
+        help="end-to-end offered raw records/s (default by mode)",
     )
-    parser.add_argument("--seconds", type=float, help="end-to-end seconds per offered rate")
+    parser.add_argument(
+        "--seconds", type=positive_float, help="end-to-end seconds per offered rate"
+    )
     parser.add_argument(
         "--staging-memory",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="also run the staging worker on N raw records and print its peak RSS (1000000: "
         "several minutes, so not part of the default run)",
     )
 
 
+def _traceback_if_verbose() -> None:
+    """A failed stage is one FAILED line; its traceback with ``oddsflow -v bench``."""
+    if logging.getLogger().isEnabledFor(logging.INFO):
+        traceback.print_exc()
+
+
+def require_bench_extra() -> None:
+    """The benchmark's own dependencies are an extra (``oddsflow[bench]``): say how to get them
+    before ten minutes of measuring end without the chart."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CommandError(
+            "the benchmark draws its latency chart with matplotlib, which is not installed:"
+            " pip install -e '.[bench]' (or run `make bench`, which installs it)"
+        )
+
+
 def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     """Run the selected groups; print the table; write report.json and latency.png."""
+    require_bench_extra()
     quick = bool(args.quick)
     size = lambda key: SIZES[key][0 if quick else 1]  # noqa: E731
     reps = max(1, args.reps)
@@ -98,7 +126,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         except Exception as exc:  # one broken stage must not lose the others' figures
             errors[title] = f"{type(exc).__name__}: {exc}"
             log(f"  FAILED: {errors[title]}")
-            traceback.print_exc()
+            _traceback_if_verbose()
 
     kw: dict[str, Any] = {"reps": reps, "log": log}
     stage(
@@ -211,7 +239,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     e2e: dict[str, Any] = {}
     if "e2e" in groups:
         rates = args.rates or ([500, 2_000] if quick else [500, 2_000, 5_000])
-        seconds = args.seconds or (8.0 if quick else 20.0)
+        seconds = args.seconds if args.seconds is not None else (8.0 if quick else 20.0)
         log(f"7. end to end at {rates} raw records/s, {seconds:.0f}s each (3 workers running)")
         try:
             from oddsflow.bench.e2e import end_to_end
@@ -220,7 +248,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         except Exception as exc:
             errors["end to end"] = f"{type(exc).__name__}: {exc}"
             log(f"  FAILED: {errors['end to end']}")
-            traceback.print_exc()
+            _traceback_if_verbose()
 
     growth: list[StageStats] = []
     if "growth" in groups:

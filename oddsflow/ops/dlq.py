@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import socket
 import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -49,8 +48,11 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from oddsflow.argtypes import moment, non_negative_int
+from oddsflow.console import render, table
+from oddsflow.errors import shorten
+from oddsflow.jsonout import emit, iso
 from oddsflow.kafka_config import consumer_config, producer_config
-from oddsflow.ops.replay import parse_time
 from oddsflow.settings import Settings
 from oddsflow.topic_reader import read_topic
 from oddsflow.topics import DLQ_STAGES, RAW_SOURCES, dlq_topic, raw_topic, topic_name
@@ -192,30 +194,35 @@ def group(letters: list[DeadLetter], examples: int = 1) -> list[Group]:
             Group(
                 stage, source, error_class, len(ds), newest.origin, newest.reason,
                 ds[0].failed_at, newest.failed_at,
-                [{"origin": d.origin, "failed_at": d.failed_at.isoformat(), "reason": d.reason}
+                [{"origin": d.origin, "failed_at": iso(d.failed_at), "reason": d.reason}
                  for d in reversed(ds[-examples:])] if examples else [],
             )
         )  # fmt: skip
     return sorted(out, key=lambda g: (-g.count, g.stage, g.source, g.error_class))
 
 
+#: Characters of a reason shown in a table row; the whole reason is in ``--json``.
+REASON_WIDTH = 80
+
+
 def format_groups(groups: list[Group], show_examples: bool) -> str:
+    """The groups as a table, most frequent first; reasons cut at a word boundary ("…")."""
     total = sum(g.count for g in groups)
     if not groups:
         return "no dead letters"
-    lines = [
-        f"{total} dead letters in {len(groups)} groups",
-        f"{'stage':8} {'source':15} {'error class':20} {'count':>6}  example origin  (reason)",
-    ]
+    rows: list[tuple[object, ...]] = []
     for g in groups:
-        lines.append(
-            f"{g.stage:8} {g.source:15} {g.error_class:20} {g.count:>6}  {g.example_origin}"
-            f"  ({g.example_reason[:80]})"
-        )
+        rows.append((g.stage, g.source, g.error_class, g.count, g.example_origin,
+                     shorten(g.example_reason, REASON_WIDTH)))  # fmt: skip
         if show_examples:
-            for e in g.examples:
-                lines.append(f"{'':10}{e['failed_at'][:19]}  {e['origin']}  {e['reason'][:90]}")
-    return "\n".join(lines)
+            rows.extend(
+                ("", "", "", "", f"{e['failed_at']}  {e['origin']}", shorten(e["reason"], 90))
+                for e in g.examples
+            )
+    columns = ("stage", "source", "error class", "count", "example origin", "reason")
+    return f"{total} dead letters in {len(groups)} groups\n" + render(
+        table(columns, rows, right=("count",))
+    )
 
 
 # -- replay -------------------------------------------------------------------------------------
@@ -434,10 +441,11 @@ def add_dlq_arguments(parser: argparse.ArgumentParser) -> None:
         s.add_argument("--reason", "--error-class", dest="reason", action="append",
                        help="error class, e.g. unknown_team (repeatable)")  # fmt: skip
         s.add_argument("--match", help="a piece of the reason text, e.g. 'Gotham Knights'")
-        s.add_argument("--since", help="failed at or after: ISO 8601 or 30m, 2h, 1d ago")
+        s.add_argument("--since", type=moment,
+                       help="failed at or after: ISO 8601 or 30m, 2h, 1d ago")  # fmt: skip
         s.add_argument("--json", action="store_true")
         if name == "list":
-            s.add_argument("-n", "--examples", type=int, default=0,
+            s.add_argument("-n", "--examples", type=non_negative_int, default=0,
                            help="show the N newest examples of each group")  # fmt: skip
         else:
             s.add_argument("--dry-run", action="store_true", help="show what would be sent")
@@ -446,17 +454,14 @@ def add_dlq_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        since = parse_time(args.since) if args.since else None
-    except ValueError as exc:
-        raise SystemExit(f"oddsflow dlq: --since {exc}") from None
+    since = args.since
     letters = asyncio.run(
         dead_letters(settings, args.stage, args.source, args.reason, since, args.match)
     )
     if args.dlq_cmd == "list":
         groups = group(letters, max(args.examples, 1))
         if args.json:
-            print(json.dumps([asdict(g) for g in groups], default=str))
+            emit(groups)
         else:
             print(format_groups(groups, args.examples > 0))
         return 0
@@ -477,7 +482,7 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
         summary["replayed"] = replay(settings, records, fetched=fetched)
     status = 1 if gone and not args.dry_run else 0
     if args.json:
-        print(json.dumps(summary))
+        emit(summary)
         return status
     verb = "would re-inject" if args.dry_run else "re-injected"
     print(
@@ -487,7 +492,7 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
         f" {plan.refused} sink dead letters not replayable (reset the sink: oddsflow replay)"
     )
     for d in records[:10]:
-        print(f"  {d.origin}  {d.error_class}: {d.reason[:80]}")
+        print(f"  {d.origin}  {d.error_class}: {shorten(d.reason, REASON_WIDTH)}")
     if len(records) > 10:
         print(f"  ... and {len(records) - 10} more")
     if gone:

@@ -23,6 +23,10 @@ from typing import Any
 import asyncpg
 from confluent_kafka import KafkaException
 
+from oddsflow.argtypes import positive_float
+from oddsflow.console import render, table
+from oddsflow.errors import shorten
+from oddsflow.jsonout import emit, iso
 from oddsflow.ops.burrow import Rules, Status
 from oddsflow.ops.lag import (
     KafkaUnavailable,
@@ -231,7 +235,7 @@ async def last_errors(settings: Settings, conn: asyncpg.Connection) -> dict[str,
     )
     for r in rows:
         out[r["stage"]] = {
-            "at": r["at"].isoformat(),
+            "at": iso(r["at"]),
             "source": "dead_letters",
             "error": f"{r['error_class']}: {r['reason']}",
         }
@@ -240,7 +244,7 @@ async def last_errors(settings: Settings, conn: asyncpg.Connection) -> dict[str,
         " WHERE kind ILIKE '%error%' OR kind ILIKE '%fail%' ORDER BY stage, at DESC"
     )
     for r in rows:
-        at = r["at"].isoformat()
+        at = iso(r["at"])
         if r["stage"] not in out or out[r["stage"]]["at"] < at:
             details = r["details"] if isinstance(r["details"], str) else json.dumps(r["details"])
             out[r["stage"]] = {
@@ -282,17 +286,17 @@ async def pipeline_status(
 
 
 def format_stage_status(stages: list[StageStatus]) -> str:
-    lines = [
-        f"{'stage':<9} {'workers':>7} {'lag':>9} {'lag s':>7} {'status':<7}"
-        f" {'consumed/s':>10} {'arrived/s':>10}  last error"
-    ]
-    for s in stages:
-        err = "-" if s.last_error is None else f"{s.last_error['at'][:19]} {s.last_error['error']}"
-        lines.append(
-            f"{s.stage:<9} {len(s.workers):>7} {s.lag:>9} {s.lag_seconds:>7.1f} {s.status:<7}"
-            f" {s.consumed_per_s:>10.1f} {s.arrived_per_s:>10.1f}  {err[:90]}"
-        )
-    return "\n".join(lines)
+    columns = ("stage", "workers", "lag", "lag s", "status", "consumed/s", "arrived/s",
+               "last error")  # fmt: skip
+    rows = [
+        (s.stage, len(s.workers), s.lag, f"{s.lag_seconds:.1f}", s.status,
+         f"{s.consumed_per_s:.1f}", f"{s.arrived_per_s:.1f}",
+         "-" if s.last_error is None
+         else shorten(f"{s.last_error['at']} {s.last_error['error']}", 90))
+        for s in stages
+    ]  # fmt: skip
+    right = ("workers", "lag", "lag s", "consumed/s", "arrived/s")
+    return render(table(columns, rows, right=right))
 
 
 # -- command line ---------------------------------------------------------------------------
@@ -300,12 +304,14 @@ def format_stage_status(stages: list[StageStatus]) -> str:
 
 def add_health_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--timeout", type=float, default=3.0, help="seconds per service check")
+    parser.add_argument(
+        "--timeout", type=positive_float, default=3.0, help="seconds per service check"
+    )
     parser.add_argument(
         "--roles", nargs="+", choices=ROLES, help="worker roles expected live (default: the mode's)"
     )
     parser.add_argument(
-        "--window", type=float, default=5.0, help="minutes of dead letters to judge"
+        "--window", type=positive_float, default=5.0, help="minutes of dead letters to judge"
     )
 
 
@@ -314,7 +320,7 @@ def run_health(settings: Settings, args: argparse.Namespace) -> int:
     roles = tuple(args.roles) if args.roles else None
     report = asyncio.run(health(settings, roles, timeout=args.timeout, window_minutes=args.window))
     if args.json:
-        print(json.dumps(report.to_json(), default=str))
+        emit(report.to_json())
     else:
         print(report.verdict())
         if len(report.checks) > 1:
@@ -326,7 +332,10 @@ def run_health(settings: Settings, args: argparse.Namespace) -> int:
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
-        "--interval", type=float, default=2.0, help="seconds between the two throughput samples"
+        "--interval",
+        type=positive_float,
+        default=2.0,
+        help="seconds between the two throughput samples",
     )
 
 
@@ -345,12 +354,12 @@ def run_status(settings: Settings, args: argparse.Namespace) -> int:
     off = [r for r in ROLES if r not in mode_roles(settings)]
     if args.json:
         doc = {
-            "at": datetime.now(UTC).isoformat(),
+            "at": datetime.now(UTC),
             "mode": mode,
             "not_run": off,
             "stages": [asdict(s) for s in stages],
         }
-        print(json.dumps(doc, default=str))
+        emit(doc)
     else:
         print(format_stage_status(stages))
         if off:

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import logging
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
+import tenacity
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
@@ -34,12 +35,17 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from oddsflow.argtypes import non_negative_int, positive_float
+from oddsflow.console import render, table
+from oddsflow.jsonout import emit, iso, iso_from_unix, plain
 from oddsflow.kafka_config import client_config
 from oddsflow.ops.burrow import Observation, Rules, Status, group_status
 from oddsflow.settings import Settings
 from oddsflow.worker import ROLES
 
 HISTORY_KEEP_DAYS = 7
+T = TypeVar("T")
+log = logging.getLogger("oddsflow.lag")
 TP = tuple[str, int]
 
 
@@ -76,12 +82,32 @@ class GroupLag:
         d = asdict(self)
         d["lag"] = self.lag
         d["lag_seconds"] = round(self.lag_seconds, 3)
-        d["observed_at"] = datetime.fromtimestamp(self.observed_at, UTC).isoformat()
-        return d
+        d["observed_at"] = iso_from_unix(self.observed_at)
+        return plain(d)
 
 
 class KafkaUnavailable(RuntimeError):
-    """The broker did not answer: one line for the operator, not a stack trace."""
+    """The broker did not answer: one line for the operator, not a stack trace.
+
+    ``transient``: the broker answered with an error worth one more try (a request it failed to
+    serve while busy, a connection lost); not a timeout (already waited) or a refusal."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class GroupNotFound(LookupError):
+    """Groups asked for by name that the broker does not know (no members, no offsets)."""
+
+    def __init__(self, groups: Sequence[str]) -> None:
+        self.groups = list(groups)
+        names = ", ".join(self.groups)
+        super().__init__(
+            f"consumer group {names} does not exist"
+            if len(self.groups) == 1
+            else f"consumer groups {names} do not exist"
+        )
 
 
 def group_prefix(settings: Settings) -> str:
@@ -106,19 +132,62 @@ def admin_client(settings: Settings) -> AdminClient:
     )
 
 
+#: Errors another try will not change (no permission, a malformed request), and a timeout that
+#: has already been waited for.
+NOT_RETRIED = frozenset(
+    {
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.INVALID_GROUP_ID,
+        KafkaError._INVALID_ARG,
+        KafkaError._TIMED_OUT,
+    }
+)
+ADMIN_ATTEMPTS = 4  # the first try and three more, 0.5, 1 and 2 s apart
+
+
 def result_of(fut: Any, what: str, timeout: float) -> Any:
     try:
         return fut.result(timeout=timeout)
     except KafkaException as exc:
-        raise KafkaUnavailable(f"{what}: {exc.args[0].str() if exc.args else exc}") from None
+        err = exc.args[0] if exc.args else None
+        if isinstance(err, KafkaError):
+            raise KafkaUnavailable(
+                f"{what}: {err.str()}", transient=err.code() not in NOT_RETRIED
+            ) from None
+        raise KafkaUnavailable(f"{what}: {exc}") from None
     except TimeoutError:
         raise KafkaUnavailable(f"{what}: no answer from the broker within {timeout:.0f}s") from None
 
 
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    log.info("%s; trying again in %.1fs", exc, state.upcoming_sleep)
+
+
+def retried(call: Callable[[], T]) -> T:
+    """``call()``, again with exponential backoff (tenacity) while it fails transiently: one admin
+    request the broker failed to serve while the workers were busy ended a long backfill once
+    (``LISTCONSUMERGROUPOFFSETS worker failed to parse response``)."""
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(ADMIN_ATTEMPTS),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=4.0),
+        retry=tenacity.retry_if_exception(
+            lambda e: isinstance(e, KafkaUnavailable) and e.transient
+        ),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    return retrying(call)
+
+
 def list_groups(settings: Settings, admin: AdminClient, timeout: float = 10.0) -> list[str]:
     """This deployment's consumer groups known to the broker."""
-    listing = result_of(
-        admin.list_consumer_groups(request_timeout=timeout), "listing consumer groups", timeout
+    listing = retried(
+        lambda: result_of(
+            admin.list_consumer_groups(request_timeout=timeout), "listing consumer groups", timeout
+        )
     )
     prefix = group_prefix(settings)
     return sorted(g.group_id for g in listing.valid if g.group_id.startswith(prefix))
@@ -130,13 +199,17 @@ def list_offsets_at(
     request = {TopicPartition(t, p): spec for t, p in tps}
     if not request:
         return {}
-    futures = admin.list_offsets(
-        request, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=timeout
-    )
-    return {
-        (tp.topic, tp.partition): result_of(f, f"offsets of {tp.topic}", timeout).offset
-        for tp, f in futures.items()
-    }
+
+    def call() -> dict[TP, int]:
+        futures = admin.list_offsets(
+            request, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=timeout
+        )
+        return {
+            (tp.topic, tp.partition): result_of(f, f"offsets of {tp.topic}", timeout).offset
+            for tp, f in futures.items()
+        }
+
+    return retried(call)
 
 
 def end_offsets(admin: AdminClient, tps: Iterable[TP], timeout: float = 10.0) -> dict[TP, int]:
@@ -149,10 +222,14 @@ def start_offsets(admin: AdminClient, tps: Iterable[TP], timeout: float = 10.0) 
 
 def committed_offsets(admin: AdminClient, group: str, timeout: float = 10.0) -> dict[TP, int]:
     """The group's committed offsets (only partitions it committed)."""
-    futures = admin.list_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(group)], request_timeout=timeout
-    )
-    res = result_of(futures[group], f"offsets of group {group}", timeout)
+
+    def call() -> Any:
+        futures = admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group)], request_timeout=timeout
+        )
+        return result_of(futures[group], f"offsets of group {group}", timeout)
+
+    res = retried(call)
     return {
         (tp.topic, tp.partition): tp.offset
         for tp in res.topic_partitions or []
@@ -174,9 +251,12 @@ def describe(
     if not groups:
         return {}
     out = {}
-    futures = admin.describe_consumer_groups(list(groups), request_timeout=timeout)
-    for group, fut in futures.items():
-        d = result_of(fut, f"describing group {group}", timeout)
+
+    def call() -> dict[str, Any]:
+        futures = admin.describe_consumer_groups(list(groups), request_timeout=timeout)
+        return {g: result_of(f, f"describing group {g}", timeout) for g, f in futures.items()}
+
+    for group, d in retried(call).items():
         assigned = {
             (tp.topic, tp.partition)
             for m in d.members
@@ -257,9 +337,15 @@ def is_internal_state_topic(topic: str) -> bool:
 
 
 def observe(
-    settings: Settings, groups: Sequence[str] | None = None, timeout: float = 10.0
+    settings: Settings,
+    groups: Sequence[str] | None = None,
+    timeout: float = 10.0,
+    must_exist: bool = False,
 ) -> list[GroupLag]:
-    """One sample of every group (statuses not yet judged: see :class:`LagMonitor`)."""
+    """One sample of every group (statuses not yet judged: see :class:`LagMonitor`).
+
+    ``must_exist``: a named group the broker does not know raises :class:`GroupNotFound` (a user's
+    typo); without it, such a group is reported empty (a role that has not run yet)."""
     admin = admin_client(settings)
     names = (
         [full_group_name(settings, g) for g in groups]
@@ -268,6 +354,12 @@ def observe(
     )
     described = describe(admin, names, timeout)
     committed = {g: committed_offsets(admin, g, timeout) for g in names}
+    if groups and must_exist:  # a typo is not a healthy group with no lag
+        missing = [
+            g for g in names if described[g].state in ("DEAD", "UNKNOWN") and not committed[g]
+        ]
+        if missing:
+            raise GroupNotFound(missing)
     parts: set[TP] = set()
     for g in names:
         parts |= set(committed[g]) | described[g].assigned
@@ -412,9 +504,11 @@ class LagMonitor:
         groups: Sequence[str] | None = None,
         rules: Rules | None = None,
         history: bool = True,
+        must_exist: bool = False,
     ) -> None:
         self.settings = settings
         self.groups = list(groups) if groups else None
+        self.must_exist = must_exist
         self.rules = rules or Rules()
         self.history = history
         self.windows: dict[str, dict[TP, list[Observation]]] = {}
@@ -438,7 +532,9 @@ class LagMonitor:
 
     async def sample(self) -> list[GroupLag]:
         """Observe once, judge each group over its window, and record the sample."""
-        groups = await asyncio.to_thread(observe, self.settings, self.groups)
+        groups = await asyncio.to_thread(
+            observe, self.settings, self.groups, must_exist=self.must_exist
+        )
         conn = await self._db()
         try:
             if conn is not None and not self._seeded:
@@ -480,6 +576,7 @@ def format_lag(groups: Sequence[GroupLag], all_partitions: bool = False) -> str:
     if not groups:
         return "no consumer groups found"
     lines: list[str] = []
+    columns = ("topic", "part", "committed", "end", "lag", "lag s", "status")
     for g in groups:
         lines.append(
             f"{g.group}  status {g.status.value}  members {g.members} ({g.state.lower()})"
@@ -487,16 +584,10 @@ def format_lag(groups: Sequence[GroupLag], all_partitions: bool = False) -> str:
         )
         shown = [p for p in g.partitions if all_partitions or p.lag or p.status != Status.OK]
         if shown:
-            lines.append(
-                f"  {'topic':<40} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}"
-                f" {'lag s':>8}  status"
-            )
-            for p in shown:
-                committed = "-" if p.committed is None else str(p.committed)
-                lines.append(
-                    f"  {p.topic:<40} {p.partition:>4} {committed:>10} {p.end:>10} {p.lag:>8}"
-                    f" {_fmt_seconds(p.lag_seconds):>8}  {p.status.value}"
-                )
+            rows = [(p.topic, p.partition, p.committed, p.end, p.lag,
+                     _fmt_seconds(p.lag_seconds), p.status.value) for p in shown]  # fmt: skip
+            text = render(table(columns, rows, right=columns[1:6]))
+            lines.extend("  " + line for line in text.splitlines())
         elif g.partitions:
             lines.append(f"  {len(g.partitions)} partitions, all caught up")
     return "\n".join(lines)
@@ -513,15 +604,17 @@ def add_lag_arguments(parser: argparse.ArgumentParser) -> None:
         " default: every oddsflow group",
     )
     parser.add_argument("--watch", action="store_true", help="sample every --interval seconds")
-    parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument(
+        "--interval", type=positive_float, default=5.0, help="seconds between samples"
+    )
     parser.add_argument("--json", action="store_true", help="JSON (one document per sample)")
     parser.add_argument("--all", action="store_true", help="list caught-up partitions too")
     parser.add_argument(
-        "--window", type=float, default=Rules.window_seconds, help="status window, seconds"
+        "--window", type=positive_float, default=Rules.window_seconds, help="status window, seconds"
     )
     parser.add_argument(
         "--stop-after",
-        type=float,
+        type=positive_float,
         default=Rules.stop_after,
         help="seconds without offset progress (with lag) before STALL becomes STOP",
     )
@@ -529,13 +622,16 @@ def add_lag_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-history", action="store_true", help="do not read or write the lag_history table"
     )
     parser.add_argument(
-        "--count", type=int, default=0, help="with --watch: stop after this many samples"
+        "--count",
+        type=non_negative_int,
+        default=0,
+        help="with --watch: stop after this many samples",
     )
 
 
 async def _run_lag(settings: Settings, args: argparse.Namespace) -> int:
     rules = Rules(window_seconds=args.window, stop_after=args.stop_after)
-    monitor = LagMonitor(settings, args.group, rules, history=not args.no_history)
+    monitor = LagMonitor(settings, args.group, rules, history=not args.no_history, must_exist=True)
     n = 0
     while True:
         groups = await monitor.sample()
@@ -543,10 +639,10 @@ async def _run_lag(settings: Settings, args: argparse.Namespace) -> int:
             print(w, file=sys.stderr)
         monitor.warnings.clear()
         if args.json:
-            print(json.dumps([g.to_json() for g in groups]), flush=True)
+            emit([g.to_json() for g in groups])
         else:
             if args.watch:
-                stamp = datetime.now(UTC).isoformat(timespec="seconds")
+                stamp = iso(datetime.now(UTC))
                 print(f"--- {stamp}", flush=True)
             print(format_lag(groups, args.all), flush=True)
         n += 1
@@ -561,4 +657,8 @@ def run_lag(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(_run_lag(settings, args))
     except KafkaUnavailable as exc:
         print(f"oddsflow lag: Kafka at {settings.kafka.bootstrap_servers}: {exc}", file=sys.stderr)
+        return 1
+    except GroupNotFound as exc:
+        known = ", ".join(list_groups(settings, admin_client(settings))) or "none"
+        print(f"oddsflow lag: {exc} (this deployment's groups: {known})", file=sys.stderr)
         return 1

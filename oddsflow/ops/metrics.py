@@ -14,101 +14,77 @@ counted once: every scrape looks only at rows loaded after the newest one alread
 most ``LATENCY_SAMPLE`` per table per scrape, the newest; the first scrape looks back
 ``LATENCY_LOOKBACK``), and the record timestamps are read back from Kafka.
 
-Binds 127.0.0.1 by default: it is an operator's endpoint, not a public one. Written in the text
-exposition format directly, so no client library is needed.
+Binds 127.0.0.1 by default: it is an operator's endpoint, not a public one. The exposition is
+``prometheus_client``'s (text format, or OpenMetrics when the scraper asks for it): each scrape
+builds metric families from one sample of Kafka and Postgres (a custom collector on a registry of
+its own), and the latency histogram is a ``prometheus_client.Histogram`` per table. Counter
+samples carry the ``_total`` suffix Prometheus's naming rules give them
+(``oddsflow_topic_records_total``); every other name is as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
 from aiohttp import web
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from oddsflow.argtypes import port_or_zero
 from oddsflow.kafka_config import client_config
 from oddsflow.ops.burrow import Rules
 from oddsflow.ops.lag import LagMonitor, admin_client, end_offsets
 from oddsflow.settings import Settings
 from oddsflow.topics import CATALOG, topic_name
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Histogram buckets of the end-to-end latency, seconds.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 LATENCY_SAMPLE = 2000
 LATENCY_LOOKBACK = timedelta(minutes=5)
+log = logging.getLogger("oddsflow.metrics")
+disable_created_metrics()  # no *_created series: nothing here has a meaningful creation time
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    """Exact integers (offsets run into the millions), floats in full precision."""
-    v = float(value)
-    return str(int(v)) if v.is_integer() else repr(v)
-
-
-class Exposition:
-    """Builds the text format: HELP and TYPE once per metric, then its samples."""
+class _Families(Collector):
+    """The metric families of the last scrape, for ``generate_latest`` to render."""
 
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.families: list[Metric] = []
 
-    def metric(
-        self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]
-    ) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            label_text = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
-            series = f"{name}{{{label_text}}}" if labels else name
-            self.lines.append(f"{series} {_number(value)}")
-
-    def histogram(
-        self, name: str, help_text: str, series: Iterable[tuple[dict[str, str], Histogram]]
-    ) -> None:
-        """Cumulative ``_bucket`` series (``le``), ``_sum`` and ``_count`` per label set."""
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} histogram")
-        for labels, h in series:
-            base = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
-            sep = "," if base else ""
-            running = 0
-            for bound, n in zip((*h.buckets, float("inf")), h.counts, strict=True):
-                running += n
-                le = "+Inf" if bound == float("inf") else _number(bound)
-                self.lines.append(f'{name}_bucket{{{base}{sep}le="{le}"}} {running}')
-            suffix = f"{{{base}}}" if base else ""
-            self.lines.append(f"{name}_sum{suffix} {_number(h.total)}")
-            self.lines.append(f"{name}_count{suffix} {running}")
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
 
 
-@dataclass
-class Histogram:
-    """Counts per bucket (the last one is +Inf), not cumulative; and the sum of observations."""
+def _family(
+    kind: type[GaugeMetricFamily] | type[CounterMetricFamily],
+    name: str,
+    help_text: str,
+    labels: Sequence[str],
+    rows: Iterable[tuple[Sequence[str], float]],
+) -> Metric:
+    """A gauge or counter family with one sample per (label values, value) row."""
+    family = kind(name, help_text, labels=list(labels))
+    for values, value in rows:
+        family.add_metric(list(values), value)
+    return family
 
-    buckets: tuple[float, ...] = LATENCY_BUCKETS
-    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
-    total: float = 0.0
 
-    def observe(self, value: float) -> None:
-        i = next((i for i, b in enumerate(self.buckets) if value <= b), len(self.buckets))
-        self.counts[i] += 1
-        self.total += value
+def _gauge(name: str, help_text: str, labels: Sequence[str], rows: Iterable) -> Metric:
+    return _family(GaugeMetricFamily, name, help_text, labels, rows)
 
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
+
+def _counter(name: str, help_text: str, labels: Sequence[str], rows: Iterable) -> Metric:
+    return _family(CounterMetricFamily, name, help_text, labels, rows)
 
 
 def record_timestamps(
@@ -169,10 +145,16 @@ def sink_tables(settings: Settings) -> list[str]:
 class LatencyTracker:
     """Cumulative publish → row latency per table; each row observed once (see module doc)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         self.settings = settings
         self.tables = sink_tables(settings)
-        self.histograms: dict[str, Histogram] = {t: Histogram() for t in self.tables}
+        self.histogram = Histogram(
+            "oddsflow_e2e_latency_seconds",
+            "Publish to row in Postgres: loaded_at minus the broker timestamp of the row's record",
+            ["table"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self._after: dict[str, datetime] = {}  # newest loaded_at already counted, per table
 
     async def update(self, conn: asyncpg.Connection) -> None:
@@ -196,14 +178,14 @@ class LatencyTracker:
                 )
         stamps = await asyncio.to_thread(record_timestamps, self.settings, wanted)
         for table, rows in rows_by_table.items():
-            h = self.histograms[table]
+            h = self.histogram.labels(table)
             for r in rows:
                 ts = stamps.get((r["kafka_topic"], r["kafka_partition"], r["kafka_offset"]))
                 if ts is not None:
                     h.observe(max(r["loaded_at"].timestamp() - ts, 0.0))
 
 
-def _topic_records(settings: Settings) -> list[tuple[dict[str, str], float]]:
+def _topic_records(settings: Settings) -> list[tuple[tuple[str], float]]:
     admin = admin_client(settings)
     md = admin.list_topics(timeout=5)
     tps = []
@@ -214,79 +196,88 @@ def _topic_records(settings: Settings) -> list[tuple[dict[str, str], float]]:
     totals: dict[str, int] = {}
     for (topic, _p), end in end_offsets(admin, tps).items():
         totals[topic] = totals.get(topic, 0) + max(end, 0)
-    return [({"topic": t}, n) for t, n in sorted(totals.items())]
+    return [((t,), n) for t, n in sorted(totals.items())]
 
 
 class MetricsCollector:
-    """Samples Kafka and Postgres into the exposition text; keeps the lag window between scrapes."""
+    """Samples Kafka and Postgres into metric families at scrape time (at most once per
+    ``min_interval``); keeps the lag window and the latency histogram between scrapes."""
 
     def __init__(self, settings: Settings, min_interval: float = 1.0) -> None:
         self.settings = settings
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._families = _Families()
+        self.registry.register(self._families)
         self.monitor = LagMonitor(settings, rules=Rules())
-        self.latency = LatencyTracker(settings)
+        self.latency = LatencyTracker(settings, self.registry)
         self.min_interval = min_interval
-        self._last: tuple[float, str] | None = None
+        self._last: float | None = None
         self._lock = asyncio.Lock()
+        self._kafka_error: str | None = None
 
-    async def collect(self) -> str:
+    async def collect(self, encoder: Callable[[CollectorRegistry], bytes] = generate_latest) -> str:
+        """The exposition text (``encoder``: the format the scraper asked for)."""
         async with self._lock:
-            if self._last and time.monotonic() - self._last[0] < self.min_interval:
-                return self._last[1]
-            text = await self._collect()
-            self._last = (time.monotonic(), text)
-            return text
+            if self._last is None or time.monotonic() - self._last >= self.min_interval:
+                self._families.families = await self._collect()
+                self._last = time.monotonic()
+            return encoder(self.registry).decode()
 
-    async def _collect(self) -> str:
-        out = Exposition()
+    async def _collect(self) -> list[Metric]:
         up = 1.0
         try:
             groups = await self.monitor.sample()
             records = await asyncio.to_thread(_topic_records, self.settings)
+            self._kafka_error = None
         except Exception as exc:  # KafkaUnavailable and the like: reported, never fatal
             up, groups, records = 0.0, [], []
-            out.lines.append(f"# kafka unavailable: {_escape(str(exc))[:200]}")
-        out.metric("oddsflow_kafka_up", "gauge", "1 when the broker answered this scrape",
-                   [({}, up)])  # fmt: skip
-        out.metric(
-            "oddsflow_consumer_lag_records", "gauge", "Records not yet consumed by the group",
-            [({"group": g.group, "topic": p.topic, "partition": str(p.partition)}, p.lag)
-             for g in groups for p in g.partitions],
-        )  # fmt: skip
-        out.metric(
-            "oddsflow_consumer_lag_seconds", "gauge",
-            "Age of the oldest record the group has not consumed",
-            [({"group": g.group, "topic": p.topic, "partition": str(p.partition)},
-              p.lag_seconds or 0.0) for g in groups for p in g.partitions],
-        )  # fmt: skip
-        out.metric(
-            "oddsflow_consumer_group_status", "gauge",
-            "Burrow-style status: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP",
-            [({"group": g.group, "status": g.status.value}, g.status.severity) for g in groups],
-        )  # fmt: skip
-        out.metric(
-            "oddsflow_consumer_group_members", "gauge", "Live members of the group",
-            [({"group": g.group}, g.members) for g in groups],
-        )  # fmt: skip
-        out.metric(
-            "oddsflow_group_consumed_records", "counter",
-            "Committed offsets summed over the group's partitions; rate() is the stage's"
-            " throughput",
-            [({"group": g.group}, sum(p.committed or 0 for p in g.partitions)) for g in groups],
-        )  # fmt: skip
-        out.metric(
-            "oddsflow_topic_records", "counter",
-            "End offsets summed over partitions; rate() is the topic's throughput", records,
-        )  # fmt: skip
-        await self._database(out)
-        return out.text()
+            if str(exc) != self._kafka_error:  # once per distinct failure, not every scrape
+                log.warning("metrics: Kafka at %s: %s", self.settings.kafka.bootstrap_servers, exc)
+            self._kafka_error = str(exc)
+        labels = ("group", "topic", "partition")
+        pairs = [(g, p) for g in groups for p in g.partitions]
+        families: list[Metric] = [
+            _gauge("oddsflow_kafka_up", "1 when the broker answered this scrape", (), [((), up)]),
+            _gauge(
+                "oddsflow_consumer_lag_records", "Records not yet consumed by the group", labels,
+                [((g.group, p.topic, str(p.partition)), p.lag) for g, p in pairs],
+            ),
+            _gauge(
+                "oddsflow_consumer_lag_seconds",
+                "Age of the oldest record the group has not consumed", labels,
+                [((g.group, p.topic, str(p.partition)), p.lag_seconds or 0.0) for g, p in pairs],
+            ),
+            _gauge(
+                "oddsflow_consumer_group_status",
+                "Burrow-style status: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP",
+                ("group", "status"),
+                [((g.group, g.status.value), g.status.severity) for g in groups],
+            ),
+            _gauge(
+                "oddsflow_consumer_group_members", "Live members of the group", ("group",),
+                [((g.group,), g.members) for g in groups],
+            ),
+            _counter(
+                "oddsflow_group_consumed_records",
+                "Committed offsets summed over the group's partitions; rate() is the stage's"
+                " throughput", ("group",),
+                [((g.group,), sum(p.committed or 0 for p in g.partitions)) for g in groups],
+            ),
+            _counter(
+                "oddsflow_topic_records",
+                "End offsets summed over partitions; rate() is the topic's throughput",
+                ("topic",), records,
+            ),
+        ]  # fmt: skip
+        families += await self._database()
+        return families
 
-    async def _database(self, out: Exposition) -> None:
+    async def _database(self) -> list[Metric]:
         ops = self.settings.pipeline.zones.operational
         try:
             conn = await asyncpg.connect(self.settings.postgres.dsn, timeout=5)
         except (OSError, asyncpg.PostgresError, TimeoutError):
-            out.metric("oddsflow_database_up", "gauge", "1 when Postgres answered", [({}, 0)])
-            return
+            return [_gauge("oddsflow_database_up", "1 when Postgres answered", (), [((), 0)])]
         try:
             dead = await conn.fetch(
                 f"SELECT stage, error_class, count(*) AS n FROM {ops}.dead_letters"
@@ -299,30 +290,30 @@ class MetricsCollector:
             await self.latency.update(conn)
         finally:
             await conn.close()
-        out.metric("oddsflow_database_up", "gauge", "1 when Postgres answered", [({}, 1)])
-        out.metric(
-            "oddsflow_dead_letters", "counter", "Dead letters stored, by stage and error class",
-            [({"stage": r["stage"], "error_class": r["error_class"]}, r["n"]) for r in dead],
-        )  # fmt: skip
-        out.metric(
-            "oddsflow_quality_pass_rate", "gauge",
-            "Latest quality report's pass rate per source and stage (0..1)",
-            [({"source": r["source"], "stage": r["stage"]}, r["pass_rate"]) for r in quality],
-        )  # fmt: skip
-        out.histogram(
-            "oddsflow_e2e_latency_seconds",
-            "Publish to row in Postgres: loaded_at minus the broker timestamp of the row's record",
-            [({"table": t}, h) for t, h in self.latency.histograms.items() if h.count],
-        )
+        return [
+            _gauge("oddsflow_database_up", "1 when Postgres answered", (), [((), 1)]),
+            _counter(
+                "oddsflow_dead_letters", "Dead letters stored, by stage and error class",
+                ("stage", "error_class"),
+                [((r["stage"], r["error_class"]), r["n"]) for r in dead],
+            ),
+            _gauge(
+                "oddsflow_quality_pass_rate",
+                "Latest quality report's pass rate per source and stage (0..1)",
+                ("source", "stage"),
+                [((r["source"], r["stage"]), r["pass_rate"]) for r in quality],
+            ),
+        ]  # fmt: skip
 
 
 def make_app(settings: Settings, min_interval: float = 1.0) -> web.Application:
     """An aiohttp app serving ``/metrics`` (and ``/`` pointing at it)."""
     collector = MetricsCollector(settings, min_interval)
 
-    async def metrics(_request: web.Request) -> web.Response:
-        text = await collector.collect()
-        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+    async def metrics(request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        text = await collector.collect(encoder)
+        return web.Response(body=text.encode(), headers={"Content-Type": content_type})
 
     async def index(_request: web.Request) -> web.Response:
         return web.Response(text="oddsflow metrics: /metrics\n")
@@ -335,11 +326,18 @@ def make_app(settings: Settings, min_interval: float = 1.0) -> web.Application:
 
 def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=9464, help="port to bind")
+    parser.add_argument(
+        "--port", type=port_or_zero, default=9464, help="port to bind (0: any free port)"
+    )
 
 
 def run_metrics(settings: Settings, args: argparse.Namespace) -> int:
-    """``oddsflow metrics``: serve until stopped."""
-    print(f"serving http://{args.host}:{args.port}/metrics", file=sys.stderr, flush=True)
-    web.run_app(make_app(settings), host=args.host, port=args.port, print=None)
-    return 0
+    """``oddsflow metrics``: serve until stopped (1, one line, if the port is taken)."""
+    from oddsflow.httpserve import serve
+
+    return serve(
+        make_app(settings),
+        args.host,
+        args.port,
+        lambda url: print(f"serving {url}metrics", file=sys.stderr, flush=True),
+    )

@@ -23,16 +23,31 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
-from oddsflow.ops.lag import admin_client, committed_offsets, end_offsets
+from oddsflow.argtypes import positive_float
+from oddsflow.errors import CommandError, UsageError, kafka_reason
+from oddsflow.ops.lag import (
+    KafkaUnavailable,
+    admin_client,
+    committed_offsets,
+    end_offsets,
+    retried,
+)
+from oddsflow.processes import WorkerDied
 from oddsflow.settings import Settings
 from oddsflow.status import table_counts
 from oddsflow.topics import CATALOG, Zone, topic_name
 from oddsflow.worker import MODE_ZONES as WORKER_MODE_ZONES
 from schemas.codec import default_codec
 
+PROMOTIONS = (("raw", "staging"), ("staging", "curated"))
+#: How long a run waits for a broker that stopped answering before it gives up (resumable).
+BROKER_PATIENCE = 120.0
 ZONE_ROLES = {"raw": ("sink",), "staging": ("staging", "sink"), "curated": ("features", "sink")}
 MODE_ZONES = {
     mode: tuple(z for z in zones if z != "operational") for mode, zones in WORKER_MODE_ZONES.items()
@@ -45,8 +60,8 @@ def roles_for(settings: Settings, zone: str | None) -> tuple[str, ...]:
     zones = allowed if zone in (None, "full") else (zone,)
     for z in zones:
         if z not in allowed:
-            raise SystemExit(
-                f"oddsflow: pipeline.mode is {settings.pipeline.mode.value}: the {z} zone is not "
+            raise UsageError(
+                f"pipeline.mode is {settings.pipeline.mode.value}: the {z} zone is not "
                 "run; change [pipeline] mode in config.toml or ODDSFLOW_PIPELINE__MODE"
             )
     roles: list[str] = []
@@ -67,10 +82,18 @@ def _inputs(settings: Settings, role: str) -> list[str]:
     return [topic_name(settings, s.name) for s in CATALOG if s.zone in zones]
 
 
+def _metadata(admin: AdminClient) -> Any:
+    try:
+        return admin.list_topics(timeout=10)
+    except KafkaException as exc:
+        reason, unreachable = kafka_reason(exc)  # no answer: already waited 10 s, not retried
+        raise KafkaUnavailable(f"listing topics: {reason}", transient=not unreachable) from None
+
+
 def _snapshot(settings: Settings, roles: tuple[str, ...]) -> tuple[dict, bool]:
     """(offsets of every involved group and input partition, every input with data committed)."""
     admin = admin_client(settings)
-    md = admin.list_topics(timeout=10)
+    md = retried(lambda: _metadata(admin))
     state: dict = {}
     complete = True
     for role in roles:
@@ -93,19 +116,42 @@ def _snapshot(settings: Settings, roles: tuple[str, ...]) -> tuple[dict, bool]:
 def wait_until_quiet(
     settings: Settings, roles: tuple[str, ...], quiet: float, timeout: float, check: object
 ) -> float:
-    """Seconds until nothing moved for ``quiet`` seconds; ``check()`` raises if a worker died."""
+    """Seconds until nothing moved for ``quiet`` seconds; ``check()`` raises if a worker died.
+
+    A broker that stops answering is waited for (the workers wait too) for up to
+    :data:`BROKER_PATIENCE` seconds, said once; after that :class:`KafkaUnavailable` ends the run.
+    """
     started = last_change = time.monotonic()
     last = None
+    failing_since: float | None = None
     while True:
         check()  # type: ignore[operator]
-        state, complete = _snapshot(settings, roles)
+        try:
+            state, complete = _snapshot(settings, roles)
+        except KafkaUnavailable as exc:
+            now = time.monotonic()
+            if failing_since is None:
+                failing_since = now
+                print(
+                    f"pipeline run: the broker did not answer ({exc}); the workers keep going,"
+                    f" waiting up to {BROKER_PATIENCE:.0f}s for it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            elif now - failing_since > BROKER_PATIENCE:
+                raise
+            time.sleep(2.0)
+            continue
+        if failing_since is not None:
+            print("pipeline run: the broker answers again", file=sys.stderr, flush=True)
+            failing_since = None
         now = time.monotonic()
         if state != last or not complete:
             last, last_change = state, now
         elif now - last_change >= quiet:
             return now - started
         if now - started > timeout:
-            raise SystemExit(f"oddsflow: the pipeline did not drain within {timeout:.0f}s")
+            raise CommandError(f"the pipeline did not drain within {timeout:.0f}s")
         time.sleep(1.0)
 
 
@@ -167,11 +213,39 @@ def _run(
 
 
 def run_zone(
-    settings: Settings, zone: str | None, quiet: float = 5.0, timeout: float = 3600
+    settings: Settings,
+    zone: str | None,
+    quiet: float = 5.0,
+    timeout: float = 3600,
+    again: str = "oddsflow pipeline run --full",
 ) -> int:
     """Run the zone's workers until drained. With quality gates on, a run that builds both
     staging and curated builds staging first and stops if its pass rate is below the threshold
-    (roadmap 2.1); with them off, every worker runs at once and the quality is only reported."""
+    (roadmap 2.1); with them off, every worker runs at once and the quality is only reported.
+
+    A run that cannot go on (the broker gone for good, a worker that died, the time is up) stops
+    the workers — they commit what they did — and says to run ``again`` to resume from there."""
+    try:
+        return _run_zone(settings, zone, quiet, timeout)
+    except (KafkaUnavailable, CommandError, WorkerDied) as exc:
+        if isinstance(exc, WorkerDied):
+            what = _system_exit_text(exc)
+        elif isinstance(exc, KafkaUnavailable):
+            what = f"Kafka at {settings.kafka.bootstrap_servers}: {exc}"
+        else:
+            what = str(exc)
+        raise CommandError(
+            f"{what}. The workers were stopped after committing what they processed: run"
+            f" `{again}` to resume from there"
+        ) from None
+
+
+def _system_exit_text(exc: SystemExit) -> str:
+    """A dead worker's message without its log tail (the log file is named in it)."""
+    return str(exc.code).split("\n", 1)[0].rstrip(":").removeprefix("oddsflow: ")
+
+
+def _run_zone(settings: Settings, zone: str | None, quiet: float, timeout: float) -> int:
     from oddsflow.processes import start_workers, stop_workers
 
     roles = roles_for(settings, zone)
@@ -219,26 +293,36 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_mutually_exclusive_group(required=True)
     g.add_argument("--zone", choices=("raw", "staging", "curated"))
     g.add_argument("--full", action="store_true", help="every zone the pipeline.mode allows")
-    parser.add_argument("--quiet", type=float, default=5.0, help="seconds without movement")
-    parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument(
+        "--quiet", type=positive_float, default=5.0, help="seconds without movement"
+    )
+    parser.add_argument("--timeout", type=positive_float, default=3600.0)
 
 
 def run_run(settings: Settings, args: argparse.Namespace) -> int:
-    return run_zone(settings, None if args.full else args.zone, args.quiet, args.timeout)
+    again = "oddsflow pipeline run " + ("--full" if args.full else f"--zone {args.zone}")
+    return run_zone(settings, None if args.full else args.zone, args.quiet, args.timeout, again)
 
 
 def add_promote_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="src", required=True, choices=("raw", "staging"))
     parser.add_argument("--to", dest="dst", required=True, choices=("staging", "curated"))
-    parser.add_argument("--quiet", type=float, default=5.0)
-    parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--quiet", type=positive_float, default=5.0)
+    parser.add_argument("--timeout", type=positive_float, default=3600.0)
+
+
+def check_promote(args: argparse.Namespace) -> None:
+    """A promotion is one zone: raw → staging or staging → curated (a usage error otherwise)."""
+    if getattr(args, "action", "promote") == "promote" and (args.src, args.dst) not in PROMOTIONS:
+        raise UsageError("promote one zone at a time: --from raw --to staging, or --from staging"
+                         " --to curated")  # fmt: skip
 
 
 def run_promote(settings: Settings, args: argparse.Namespace) -> int:
     """``data promote --from raw --to staging``: the roadmap's promotion is one zone's run."""
-    if (args.src, args.dst) not in (("raw", "staging"), ("staging", "curated")):
-        raise SystemExit("oddsflow: promote one zone at a time: raw → staging or staging → curated")
-    return run_zone(settings, args.dst, args.quiet, args.timeout)
+    check_promote(args)
+    again = f"oddsflow data promote --from {args.src} --to {args.dst}"
+    return run_zone(settings, args.dst, args.quiet, args.timeout, again)
 
 
 def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
@@ -256,7 +340,7 @@ async def latest_pass_rates(settings: Settings) -> list[dict]:
             SELECT source, max(window_start) AS window_start,
                    (array_agg(records_in ORDER BY window_start DESC))[1] AS records_in,
                    (array_agg(pass_rate ORDER BY window_start DESC))[1] AS pass_rate,
-                   sum(promoted + deduplicated) FILTER (WHERE window_start > now() - interval
+                   sum(records_in - dead_lettered) FILTER (WHERE window_start > now() - interval
                        '1 hour')::float8 / nullif(sum(records_in) FILTER (WHERE window_start
                        > now() - interval '1 hour'), 0) AS hour_pass_rate
             FROM {ops}.quality WHERE stage = 'staging' GROUP BY source ORDER BY source
@@ -271,55 +355,106 @@ def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{rate:.1%}"
 
 
+def _unbalanced(rows: list[dict]) -> str | None:
+    """Why the reconciliation does not balance, in one sentence (None when it does)."""
+    bad = [r for r in rows if not r["balanced"]]
+    if not bad:
+        return None
+    parts = []
+    for r in bad:
+        counts = (("raw_pending", "pending"), ("raw_unexplained", "unexplained"))
+        what = [f"{r[k]} {label}" for k, label in counts if r[k]]
+        parts.append(f"{r['source']} ({', '.join(what) or 'parts do not add up'})")
+    return (
+        f"not balanced: {'; '.join(parts)}. Pending records wait for the staging worker's"
+        " decision; unexplained ones have no trace on its outputs or dead letters yet. Is the"
+        " staging worker running and caught up? (`oddsflow pipeline status`; ask again once"
+        " its lag is 0)"
+    )
+
+
 def run_quality(settings: Settings, args: argparse.Namespace) -> int:
     """Per source, raw in = promoted + unchanged + late + dead-lettered + empty (exit 1 when
-    unbalanced),
-    the replays of dead letters among raw in, and the latest pass rates from operational.quality.
-    """
-    import json
-
+    unbalanced, saying why), the replays of dead letters among raw in, and the latest pass rates
+    from operational.quality. Reading every staging topic takes a while: a terminal shows
+    progress."""
+    from oddsflow.console import reading_progress, render, table
+    from oddsflow.jsonout import emit
     from oddsflow.ops.dlq import replays_by_source
     from streams.staging.reconcile import reconcile
 
-    rows = [r for r in reconcile(settings, "staging") if r["raw_in"]]
-    replays = replays_by_source(settings)
-    try:
-        rates = asyncio.run(latest_pass_rates(settings))
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        rates, why = [], f"operational.quality not readable ({exc}): run the sink and db migrate"
-    else:
-        why = "no quality reports yet (the staging worker publishes them; the sink loads them)"
+    with reading_progress("reconciling staging") as progress:
+        rows = [r for r in reconcile(settings, "staging") if r["raw_in"]]
+        progress.step("counting dead-letter replays")
+        replays = replays_by_source(settings)
+        progress.step("reading pass rates (operational.quality)")
+        try:
+            rates = asyncio.run(latest_pass_rates(settings))
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            rates = []
+            why = f"operational.quality not readable ({exc}): run the sink and db migrate"
+        else:
+            why = "no quality reports yet (the staging worker publishes them; the sink loads them)"
+    unbalanced = _unbalanced(rows)
     if args.json:
+        by_source = {q["source"]: q for q in rates}
         for r in rows:
             r["replays"] = replays.get(str(r["source"]), 0)
-        print(json.dumps(rows, default=str))
-        return 0 if all(r["balanced"] for r in rows) else 1
-    print(
-        f"{'source':15} {'raw in':>8} {'promoted':>9} {'unchanged':>9} {'late':>6} {'dead':>6}"
-        f" {'empty':>6} {'pending':>8} {'unexpl.':>8} {'replays':>8} | {'parts':>7}"
-        f" {'promoted':>9} {'unchanged':>9} {'late':>6} {'dead':>6}  balanced"
-    )
-    for r in rows:
+            q = by_source.get(str(r["source"]), {})
+            r["latest_minute"] = q.get("window_start")
+            r["latest_pass_rate"] = q.get("pass_rate")
+            r["last_hour_pass_rate"] = q.get("hour_pass_rate")
+        emit(rows)
+    else:
+        columns = ("source", "raw in", "promoted", "unchanged", "late", "dead", "empty",
+                   "pending", "unexpl.", "replays", "|", "parts", "promoted", "unchanged",
+                   "late", "dead", "balanced")  # fmt: skip
         print(
-            f"{r['source']:15} {r['raw_in']:>8} {r['raw_promoted']:>9} {r['raw_unchanged']:>9}"
-            f" {r['raw_late']:>6} {r['raw_dead_lettered']:>6} {r['raw_empty']:>6}"
-            f" {r['raw_pending']:>8} {r['raw_unexplained']:>8}"
-            f" {replays.get(str(r['source']), 0):>8} | {r['parts']:>7} {r['promoted']:>9}"
-            f" {r['unchanged']:>9} {r['late']:>6} {r['dead_lettered']:>6}  {r['balanced']}"
+            render(
+                table(
+                    columns,
+                    [
+                        (
+                            r["source"],
+                            r["raw_in"],
+                            r["raw_promoted"],
+                            r["raw_unchanged"],
+                            r["raw_late"],
+                            r["raw_dead_lettered"],
+                            r["raw_empty"],
+                            r["raw_pending"],
+                            r["raw_unexplained"],
+                            replays.get(str(r["source"]), 0),
+                            "|",
+                            r["parts"],
+                            r["promoted"],
+                            r["unchanged"],
+                            r["late"],
+                            r["dead_lettered"],
+                            r["balanced"],
+                        )
+                        for r in rows
+                    ],
+                    right=[c for c in columns if c not in ("source", "|", "balanced")],
+                )
+            )
         )
-    if not rows:
-        print("no raw records yet")
-    if replays:
-        print("(raw in counts dead-letter replays as deliveries of their own: distinct records"
-              " = raw in - replays)")  # fmt: skip
-    threshold = settings.pipeline.quality_threshold
-    print(f"\npass rate per source (operational.quality; gate {threshold:.0%}, KPI > 95%):")
-    for q in rates:
-        print(
-            f"  {q['source']:15} latest minute {q['window_start']:%Y-%m-%d %H:%M}"
-            f" {_pct(q['pass_rate']):>7} of {q['records_in']:>7} records"
-            f" | last hour {_pct(q['hour_pass_rate']):>7}"
-        )
-    if not rates:
-        print(f"  {why}")
-    return 0 if all(r["balanced"] for r in rows) else 1
+        if not rows:
+            print("no raw records yet")
+        if replays:
+            print("(raw in counts dead-letter replays as deliveries of their own: distinct records"
+                  " = raw in - replays)")  # fmt: skip
+        threshold = settings.pipeline.quality_threshold
+        print(f"\npass rate per source (operational.quality; gate {threshold:.0%}, KPI > 95%):")
+        for q in rates:
+            print(
+                f"  {q['source']:15} latest minute {q['window_start']:%Y-%m-%d %H:%M}"
+                f" {_pct(q['pass_rate']):>7} of {q['records_in']:>7} records"
+                f" | last hour {_pct(q['hour_pass_rate']):>7}"
+            )
+        if not rates:
+            print(f"  {why}")
+    if unbalanced:
+        print(f"oddsflow pipeline quality: {unbalanced}", file=sys.stderr)
+        return 1
+    return 0

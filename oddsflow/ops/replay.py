@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import signal
@@ -40,7 +39,19 @@ from typing import Any, TextIO
 import asyncpg
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
+from oddsflow.argtypes import moment, non_negative_float
+from oddsflow.console import render, table
+from oddsflow.jsonout import dumps, iso, plain
 from oddsflow.ops.lag import (
     KafkaUnavailable,
     admin_client,
@@ -58,6 +69,7 @@ from oddsflow.topics import CATALOG, topic_name
 from oddsflow.worker import ROLES
 
 ZONES = ("raw", "staging", "curated", "operational")
+PLAIN_PROGRESS_EVERY = 10.0  # seconds between two progress lines in a log
 _RELATIVE = re.compile(r"^-?(\d+(?:\.\d+)?)\s*([smhd])(?:\s*ago)?$")
 
 
@@ -106,9 +118,7 @@ class ReplayPlan:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["records"] = self.records
-        for k in ("from_time", "to_time"):
-            d[k] = d[k].isoformat() if d[k] else None
-        return d
+        return plain(d)
 
 
 def zone_topics(settings: Settings, zone: str) -> list[str]:
@@ -169,21 +179,17 @@ def plan_replay(
 
 def format_plan(plan: ReplayPlan) -> str:
     span = (
-        f"from {plan.from_time.isoformat() if plan.from_time else 'the oldest record kept'}"
-        f" to {plan.to_time.isoformat() if plan.to_time else 'the end'}"
+        f"from {iso(plan.from_time) if plan.from_time else 'the oldest record kept'}"
+        f" to {iso(plan.to_time) if plan.to_time else 'the end'}"
     )
-    lines = [
-        f"replay {plan.zone} for group {plan.group} ({span}): {plan.records} records",
-        f"  {'topic':<40} {'part':>4} {'current':>10} {'reset to':>10} {'until':>10}"
-        f" {'records':>8}",
-    ]
-    for p in plan.partitions:
-        cur = "-" if p.current is None else str(p.current)
-        lines.append(
-            f"  {p.topic:<40} {p.partition:>4} {cur:>10} {p.target:>10} {p.until:>10}"
-            f" {p.records:>8}"
-        )
-    return "\n".join(lines)
+    columns = ("topic", "part", "current", "reset to", "until", "records")
+    rows = [(p.topic, p.partition, p.current, p.target, p.until, p.records)
+            for p in plan.partitions]  # fmt: skip
+    text = render(table(columns, rows, right=columns[1:]))
+    return "\n".join(
+        [f"replay {plan.zone} for group {plan.group} ({span}): {plan.records} records"]
+        + ["  " + line for line in text.splitlines()]
+    )
 
 
 def refusal(plan: ReplayPlan) -> str:
@@ -297,29 +303,43 @@ async def follow(
     timeout: float = 600.0,
     interval: float = 1.0,
 ) -> int:
-    """Report progress and ETA until the group has passed the plan's end; returns records done."""
+    """Report progress and ETA until the group has passed the plan's end; returns records done.
+
+    On a terminal a ``rich`` progress bar; otherwise (a log, a pipe) a line every
+    :data:`PLAIN_PROGRESS_EVERY` seconds and at the end."""
     admin = admin_client(settings)
     started = time.monotonic()
-    done = 0
-    while True:
-        done = progress(plan, await asyncio.to_thread(committed_offsets, admin, plan.group))
-        elapsed = time.monotonic() - started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (plan.records - done) / rate if rate > 0 else float("inf")
-        width = 30
-        filled = int(width * done / plan.records) if plan.records else width
-        eta_text = f"ETA {eta:.0f}s" if eta != float("inf") else "ETA -"
-        print(
-            f"[{'#' * filled}{'.' * (width - filled)}] {done}/{plan.records} records"
-            f" {rate:.0f}/s {eta_text}",
-            file=out,
-            flush=True,
-        )
-        if done >= plan.records:
-            return done
-        if elapsed > timeout:
-            raise TimeoutError(f"replay made {done} of {plan.records} records in {timeout:.0f}s")
-        await asyncio.sleep(interval)
+    console = Console(file=out)
+    bar = Progress(
+        TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+    ) if console.is_terminal else None  # fmt: skip
+    task = bar.add_task("replay", total=plan.records) if bar else None
+    said_at = 0.0
+    if bar:
+        bar.start()
+    try:
+        while True:
+            done = progress(plan, await asyncio.to_thread(committed_offsets, admin, plan.group))
+            elapsed = time.monotonic() - started
+            if bar and task is not None:
+                bar.update(task, completed=done)
+            elif done >= plan.records or elapsed - said_at >= PLAIN_PROGRESS_EVERY or not said_at:
+                said_at = elapsed or 1e-9
+                rate = done / elapsed if elapsed > 0 else 0.0
+                eta = f"{(plan.records - done) / rate:.0f}s" if rate > 0 else "-"
+                print(f"replayed {done}/{plan.records} records, {rate:.0f}/s, ETA {eta}",
+                      file=out, flush=True)  # fmt: skip
+            if done >= plan.records:
+                return done
+            if elapsed > timeout:
+                raise TimeoutError(
+                    f"replay made {done} of {plan.records} records in {timeout:.0f}s"
+                )
+            await asyncio.sleep(interval)
+    finally:
+        if bar:
+            bar.stop()
 
 
 async def run_plan(settings: Settings, plan: ReplayPlan, out: TextIO, log: Path | None) -> int:
@@ -353,12 +373,19 @@ async def run_plan(settings: Settings, plan: ReplayPlan, out: TextIO, log: Path 
 
 def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zone", required=True, choices=ZONES, help="whose topics to replay")
-    parser.add_argument("--from", dest="from_time", help="ISO time or 2h/1d ago; default oldest")
-    parser.add_argument("--to", dest="to_time", help="ISO time or 30m ago; default the end")
+    parser.add_argument(
+        "--from", dest="from_time", type=moment, help="ISO time or 2h/1d ago; default oldest"
+    )
+    parser.add_argument(
+        "--to", dest="to_time", type=moment, help="ISO time or 30m ago; default the end"
+    )
     parser.add_argument("--group", default="sink", help="group to reset (default: the sink)")
     parser.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
     parser.add_argument(
-        "--wait-empty", type=float, default=0.0, help="wait this long for live members to leave"
+        "--wait-empty",
+        type=non_negative_float,
+        default=0.0,
+        help="wait this long for live members to leave",
     )
     parser.add_argument(
         "--run", action="store_true", help="run the group's worker until the replay is done"
@@ -367,10 +394,10 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _run_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from_time = parse_time(args.from_time) if args.from_time else None
-    to_time = parse_time(args.to_time) if args.to_time else None
-    plan = await asyncio.to_thread(plan_replay, settings, args.zone, args.group, from_time, to_time)
-    print(json.dumps(plan.to_json()) if args.json else format_plan(plan), flush=True)
+    plan = await asyncio.to_thread(
+        plan_replay, settings, args.zone, args.group, args.from_time, args.to_time
+    )
+    print(dumps(plan.to_json()) if args.json else format_plan(plan), flush=True)
     if args.dry_run:
         if plan.members:
             print(f"note: {refusal(plan)}", file=sys.stderr)
@@ -394,12 +421,9 @@ async def _run_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_replay(settings: Settings, args: argparse.Namespace) -> int:
-    """0 done (or planned), 1 refused or Kafka unavailable, 2 bad arguments."""
+    """0 done (or planned), 1 refused or Kafka unavailable (bad arguments: argparse, 2)."""
     try:
         return asyncio.run(_run_replay(settings, args))
-    except ValueError as exc:
-        print(f"oddsflow replay: {exc}", file=sys.stderr)
-        return 2
     except KafkaUnavailable as exc:
         print(
             f"oddsflow replay: Kafka at {settings.kafka.bootstrap_servers}: {exc}", file=sys.stderr

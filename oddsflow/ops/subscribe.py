@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import logging
-import sys
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -44,6 +44,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from oddsflow.argtypes import non_negative_int, positive_float
+from oddsflow.errors import UsageError
+from oddsflow.jsonout import dumps, iso, plain
 from oddsflow.kafka_config import consumer_config
 from oddsflow.settings import Settings, get_settings
 from oddsflow.topics import spec, topic_name
@@ -70,8 +73,8 @@ class Received:
             "partition": self.partition,
             "offset": self.offset,
             "key": self.key.decode(errors="replace") if self.key is not None else None,
-            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
-            "value": self.value.model_dump(mode="json", warnings=False),
+            "timestamp": iso(self.timestamp),
+            "value": plain(self.value),
         }
 
 
@@ -212,14 +215,24 @@ def add_subscribe_arguments(parser: argparse.ArgumentParser) -> None:
         "--from-beginning", action="store_true", help="start at the oldest record kept"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--max", type=int, default=0, help="stop after this many records")
     parser.add_argument(
-        "--idle-exit", type=float, default=None, help="stop after this many seconds without one"
+        "--max", type=non_negative_int, default=0, help="stop after this many records"
+    )
+    parser.add_argument(
+        "--idle-exit",
+        type=positive_float,
+        default=None,
+        help="stop after this many seconds without one",
     )
 
 
 async def _run_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     n = 0
+    stop = asyncio.Event()  # SIGTERM/SIGINT: leave the loop, commit what was printed, exit 0
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(ValueError, RuntimeError):  # only the main thread takes signals
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     async with aclosing(
         subscribe_records(
             args.topic,
@@ -227,10 +240,11 @@ async def _run_subscribe(settings: Settings, args: argparse.Namespace) -> int:
             settings=settings,
             from_beginning=args.from_beginning,
             idle_timeout=args.idle_exit,
+            stop=stop,
         )
     ) as records:
         async for rec in records:
-            print(json.dumps(rec.to_json()) if args.json else format_record(rec), flush=True)
+            print(dumps(rec.to_json()) if args.json else format_record(rec), flush=True)
             n += 1
             if args.max and n >= args.max:
                 break
@@ -239,12 +253,12 @@ async def _run_subscribe(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     """``oddsflow subscribe TOPIC``: prints decoded records until stopped (Ctrl-C)."""
+    from oddsflow.reach import wait_for_kafka
+
     try:
         spec(args.topic)
     except KeyError as exc:
-        print(f"oddsflow subscribe: {exc.args[0]}", file=sys.stderr)
-        return 2
-    try:
-        return asyncio.run(_run_subscribe(settings, args))
-    except KeyboardInterrupt:
-        return 130
+        raise UsageError(exc.args[0]) from None
+    if not wait_for_kafka(settings):
+        return 0
+    return asyncio.run(_run_subscribe(settings, args))

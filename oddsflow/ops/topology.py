@@ -9,10 +9,10 @@ itself. Nothing connects to a broker.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from oddsflow.jsonout import dumps
 from oddsflow.settings import Settings
 from oddsflow.topics import BY_NAME, TopicSpec, raw_topic, topic_name
 
@@ -137,5 +137,5 @@ def add_topology_arguments(parser: argparse.ArgumentParser) -> None:
 def run_topology(settings: Settings, args: argparse.Namespace) -> int:
     """``oddsflow topology``: needs no broker or database."""
     topo = build_topology(settings)
-    print(json.dumps(topo.to_json()) if args.json else format_topology(topo))
+    print(dumps(topo.to_json()) if args.json else format_topology(topo))
     return 0

@@ -11,16 +11,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import logging
-import sys
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from oddsflow.argtypes import port_or_zero, positive_float
 from oddsflow.settings import Settings
 from oddsflow.web import pages, queries
 from oddsflow.web.live import LiveFeed
@@ -55,15 +57,38 @@ async def pool_of(app: web.Application) -> asyncpg.Pool:
     return holder["pool"]
 
 
+# -- input --------------------------------------------------------------------------------
+
+#: Longest game id accepted: ours are ~40 characters (``MLB-20260401-NYY@BOS-1``).
+MAX_GAME_ID = 200
+
+
+def game_id_of(request: web.Request) -> str:
+    """The route's game id, refused (400) unless printable text of sane length: Postgres refuses
+    a NUL byte in text with an error, which answered 500."""
+    game_id = request.match_info["game_id"]
+    printable = all(ch.isprintable() or ch == " " for ch in game_id)
+    if not game_id or len(game_id) > MAX_GAME_ID or not printable:
+        raise web.HTTPBadRequest(
+            text=f"a game id is printable text of at most {MAX_GAME_ID} characters"
+        )
+    return game_id
+
+
+def slate_of(request: web.Request) -> tuple[datetime, datetime]:
+    """The slate asked for with ``?date=YYYY-MM-DD`` (400 if that is not a date)."""
+    try:
+        return queries.today_window(request.query.get("date"))
+    except (ValueError, OverflowError):
+        raise web.HTTPBadRequest(text="date must be YYYY-MM-DD") from None
+
+
 # -- pages ----------------------------------------------------------------------------------
 
 
 async def index(request: web.Request) -> web.Response:
     day = request.query.get("date")
-    try:
-        start, end = queries.today_window(day)
-    except ValueError:
-        raise web.HTTPBadRequest(text="date must be YYYY-MM-DD") from None
+    start, end = slate_of(request)
     async with (await pool_of(request.app)).acquire() as conn:
         games = await queries.games(conn, request.app[SETTINGS], start, end)
     slate = f"{day} (UTC)" if day else "today: first pitch from 6 h ago to 30 h ahead"
@@ -71,7 +96,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def game_page(request: web.Request) -> web.Response:
-    game_id = request.match_info["game_id"]
+    game_id = game_id_of(request)
     async with (await pool_of(request.app)).acquire() as conn:
         game = await queries.game(conn, request.app[SETTINGS], game_id)
     if game is None:
@@ -112,14 +137,14 @@ def _json(data: Any) -> web.Response:
 
 
 async def api_games(request: web.Request) -> web.Response:
-    start, end = queries.today_window(request.query.get("date"))
+    start, end = slate_of(request)
     async with (await pool_of(request.app)).acquire() as conn:
         return _json(await queries.games(conn, request.app[SETTINGS], start, end))
 
 
 async def api_game(request: web.Request) -> web.Response:
     async with (await pool_of(request.app)).acquire() as conn:
-        game = await queries.game(conn, request.app[SETTINGS], request.match_info["game_id"])
+        game = await queries.game(conn, request.app[SETTINGS], game_id_of(request))
     if game is None:
         raise web.HTTPNotFound()
     return _json(game)
@@ -148,7 +173,7 @@ def _sse(event: str, data: Any) -> bytes:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """One game's live records: what the feed buffered since start-up, then each as it comes."""
-    game_id = request.match_info["game_id"]
+    game_id = game_id_of(request)
     live = request.app[LIVE]
     closing = request.app[CLOSING]
     queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue(SSE_QUEUE)
@@ -195,11 +220,20 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 @web.middleware
 async def db_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """A database that does not answer is a 503 with the reason, not a stack trace."""
+    """A database that does not answer is a 503 with the reason, not a stack trace; input the
+    database refuses as malformed is the client's (400), and so is a static file name the file
+    system refuses (too long: 404) — a 5xx is left for what is wrong on our side."""
     try:
         return await handler(request)
     except DatabaseUnavailable as exc:
         return web.Response(status=503, text=f"database unavailable: {exc}")
+    except asyncpg.DataError as exc:
+        log.info("refused malformed input on %s: %s", request.path[:200], exc)
+        return web.Response(status=400, text="malformed input")
+    except OSError as exc:
+        if exc.errno in (errno.ENAMETOOLONG, errno.EINVAL, errno.ENOTDIR):
+            raise web.HTTPNotFound() from None
+        raise
 
 
 def create_app(settings: Settings, ops_interval: float = 3.0, live: bool = True) -> web.Application:
@@ -249,9 +283,11 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: no auth)"
     )
-    parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     parser.add_argument(
-        "--ops-interval", type=float, default=3.0, help="seconds between two lag samples"
+        "--port", type=port_or_zero, default=8050, help="port (default 8050; 0: any free port)"
+    )
+    parser.add_argument(
+        "--ops-interval", type=positive_float, default=3.0, help="seconds between two lag samples"
     )
     parser.add_argument(
         "--no-live", action="store_true", help="do not follow the topics (pages from Postgres only)"
@@ -260,18 +296,12 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_web(settings: Settings, args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop, 1 (one line) if the port is taken."""
+    from oddsflow.httpserve import serve
+
     app = create_app(settings, ops_interval=args.ops_interval, live=not args.no_live)
-    url = f"http://{args.host}:{args.port}/"
-    try:
-        web.run_app(
-            app,
-            host=args.host,
-            port=args.port,
-            shutdown_timeout=3.0,
-            print=lambda _msg: print(f"oddsflow web: serving on {url}", flush=True),
-            access_log=None,
-        )
-    except OSError as exc:
-        print(f"oddsflow web: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return serve(
+        app,
+        args.host,
+        args.port,
+        lambda url: print(f"oddsflow web: serving on {url}", flush=True),
+    )

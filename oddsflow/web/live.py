@@ -19,8 +19,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 
+from oddsflow.errors import kafka_reason
 from oddsflow.kafka_config import client_config
 from oddsflow.settings import Settings
 from oddsflow.topics import topic_name
@@ -118,7 +119,9 @@ class LiveFeed:
                         if (tp.topic, tp.partition) not in assigned
                     ]  # fmt: skip
                 except Exception as exc:  # broker away: keep trying, the page shows what it has
-                    log.warning("live feed: %s", exc)
+                    unreachable = isinstance(exc, KafkaException) and kafka_reason(exc)[1]
+                    # an unreachable broker is announced once ("waiting for Kafka at …")
+                    (log.debug if unreachable else log.warning)("live feed: %s", exc)
                     tps = []
                 if tps:
                     consumer.incremental_assign(tps)

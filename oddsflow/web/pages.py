@@ -13,9 +13,11 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from oddsflow.errors import shorten
 from oddsflow.web.queries import CHART_SIDE, MARKETS
 
-ASSET_VERSION = "1"
+ASSET_VERSION = "2"  # bump when a static file changes: browsers cache them
+EXAMPLE_WIDTH = 100  # characters of a dead-letter reason in the table (ops.js: the same)
 
 
 def json_script(element_id: str, data: Any) -> str:
@@ -144,9 +146,11 @@ def ops_page(
     snapshot: dict[str, Any], dead: list[dict[str, Any]], quality: list[dict[str, Any]]
 ) -> str:
     dead_rows = "".join(
-        f"<tr><td>{escape(d['stage'])}</td><td>{escape(d['error_class'])}</td>"
-        f"<td>{escape(d['reason'])}</td><td class='num'>{d['count']}</td>"
-        f"<td>{escape(_time(d['last']))}</td></tr>"
+        f"<tr><td>{escape(d['stage'])}</td><td>{escape(d['source'])}</td>"
+        f"<td>{escape(d['error_class'])}</td><td class='num'>{d['count']}</td>"
+        f"<td>{escape(_time(d['last']))}</td>"
+        f"<td class='reason' title='{escape(d['example'])}'>"
+        f"{escape(shorten(d['example'], EXAMPLE_WIDTH))}</td></tr>"
         for d in dead
     )
     q_rows = "".join(
@@ -171,9 +175,10 @@ unconsumed record. Status judged Burrow-style over a sliding window.
 <table class="partitions"><thead><tr><th>Group</th><th>Topic</th><th>Partition</th>
 <th>Committed</th><th>End</th><th>Lag</th><th>Lag (s)</th><th>Status</th></tr></thead>
 <tbody id="partitions-body"></tbody></table></section>
-<section><h2>Dead letters by reason</h2>
-<table class="dead"><thead><tr><th>Stage</th><th>Error</th><th>Reason</th><th>Count</th>
-<th>Last</th></tr></thead><tbody id="dead-body">{dead_rows}</tbody></table>
+<section><h2>Dead letters by stage, source and error class</h2>
+<table class="dead"><thead><tr><th>Stage</th><th>Source</th><th>Error class</th><th>Count</th>
+<th>Last</th><th>Newest reason</th></tr></thead><tbody id="dead-body">{dead_rows}</tbody>
+</table>
 {"" if dead else '<p class="empty">No dead letters.</p>'}</section>
 <section><h2>Quality pass rate per source</h2>
 <table class="quality"><thead><tr><th>Source</th><th>Stage</th><th>Records in</th>

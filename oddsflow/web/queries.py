@@ -144,20 +144,35 @@ async def game(conn: asyncpg.Connection, settings: Settings, game_id: str) -> di
 
 
 async def dead_letters(conn: asyncpg.Connection, settings: Settings) -> list[dict[str, Any]]:
-    """Dead letters grouped by stage and reason, most frequent first."""
+    """Dead letters grouped by stage, source and error class — the groups ``oddsflow dlq list``
+    shows — most frequent first, each with its newest reason as the example. Grouping by the
+    reason text made one group per record (reasons name the event and the value)."""
     ops = settings.pipeline.zones.operational
     rows = await conn.fetch(
-        f"SELECT stage, error_class, reason, count(*) AS n, max(failed_at) AS last"
-        f" FROM {ops}.dead_letters GROUP BY stage, error_class, reason"
-        " ORDER BY n DESC, stage LIMIT 50"
+        f"""
+        WITH d AS (
+            SELECT stage, error_class, reason, failed_at,
+                   CASE WHEN left(origin_topic, length($1)) = $1
+                        THEN substr(origin_topic, length($1) + 1) ELSE origin_topic END AS logical
+            FROM {ops}.dead_letters
+        )
+        SELECT stage,
+               CASE WHEN logical LIKE 'raw.odds.%' THEN substr(logical, 10) ELSE logical END
+                   AS source,
+               error_class, count(*) AS n, max(failed_at) AS last,
+               (array_agg(reason ORDER BY failed_at DESC))[1] AS example
+        FROM d GROUP BY 1, 2, 3 ORDER BY n DESC, stage, source, error_class LIMIT 50
+        """,
+        settings.kafka.topic_prefix,
     )
     return [
         {
             "stage": r["stage"],
+            "source": r["source"],
             "error_class": r["error_class"],
-            "reason": r["reason"],
             "count": r["n"],
             "last": _iso(r["last"]),
+            "example": r["example"],
         }
         for r in rows
     ]

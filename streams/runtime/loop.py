@@ -388,10 +388,6 @@ class TransactionalLoop:
                     log.warning("%s: abort on close failed: %s", self.task.name, exc)
             self._consumer.close()
             self._consumer = None
-            log.info(
-                "%s worker %s stopped: %s",
-                self.task.name, self.worker_name, {**self.stats, **self.task.counters()},
-            )  # fmt: skip
         if self._producer is not None:
             self._producer.flush(10)
             self._producer = None

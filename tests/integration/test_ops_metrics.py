@@ -11,6 +11,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from oddsflow.ops.lag import admin_client
 from oddsflow.ops.metrics import MetricsCollector, add_metrics_arguments, make_app
@@ -21,11 +22,13 @@ from sinks.connector import SinkConnector
 
 
 def _samples(text: str) -> dict[str, float]:
+    """Series as ``name{label="value",...}`` (labels in the order written here: sorted) -> value,
+    parsed by prometheus_client's own parser (a malformed exposition fails here)."""
     out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, value = line.rsplit(" ", 1)
-            out[series] = float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return out
 
 
@@ -74,7 +77,7 @@ async def test_metrics_endpoint_reports_the_pipeline(pipeline_settings: Settings
             http.get(f"http://127.0.0.1:{port}/metrics") as resp,
         ):
             assert resp.status == 200
-            assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            assert resp.headers["Content-Type"].startswith("text/plain; version=")
             text = await resp.text()
     finally:
         await runner.cleanup()
@@ -83,7 +86,7 @@ async def test_metrics_endpoint_reports_the_pipeline(pipeline_settings: Settings
         k: v
         for k, v in m.items()
         if k.startswith(f'oddsflow_consumer_lag_records{{group="{group}"')
-    }
+    }  # labels sorted: group, partition, topic
     assert sum(lag.values()) == 10 and len(lag) == 2
     ages = [
         v for k, v in m.items() if k.startswith(f'oddsflow_consumer_lag_seconds{{group="{group}"')
@@ -91,11 +94,12 @@ async def test_metrics_endpoint_reports_the_pipeline(pipeline_settings: Settings
     assert all(0 < a < 120 for a in ages if a) and any(ages)
     assert m[f'oddsflow_consumer_group_status{{group="{group}",status="STOP"}}'] == 4
     assert m[f'oddsflow_consumer_group_members{{group="{group}"}}'] == 0
-    assert m[f'oddsflow_topic_records{{topic="{topic}"}}'] == 10
-    assert m['oddsflow_dead_letters{stage="staging",error_class="parse_error"}'] == 3
+    assert m[f'oddsflow_topic_records_total{{topic="{topic}"}}'] == 10  # a counter: _total
+    assert m['oddsflow_dead_letters_total{error_class="parse_error",stage="staging"}'] == 3
     assert m['oddsflow_quality_pass_rate{source="simulator",stage="staging"}'] == 0.95
     assert m["oddsflow_kafka_up"] == 1 and m["oddsflow_database_up"] == 1
     assert "# TYPE oddsflow_consumer_lag_records gauge" in text
+    assert "# TYPE oddsflow_topic_records_total counter" in text
 
 
 def test_binds_loopback_by_default() -> None:
@@ -109,9 +113,9 @@ def _histogram(m: dict[str, float], name: str, table: str) -> tuple[dict[str, fl
     """Cumulative buckets by ``le``, the sum and the count of one table's histogram."""
     label = f'table="{table}"'
     buckets = {
-        k.split(',le="')[1].rstrip('"}'): v
+        k.split('le="')[1].split('"')[0]: v
         for k, v in m.items()
-        if k.startswith(f"{name}_bucket{{{label},")
+        if k.startswith(f"{name}_bucket{{") and k.endswith(f",{label}}}")
     }
     return buckets, m[f"{name}_sum{{{label}}}"], m[f"{name}_count{{{label}}}"]
 

@@ -84,7 +84,7 @@ async def test_replay_from_a_time_reprocesses_without_duplicates(
     )
     out = capsys.readouterr().out
     assert f"reset {plan.group} on {len(plan.partitions)} partitions" in out
-    assert "] 30/30 records" in out and out.rstrip().endswith("replayed 30 records")
+    assert "replayed 30/30 records" in out and out.rstrip().endswith("replayed 30 records")
     assert await _rows(s) == 60
     conn = await asyncpg.connect(s.postgres.dsn)
     try:

@@ -99,9 +99,9 @@ async def test_subscriber_receives_exactly_the_published_steam_moves(
 def test_unknown_topic_is_refused_in_one_line(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    parser = argparse.ArgumentParser()
-    add_subscribe_arguments(parser)
-    assert run_subscribe(settings, parser.parse_args(["curated.nope"])) == 2
+    from oddsflow.cli import main
+
+    assert main(["subscribe", "curated.nope"]) == 2  # a usage error, before any wait for Kafka
     assert capsys.readouterr().err.strip() == (
         "oddsflow subscribe: 'curated.nope' is not in the topic catalog"
     )

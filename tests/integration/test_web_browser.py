@@ -12,6 +12,7 @@ tests skip when either is missing.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import socket
@@ -293,6 +294,39 @@ async def _stage_row(page: Any, stage: str) -> dict[str, Any] | None:
     )
 
 
+async def _assert_lag_chart_draws(page: Any) -> None:
+    """The lag chart's time axis reads forward and its points are drawn inside the plot: a
+    point per sample of each stage, on canvas pixels of the stage's colour."""
+    chart = await page.evaluate(
+        """() => {
+            const c = window.oddsflowOps.chart, x = c.scales.x, a = c.chartArea;
+            const points = c.data.datasets.flatMap((d, i) =>
+                c.getDatasetMeta(i).data.map((e) => [e.x, e.y]));
+            const samples = c.data.datasets.reduce((n, d) => n + d.data.length, 0);
+            const ctx = c.canvas.getContext("2d");
+            const px = ctx.getImageData(a.left, a.top, a.right - a.left, a.bottom - a.top).data;
+            let staging = 0; // pixels of the staging line's colour, #4e79a7
+            for (let i = 0; i < px.length; i += 4) {
+                if (Math.abs(px[i] - 78) < 12 && Math.abs(px[i + 1] - 121) < 12
+                    && Math.abs(px[i + 2] - 167) < 12) staging++;
+            }
+            return { values: x.ticks.map((t) => t.value), labels: x.ticks.map((t) => t.label),
+                     min: x.min, max: x.max, points, samples, staging,
+                     area: [a.left, a.right, a.top, a.bottom] };
+        }"""
+    )
+    values, labels = chart["values"], chart["labels"]
+    assert len(values) >= 2, chart
+    assert all(a < b for a, b in itertools.pairwise(values)), values
+    assert all(a < b for a, b in itertools.pairwise(labels)), labels  # the clock reads forward
+    left, right, top, bottom = chart["area"]
+    assert chart["samples"] > 0 and len(chart["points"]) == chart["samples"]
+    assert all(left - 1 <= x <= right + 1 and top - 1 <= y <= bottom + 1
+               for x, y in chart["points"]), chart  # fmt: skip
+    drawn = 8 if chart["samples"] == 1 else 50  # a dot, or a line
+    assert chart["staging"] > drawn, chart["staging"]  # on the canvas, in the stage's colour
+
+
 async def test_operations_page_shows_lag_growing_while_a_worker_is_stopped(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
@@ -349,6 +383,7 @@ async def test_operations_page_shows_lag_growing_while_a_worker_is_stopped(
                 ".find(d => d.label === 'staging').data.map(p => p.y)"
             )
             assert history[-1] == 120 and 0 in history and 60 in history
+            await _assert_lag_chart_draws(page)
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(SCREENSHOTS / "ops.png"), full_page=False)
             # only the stopped stage lags: the others kept running
@@ -356,3 +391,31 @@ async def test_operations_page_shows_lag_growing_while_a_worker_is_stopped(
             for stage in ("features", "sink"):
                 other = await _stage_row(page, stage)
                 assert other is not None and other["members"] == 1
+
+
+@pytest.mark.parametrize(
+    "span",
+    [0, 60, 6 * 3600, 3 * 86400],
+    ids=["one sample", "a minute", "six hours over midnight", "three days"],
+)
+async def test_lag_chart_axis_reads_forward_at_any_span(
+    pipeline_settings: Settings, tmp_path: Path, span: int
+) -> None:
+    """Histories the sampler can hold — one sample, a minute, hours across midnight (UTC),
+    days — drawn through the page's own render()."""
+    end = 1_796_176_800.0 + 2 * 3600  # 2026-12-02T02:00Z: six hours back crosses midnight
+    n = 1 if span == 0 else 120
+    history = [[end - span + i * span / max(n - 1, 1), 10 * (i % 5), 1.0] for i in range(n)]
+    stage = {
+        "stage": "staging", "group": "g", "state": "STABLE", "members": 1, "status": "OK",
+        "lag": 0, "lag_seconds": 0.0, "consumed_per_s": 0.0, "arrived_per_s": 0.0,
+        "observed_at": end, "partitions": [], "history": history,
+    }  # fmt: skip
+    snapshot = {"samples": n, "error": None, "stages": [stage], "dead_letters": [],
+                "quality": [], "interval": 3600}  # fmt: skip
+    with web_server(pipeline_settings, tmp_path / "logs", ops_interval=3600) as base:
+        async with browser_page() as page:
+            resp = await page.goto(f"{base}/ops")
+            assert resp is not None and resp.status == 200
+            await page.evaluate("(d) => window.oddsflowOps.render(d)", snapshot)
+            await _assert_lag_chart_draws(page)

@@ -85,17 +85,25 @@ async def test_operations_json_groups_dead_letters_and_rates_quality(
     client: TestClient, pipeline_settings: Settings
 ) -> None:
     ops = pipeline_settings.pipeline.zones.operational
+    prefix = pipeline_settings.kafka.topic_prefix
+    # every reason differs (they name the event and the value): grouped by stage, source, class
+    letters = [
+        ("staging", "raw.odds.simulator", "unknown_team", "event sim-1: team 'Gotham Knights'"),
+        ("staging", "raw.odds.simulator", "unknown_team", "event sim-2: team 'Metropolis Meteors'"),
+        ("staging", "raw.odds.simulator", "unknown_team", "event sim-3: team 'Star City Rockets'"),
+        ("staging", "raw.odds.sbd", "bad_price", "price 12 is not an American price"),
+        ("sink", "raw.odds.simulator", "bad_marker", "starts with '00ff'"),
+    ]
     conn = await asyncpg.connect(pipeline_settings.postgres.dsn)
     try:
-        for offset, reason in enumerate(["bad price", "bad price", "unknown team"]):
+        for offset, (stage, origin, error_class, reason) in enumerate(letters):
             await conn.execute(
                 f"INSERT INTO {ops}.dead_letters (stage, origin_topic, origin_partition,"
                 " origin_offset, original, error_class, reason, failed_at, kafka_topic,"
-                " kafka_partition, kafka_offset) VALUES ('staging', 'raw', 0, $1, '\\x00',"
-                " 'ValidationError', $2, now(), 'dlq.staging', 0, $1)",
-                offset,
-                reason,
-            )
+                " kafka_partition, kafka_offset) VALUES ($1, $2, 0, $3, '\\x00',"
+               " $4, $5, now() + make_interval(secs => $3::bigint), 'dlq.staging', 0, $3)",
+                stage, prefix + origin, offset, error_class, reason,
+            )  # fmt: skip
         for minute, (records, promoted, dead) in enumerate([(100, 90, 10), (100, 70, 30)]):
             await conn.execute(
                 f"INSERT INTO {ops}.quality (source, stage, window_start, records_in, promoted,"
@@ -112,13 +120,16 @@ async def test_operations_json_groups_dead_letters_and_rates_quality(
     finally:
         await conn.close()
     data = await (await client.get("/api/ops")).json()
-    assert [(d["reason"], d["count"]) for d in data["dead_letters"]] == [
-        ("bad price", 2),
-        ("unknown team", 1),
-    ]
+    assert [(d["stage"], d["source"], d["error_class"], d["count"]) for d in
+            data["dead_letters"]] == [
+        ("staging", "simulator", "unknown_team", 3),
+        ("sink", "simulator", "bad_marker", 1),
+        ("staging", "sbd", "bad_price", 1),
+    ]  # fmt: skip
+    assert data["dead_letters"][0]["example"] == "event sim-3: team 'Star City Rockets'"
     (q,) = data["quality"]
     assert q["source"] == "sbd" and q["records_in"] == 200
     assert q["pass_rate"] == pytest.approx(0.8) and q["latest_pass_rate"] == pytest.approx(0.7)
     assert [s["stage"] for s in data["stages"]] == ["staging", "features", "sink"]
     html = await (await client.get("/ops")).text()
-    assert "bad price" in html and "80.0%" in html
+    assert "unknown_team" in html and "Star City Rockets" in html and "80.0%" in html

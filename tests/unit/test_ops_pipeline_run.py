@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from oddsflow.errors import UsageError
 from oddsflow.ops.pipeline import roles_for
 from oddsflow.settings import load_settings
 
@@ -26,5 +27,5 @@ def test_roles_per_zone_and_mode(mode: str, zone: str | None, roles: tuple[str, 
 
 def test_a_zone_the_mode_excludes_is_refused_with_the_setting_to_change() -> None:
     s = load_settings(pipeline={"mode": "raw_only"})
-    with pytest.raises(SystemExit, match="ODDSFLOW_PIPELINE__MODE"):
+    with pytest.raises(UsageError, match="ODDSFLOW_PIPELINE__MODE"):
         roles_for(s, "curated")

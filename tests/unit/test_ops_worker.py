@@ -11,8 +11,10 @@ import time
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from oddsflow.ops.metrics import Exposition, Histogram
+from oddsflow.ops.metrics import LatencyTracker
 from oddsflow.settings import SettingsError, load_settings
 from oddsflow.worker import (
     HEALTH_PORT_ENV,
@@ -92,16 +94,16 @@ async def test_live_and_ready_endpoints() -> None:
         await runner.cleanup()
 
 
-def test_histogram_exposition_is_cumulative() -> None:
-    h = Histogram(buckets=(0.5, 1.0), counts=[0, 0, 0])
+def test_latency_histogram_exposition_is_cumulative() -> None:
+    registry = CollectorRegistry()
+    tracker = LatencyTracker(load_settings(), registry)
     for v in (0.2, 0.7, 0.9, 4.0):
-        h.observe(v)
-    out = Exposition()
-    out.histogram("lat", "latency", [({"table": "t"}, h)])
-    assert out.text().splitlines()[2:] == [
-        'lat_bucket{table="t",le="0.5"} 1',
-        'lat_bucket{table="t",le="1"} 3',
-        'lat_bucket{table="t",le="+Inf"} 4',
-        'lat_sum{table="t"} 5.8',
-        'lat_count{table="t"} 4',
-    ]
+        tracker.histogram.labels("core_betting.odds_lines").observe(v)
+    (family,) = text_string_to_metric_families(generate_latest(registry).decode())
+    assert (family.name, family.type) == ("oddsflow_e2e_latency_seconds", "histogram")
+    samples = {(s.name, s.labels.get("le")): s.value for s in family.samples}
+    assert samples[("oddsflow_e2e_latency_seconds_bucket", "0.5")] == 1
+    assert samples[("oddsflow_e2e_latency_seconds_bucket", "1.0")] == 3
+    assert samples[("oddsflow_e2e_latency_seconds_bucket", "+Inf")] == 4
+    assert samples[("oddsflow_e2e_latency_seconds_sum", None)] == pytest.approx(5.8)
+    assert samples[("oddsflow_e2e_latency_seconds_count", None)] == 4

@@ -1,0 +1,43 @@
+"""What a user installs: the libraries the tools are built on, and the benchmark's own extra."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from oddsflow.bench import cli as bench_cli
+from oddsflow.errors import CommandError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_benchmark_only_dependencies_are_an_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = _names(project["dependencies"])
+    assert "matplotlib" not in runtime
+    assert "matplotlib" in _names(project["optional-dependencies"]["bench"])
+    assert {"prometheus-client", "rich", "tenacity"} <= runtime
+
+
+def test_make_bench_installs_the_extra() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    target = makefile.split("\nbench:", 1)[1].split("\n\n", 1)[0]
+    assert "'.[test,bench]'" in target
+
+
+def test_bench_says_how_to_install_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = bench_cli.importlib.util.find_spec
+    monkeypatch.setattr(
+        bench_cli.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    with pytest.raises(CommandError, match=r"pip install -e '\.\[bench\]'.*make bench"):
+        bench_cli.require_bench_extra()
