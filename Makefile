@@ -20,6 +20,15 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+# The benchmark's extra (matplotlib for its chart, Quix Streams for the peer stage): kept out of
+# the test environment, since quixstreams caps confluent-kafka (<2.13) and pydantic (<2.14).
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	@echo "Installing the benchmark's extra (matplotlib, quixstreams) into $(VENV) ..."
+	@$(BIN)/pip install -q -e '.[test,bench]'
+	@touch $(BENCH_STAMP)
+
 venv: $(STAMP)
 
 demo: $(STAMP)
@@ -44,7 +53,7 @@ lint: $(STAMP)
 down:
 	@if [ -x $(BIN)/oddsflow ]; then $(BIN)/oddsflow services down; else echo "nothing to stop"; fi
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	@$(BIN)/oddsflow bench
 
 clean: down
