@@ -111,8 +111,9 @@ def run_peer(
     env = child_env(settings)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_repo_root()), env.get("PYTHONPATH")) if p)
     log = open(log_path, "wb") if log_path else tempfile.TemporaryFile()  # noqa: SIM115
-    create_topic(settings, output)
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        create_topic(settings, output)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.peers.quix_staging", "--child", str(work / "spec.json")],
@@ -140,6 +141,9 @@ def run_peer(
         r = json.loads(result_file.read_text())
         outputs = _records_on(settings, output)
     finally:
+        if proc is not None and proc.poll() is None:  # interrupted: leave no app behind
+            proc.kill()
+            proc.wait()
         log.close()
         _delete_run_topics(settings, output, group, delete_topics)
         shutil.rmtree(work, ignore_errors=True)

@@ -76,3 +76,13 @@ def test_passthrough_forwards_every_record(
     r = run_peer(settings, topic, N, mode="passthrough")
     assert r.complete and (r.records, r.lines, r.outputs) == (N, N, N)
     assert r.seconds > 0 and r.cpu_seconds > 0 and r.startup_seconds > 0
+
+
+def test_a_run_that_cannot_finish_is_stopped_and_says_so(
+    settings: Settings, raw_input: tuple[str, list[tuple[bytes, bytes]]]
+) -> None:
+    """Waiting for one record more than the topic holds: SIGTERM at the deadline, Quix stops
+    gracefully, and the result reports what was processed as incomplete."""
+    topic, _records = raw_input
+    r = run_peer(settings, topic, N + 1, mode="passthrough", timeout=20)
+    assert not r.complete and (r.records, r.outputs) == (N, N)
