@@ -20,6 +20,25 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+# The benchmark's extra (matplotlib for its chart), and the Quix Streams peer's own environment:
+# quixstreams caps confluent-kafka (<2.13) and pydantic (<2.14), so it lives in .venv-peer and the
+# pipeline keeps its own versions. The peer's tests run in it too (make test builds it).
+BENCH_STAMP := $(VENV)/.installed-bench
+PEER_VENV   := .venv-peer
+PEER_STAMP  := $(PEER_VENV)/.installed
+
+$(BENCH_STAMP): $(STAMP)
+	@echo "Installing the benchmark's extra (matplotlib) into $(VENV) ..."
+	@$(BIN)/pip install -q -e '.[test,bench]'
+	@touch $(BENCH_STAMP)
+
+$(PEER_STAMP): pyproject.toml
+	@test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	@echo "Installing the Quix Streams peer into $(PEER_VENV) ..."
+	@$(PEER_VENV)/bin/pip install -q --upgrade pip
+	@$(PEER_VENV)/bin/pip install -q -e '.[peer,test]'
+	@touch $(PEER_STAMP)
+
 venv: $(STAMP)
 
 demo: $(STAMP)
@@ -30,7 +49,7 @@ services-up: $(STAMP)
 	@$(BIN)/oddsflow topics create >/dev/null
 	@$(BIN)/oddsflow db migrate
 
-test: $(STAMP)
+test: $(STAMP) $(PEER_STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/oddsflow schemas check
 	@$(BIN)/pytest -q
@@ -44,8 +63,7 @@ lint: $(STAMP)
 down:
 	@if [ -x $(BIN)/oddsflow ]; then $(BIN)/oddsflow services down; else echo "nothing to stop"; fi
 
-bench: $(STAMP)
-	@$(BIN)/pip install -q -e '.[test,bench]'
+bench: $(BENCH_STAMP) $(PEER_STAMP)
 	@$(BIN)/oddsflow bench
 
 clean: down

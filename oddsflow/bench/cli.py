@@ -20,7 +20,7 @@ from typing import Any
 
 from oddsflow.argtypes import positive_float, positive_int
 from oddsflow.bench import stages
-from oddsflow.bench.harness import StageStats, repeat
+from oddsflow.bench.harness import Measurement, StageStats, repeat
 from oddsflow.bench.report import (
     e2e_table,
     latency_chart,
@@ -40,6 +40,7 @@ SIZES: dict[str, tuple[int, int]] = {
     "publish": (10_000, 50_000),
     "staging_pure": (3_000, 10_000),
     "staging_worker": (2_000, 8_000),
+    "peer": (8_000, 40_000),  # per run of the Quix peer (start-up ~4 s a run is not timed)
     "features_pure": (20_000, 100_000),
     "features_worker": (4_000, 15_000),
     "sink": (5_000, 20_000),
@@ -144,6 +145,20 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         "3. collector publish",
         lambda: repeat(stages.publish, settings, size("publish"), **kw),
     )
+
+    def peer_quix() -> dict[str, StageStats]:
+        runs = stages.peer_quix(settings, size("peer"), reps, log_dir, log)
+        by_stage: dict[str, list[Measurement]] = {}
+        for m in runs:
+            by_stage.setdefault(m.stage, []).append(m)
+        notes = {  # issue 17: oddsflow's staging >= 1.5x the peer's records/s, <= 0.6x its CPU
+            "peer: Quix Streams staging app": "the staging work as a Quix Streams app "
+            "(bench/peers): oddsflow's staging worker is compared with this",
+            "peer: Quix Streams pass-through": "Quix alone: consume and forward, no processing",
+        }
+        return {k: StageStats(k, v, notes.get(k, "")) for k, v in by_stage.items()}
+
+    stage("staging", "4. peer: Quix Streams staging app over Kafka (bench/peers)", peer_quix)
     stage(
         "staging",
         "4a. staging processor (pure, one core)",

@@ -38,6 +38,7 @@ def machine_facts(settings: Settings) -> dict[str, Any]:
         "confluent_kafka": _version("confluent-kafka"),
         "faust_streaming": _version("faust-streaming"),
         "fastavro": _version("fastavro"),
+        "quixstreams": _version("quixstreams"),  # the peer stage (bench/peers)
         "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
     try:

@@ -233,6 +233,26 @@ def publish(settings: Settings, n: int) -> list[Measurement]:
 
 
 # ---------------------------------------------------------------------------------------------
+# 4. staging: the peer, then oddsflow
+
+
+def peer_quix(
+    settings: Settings,
+    n: int,
+    reps: int,
+    log_dir: Path,
+    log: Callable[[str], None] = lambda _m: None,
+) -> list[Measurement]:
+    """The staging work as a Quix Streams app and Quix's pass-through (``bench/peers``, issue
+    17), each run a fresh process over the same ``n`` raw records of the bench slate: the peer
+    oddsflow's staging is measured against. Clock and CPU: first raw record → all processed."""
+    from bench.peers.quix_staging import measure
+
+    runs = measure(isolated_settings(settings), n, reps, log_dir=log_dir, log=log)
+    return [r.measurement() for rs in runs.values() for r in rs]
+
+
+# ---------------------------------------------------------------------------------------------
 # 4. staging, pure
 
 
