@@ -13,6 +13,8 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from oddsflow.argtypes import non_negative_int, positive_int
@@ -28,18 +30,64 @@ def simulator_from(settings: Settings, args: argparse.Namespace | None = None) -
         given = getattr(args, name, None)
         return given if given is not None else getattr(cfg, name)
 
+    live = bool(getattr(args, "live", False))
     return Simulator(
         seed=pick("seed"),
         games=pick("games"),
         books=pick("books"),
         ticks=pick("ticks"),
         tick_seconds=cfg.tick_seconds,
+        # live: tick 0 is now and event time runs with the wall clock
+        start=datetime.now(UTC).replace(microsecond=0) if live else None,
     )
 
 
 def simulator_request(sim: Simulator) -> dict[str, str]:
     """The request metadata of a simulated envelope: the seed reproduces the run."""
     return {"seed": str(sim.seed)}
+
+
+def publish_live(
+    settings: Settings,
+    sim: Simulator,
+    publisher: Publisher | None = None,
+    on_tick: Callable[[int, float], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> Publisher:
+    """Publish the simulation at the pace of its event time: each tick's snapshots when the wall
+    clock reaches their fetch time (event time = wall time, as a live poller publishes), flushed
+    per tick. ``on_tick(tick, acked_at)``: after each tick is acknowledged (monotonic clock)."""
+    if publisher is None:
+        publisher = Publisher(settings, "simulator")
+        publisher.connect()
+    layout = publisher.layout(request=simulator_request(sim))
+    tick: list[tuple[bytes, bytes, int]] = []
+    n = 0
+
+    def send(batch: list[tuple[bytes, bytes, int]]) -> None:
+        nonlocal n
+        due = batch[0][2] / 1000
+        while (wait := due - time.time()) > 0 and not stop():
+            time.sleep(min(wait, 0.2))
+        publisher.publish_all(batch)
+        publisher.flush()
+        if on_tick is not None:
+            on_tick(n, time.monotonic())
+        n += 1
+
+    try:
+        for record in sim.records(layout):
+            if tick and record[2] != tick[0][2]:
+                send(tick)
+                tick = []
+                if stop():
+                    break
+            tick.append(record)
+        if tick and not stop():
+            send(tick)
+    finally:
+        publisher.close()
+    return publisher
 
 
 def publish_simulation(
@@ -107,6 +155,10 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--games", type=positive_int)
     g.add_argument("--books", type=positive_int)
     g.add_argument("--ticks", type=positive_int)
+    g.add_argument(
+        "--live", action="store_true",
+        help="event time = wall time: tick 0 now, one tick every [simulator] tick_seconds",
+    )  # fmt: skip
     g.add_argument(
         "--truth", type=Path, metavar="FILE",
         help="inject steam, RLM and sharp-money events (splits on source sbd) and write their "
@@ -224,6 +276,15 @@ def publish_truth(settings: Settings, args: argparse.Namespace) -> int:
 def collect(settings: Settings, args: argparse.Namespace) -> int:
     if args.source == "simulator" and getattr(args, "truth", None):
         return publish_truth(settings, args)
+    if args.source == "simulator" and getattr(args, "live", False):
+        sim = simulator_from(settings, args)
+        print(f"  simulator: live, {sim.games} games x {sim.books} books, a tick every"
+              f" {sim.tick_seconds}s for {sim.ticks} ticks")  # fmt: skip
+        pub = publish_live(settings, sim)
+        print(
+            f"  simulator: {pub.stats.acked} raw records acknowledged ({pub.stats.failed} failed)"
+        )
+        return 0 if pub.stats.failed == 0 else 1
     if args.source == "simulator":
         pub = publish_simulation(settings, simulator_from(settings, args))
         return 0 if pub.stats.failed == 0 else 1

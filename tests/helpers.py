@@ -83,3 +83,26 @@ def stop_after_polls(n: int, holder: list[Any]) -> Callable[[float], Awaitable[N
             holder[0].stop.set()
 
     return sleep
+
+
+async def groups_assigned(settings: Settings, groups: list[str], timeout: float = 90.0) -> None:
+    """Wait until each consumer group has a member holding partitions (workers joined)."""
+    from oddsflow.admin import admin_client
+
+    admin = admin_client(settings)
+
+    async def assigned() -> dict[str, int]:
+        futures = admin.describe_consumer_groups(groups, request_timeout=10)
+        out = {}
+        for group, fut in futures.items():
+            try:
+                d = fut.result(timeout=15)
+            except Exception:
+                out[group] = 0
+                continue
+            out[group] = sum(len(m.assignment.topic_partitions) for m in d.members if m.assignment)
+        return out
+
+    await wait_for(
+        assigned, lambda n: all(n.get(g) for g in groups), timeout=timeout, what="groups joined"
+    )

@@ -43,6 +43,8 @@ log = logging.getLogger("oddsflow.runtime")
 #: How long a transaction call may keep retrying (a broker restart) before the worker gives up.
 TXN_TIMEOUT = 120.0
 SLOTS = 64
+#: At a clean stop, how long the worker keeps working off its own internal topics.
+DRAIN_SECONDS = 4.0
 
 
 class FatalError(RuntimeError):
@@ -345,7 +347,7 @@ class TransactionalLoop:
         return good
 
     def run(self, stop: threading.Event, watch: bool = True) -> None:
-        """Consume, process and commit until ``stop`` is set; then commit and leave."""
+        """Consume, process and commit until ``stop`` is set; then drain and leave."""
         from streams.runtime.watchdog import Watchdog
 
         self.start()
@@ -353,31 +355,56 @@ class TransactionalLoop:
             Watchdog(self).start(stop)
         last_log = time.monotonic()
         try:
-            while True:
-                if stop.is_set():
-                    self.doing = "stopping"
-                    self.task.flush(self)
-                    self.commit()
-                    break
-                self.doing = "consuming"
-                msgs = self._take()
-                now = time.monotonic()
-                self.beat = now
-                if self.assigned:
-                    self.last_assigned = now
-                if msgs:
-                    self.doing = f"processing {len(msgs)} records"
-                    self.stats["records"] += len(msgs)
-                    self.task.process(msgs, now, self)
-                self.doing = "ticking"
-                self.task.tick(now, self)
-                self.doing = "committing"
-                self.commit()
-                if now - last_log >= 30:
-                    last_log = now
+            while not stop.is_set():
+                self._turn()
+                if self.beat - last_log >= 30:
+                    last_log = self.beat
                     log.info("%s: %s", self.task.name, {**self.stats, **self.task.counters()})
+            self._stop()
         finally:
             self.close()
+
+    def _turn(self) -> None:
+        """One turn: take a batch, let the task process it and tick, commit it all."""
+        self.doing = "consuming"
+        msgs = self._take()
+        now = time.monotonic()
+        self.beat = now
+        if self.assigned:
+            self.last_assigned = now
+        if msgs:
+            self.doing = f"processing {len(msgs)} records"
+            self.stats["records"] += len(msgs)
+            self.task.process(msgs, now, self)
+        self.doing = "ticking"
+        self.task.tick(now, self)
+        self.doing = "committing"
+        self.commit()
+
+    def _stop(self) -> None:
+        """A clean stop: the task writes what waits for a timer, the input topics are paused,
+        and the task's internal topics are worked off (within DRAIN_SECONDS), so a stopped
+        worker leaves no record between its own steps and its group at lag 0 on them."""
+        self.doing = "stopping"
+        self.task.flush(self)
+        self.commit()
+        consumer = self._consumer
+        assert consumer is not None
+        internal = set(self.task.internal_topics())
+        if not internal or not self.assigned:
+            return
+        outside = [tp for tp in consumer.assignment() if tp.topic not in internal]
+        if outside:
+            consumer.pause(outside)
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < deadline:
+            pending = [
+                (t, p) for t in internal for p in self.assigned if self.behind(t, p, 1) is not False
+            ]
+            if not pending:
+                break
+            self._turn()
+        self.doing = "stopped"
 
     def close(self) -> None:
         if self._consumer is not None:

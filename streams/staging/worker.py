@@ -314,7 +314,7 @@ class StagingTask:
         )
         topic, partition, raw_offset = origin.rsplit(":", 2)
         dead = self.processor.dead_letter(
-            Origin(topic, int(partition), int(raw_offset), key), b"", "late", reason, wall
+            Origin(topic, int(partition), int(raw_offset), key), None, "late", reason, wall, i
         )
         headers = [
             (ORIGIN_HEADER, origin.encode()),
