@@ -31,7 +31,10 @@ from oddsflow.bench.report import (
 from oddsflow.errors import CommandError
 from oddsflow.settings import Settings
 
-GROUPS = ("ceiling", "codec", "publish", "staging", "features", "sink", "e2e", "growth")
+GROUPS = (
+    "ceiling", "codec", "publish", "staging", "features", "sink", "e2e", "live", "backfill",
+    "growth",
+)  # fmt: skip
 
 # (quick, full) sizes: quick finishes in a few minutes, full well under 15 on two shared cores
 SIZES: dict[str, tuple[int, int]] = {
@@ -265,6 +268,31 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             log(f"  FAILED: {errors['end to end']}")
             _traceback_if_verbose()
 
+    live: dict[str, Any] = {}
+    if "live" in groups:
+        log("7b. live: event time = wall time, injected steam moves (staging, features, sink)")
+        try:
+            from oddsflow.bench.live import live_stage
+
+            live = live_stage(settings, log_dir, log, ticks=30 if quick else 60)
+        except Exception as exc:
+            errors["live"] = f"{type(exc).__name__}: {exc}"
+            log(f"  FAILED: {errors['live']}")
+            _traceback_if_verbose()
+
+    backfill: dict[str, Any] = {}
+    if "backfill" in groups:
+        rows = 50_000 if quick else 250_000
+        log(f"7c. backfill: a synthetic season of {rows:,} Pinnacle-format rows into all zones")
+        try:
+            from oddsflow.bench.backfill import backfill_stage
+
+            backfill = backfill_stage(settings, rows, log_dir, log)
+        except Exception as exc:
+            errors["backfill"] = f"{type(exc).__name__}: {exc}"
+            log(f"  FAILED: {errors['backfill']}")
+            _traceback_if_verbose()
+
     growth: list[StageStats] = []
     if "growth" in groups:
         log("8. growth: 1x, 4x, 16x input")
@@ -295,6 +323,16 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             lines.append(f"{key}: {value}")
     if e2e:
         lines += ["", "== end to end (publish → row visible in Postgres) ==", *e2e_table(e2e)]
+    if live:
+        from oddsflow.bench.live import live_table
+
+        lines += ["", "== live (raw record acknowledged → subscriber / row in Postgres) =="]
+        lines += live_table(live)
+    if backfill:
+        from oddsflow.bench.backfill import backfill_table
+
+        lines += ["", "== backfill (a season replayed into all four zones) =="]
+        lines += backfill_table(backfill)
     if growth:
         lines += ["", "== growth (one run each; memory is the child's peak RSS) ==",
                   *stage_table(growth), *_growth_summary(growth)]  # fmt: skip
@@ -311,6 +349,8 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         "stages": [st.as_dict() for st in results],
         "optional": extra,
         "end_to_end": e2e,
+        "live": live,
+        "backfill": backfill,
         "growth": [st.as_dict() for st in growth],
         "errors": errors,
         "seconds": round(time.monotonic() - began, 1),

@@ -95,6 +95,7 @@ class TransactionalLoop:
         self.stats: Counter[str] = Counter()
         self._seen: dict[tuple[str, int], int] = {}  # last offset consumed per partition
         self._offsets: dict[tuple[str, int], int] = {}  # to commit with the open transaction
+        self._highs: dict[tuple[str, int], tuple[float, int]] = {}  # queried end offsets
         self._in_txn = False
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -247,8 +248,10 @@ class TransactionalLoop:
             _low, high = consumer.get_watermark_offsets(tp, cached=True)
         except KafkaException:
             return None
-        if high is None or high < 0:
-            return None
+        if high is None or high < 0:  # no fetch answered for it yet: ask the broker, once a while
+            high = self._queried_high(tp)
+            if high is None:
+                return None
         last = self._seen.get((topic, partition))
         if last is not None:
             position = last + 1
@@ -258,6 +261,23 @@ class TransactionalLoop:
                 return None if high > 0 else False
             position = pos.offset
         return high > position + slack
+
+    def _queried_high(self, tp: TopicPartition) -> int | None:
+        """The partition's end offset from the broker (at most every 2 s per partition): an
+        empty partition that no fetch has answered for must not hold others back for long."""
+        key = (tp.topic, tp.partition)
+        now = time.monotonic()
+        cached = self._highs.get(key)
+        if cached is not None and now - cached[0] < 2.0:
+            return cached[1]
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            _low, high = consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+        except KafkaException:
+            return None
+        self._highs[key] = (now, high)
+        return high
 
     # ------------------------------------------------------------------ transactions
 

@@ -240,7 +240,10 @@ class PartitionState:
 
     Games are forgotten ``ttl`` after first pitch, in event time (the partition's newest), so a
     replayed season expires as the live one does. State changes are collected for the
-    changelog (``take_changes``): one entry per identity and one per game.
+    changelog (``take_changes``): one entry per identity whose values changed and one per game.
+    The newest re-observation of a value is kept in memory only (writing it would cost a
+    changelog entry per unchanged record, most of the input): after a restart, a late record
+    cannot revive a re-observation made before the restart, the one decision that differs.
     """
 
     def __init__(
@@ -293,8 +296,7 @@ class PartitionState:
         if last[0] <= at and (len(last) == 3 or last[3] <= at):  # in order: the common case
             if last[1] == values and (last[0] != at or tie <= last[2]):
                 if at > last[0] and seen is not None:  # the newest re-observation of the run
-                    last[3:] = [at, *seen]
-                    self._dirty.add(key)
+                    last[3:] = [at, *seen]  # in memory only: see the class docstring
                 return D_UNCHANGED
             if last[0] == at:
                 last[1], last[2] = values, tie

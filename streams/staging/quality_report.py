@@ -93,9 +93,13 @@ class Counts:
 
     def __init__(self) -> None:
         self._open: dict[tuple[str, datetime], Tally] = {}
+        self._minute: tuple[datetime, datetime] | None = None  # (a time, its minute)
 
     def tally(self, source: str, now: datetime) -> Tally:
-        key = (source, window_of(now))
+        m = self._minute
+        if m is None or m[0] != now:  # callers pass one time per turn: one truncation a turn
+            m = self._minute = (now, window_of(now))
+        key = (source, m[1])
         t = self._open.get(key)
         if t is None:
             t = self._open[key] = Tally()
