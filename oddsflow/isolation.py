@@ -56,6 +56,10 @@ def child_env(settings: Settings, base: dict[str, str] | None = None) -> dict[st
     for section, value in settings.model_dump().items():
         _flatten(f"ODDSFLOW_{section.upper()}", value, flat)
     env.update(flat)
+    # DATABASE_URL ranks below the ODDSFLOW_ names but still names a server: a parent's must not
+    # send a child whose settings mean a local server (the chaos run's private one) elsewhere
     if settings.postgres.url:
         env["DATABASE_URL"] = settings.postgres.url
+    else:
+        env.pop("DATABASE_URL", None)
     return env

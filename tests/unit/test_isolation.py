@@ -31,3 +31,14 @@ def test_a_child_process_loads_the_same_settings() -> None:
 def test_secrets_reach_the_child_unmasked() -> None:
     s = load_settings(postgres={"password": "s3cr3t-pw"})
     assert child_env(s, base={})["ODDSFLOW_POSTGRES__PASSWORD"] == "s3cr3t-pw"
+
+
+def test_a_local_database_is_not_overridden_by_the_parents_url() -> None:
+    """The chaos runner's private Postgres: the shell's DATABASE_URL (the shared server) once
+    sent the tormented pipeline's sink into the reference's tables."""
+    s = load_settings(postgres={"url": None, "port": 25432})
+    env = child_env(s, base={"DATABASE_URL": "postgresql://other@127.0.0.1:15432/oddsflow"})
+    assert "DATABASE_URL" not in env
+    assert env["ODDSFLOW_POSTGRES__PORT"] == "25432"
+    shared = load_settings(postgres={"url": "postgresql://oddsflow@127.0.0.1:15432/oddsflow"})
+    assert child_env(shared, base={})["DATABASE_URL"] == shared.postgres.url
