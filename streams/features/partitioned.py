@@ -83,7 +83,7 @@ class PartitionFeatures:
         self.next_expire: int | None = None
         self.newest: dict[str, int] = {}
         self.flushed: set[str] = set()
-        self.inputs = AlignedInputs(0.0)
+        self.inputs = AlignedInputs()
         self.queue_dirty = False  # the aligned inputs' queues or positions changed since a write
         #: Next offset to consume per input topic (by kind): everything before it is applied
         #: or queued. Stored with the state, so a restart skips what the state already holds.
@@ -229,7 +229,7 @@ class PartitionFeatures:
         now: float = 0.0,
     ) -> int:
         """Install this partition's live changelog entries; returns the number of games."""
-        self.inputs = AlignedInputs(now)
+        self.inputs = AlignedInputs()
         queued: list[tuple[int, int, str, bytes]] = []
         n = 0
         for key, value in entries.items():
@@ -265,18 +265,22 @@ class AlignedInputs:
     watermark past the lines still to come. So records wait in one queue per topic and are
     released smallest event time first, as long as every topic has something queued. A topic
     with an empty queue stops holding the others back when it has caught up with its end of
-    log (``caught_up``) or received nothing for ``ALIGN_IDLE_SECONDS`` (it is idle: splits of a
-    source that sent none). Disorder that still gets through is within the engine's lateness.
+    log (``caught_up``) or has held them for ``ALIGN_IDLE_SECONDS`` without receiving anything
+    (the wait starts when it first holds, as Kafka Streams' ``max.task.idle.ms``: a topic that
+    was merely quiet before, e.g. games while staging had written nothing yet, must still hold
+    lines back while its records are on the broker, or they arrive behind their games' lines
+    and are late in one run and not in another). Disorder that still gets through is within
+    the engine's lateness.
     Queued records are stored with the partition's state, one table entry each (``added`` and
     ``removed`` since the last write, see ``take_changes``): Kafka counts them consumed once the
     batch that brought them is done.
     """
 
-    def __init__(self, now: float) -> None:
+    def __init__(self) -> None:
         self.queues: dict[str, deque[tuple[int, int, bytes, dict[str, Any]]]] = {
             k: deque() for k in KINDS
         }
-        self.arrived: dict[str, float] = {k: now for k in KINDS}
+        self.waiting: dict[str, float] = {}  # since when an empty, lagging topic holds the others
         self.size = 0
         self.added: dict[tuple[str, int], bytes] = {}  # queued since the last table write
         self.removed: set[tuple[str, int]] = set()  # released, stored: to delete
@@ -291,7 +295,7 @@ class AlignedInputs:
         stored: bool = False,
     ) -> None:
         self.queues[kind].append((record_time_us(kind, rec), offset, value, rec))
-        self.arrived[kind] = now
+        self.waiting.pop(kind, None)
         self.size += 1
         if not stored:
             self.added[(kind, offset)] = value
@@ -312,7 +316,11 @@ class AlignedInputs:
         def holding(kind: str) -> bool:
             h = holds.get(kind)
             if h is None:
-                h = now - self.arrived[kind] < ALIGN_IDLE_SECONDS and not caught_up(kind)
+                if caught_up(kind):
+                    self.waiting.pop(kind, None)
+                    h = False
+                else:
+                    h = now - self.waiting.setdefault(kind, now) < ALIGN_IDLE_SECONDS
                 holds[kind] = h
             return h
 

@@ -88,3 +88,37 @@ def test_queued_inputs_survive_a_restart_one_entry_each() -> None:
     assert [off for _, off, _ in released] == list(range(len(lines)))
     write(again.take_changes())
     assert not any(k.startswith(QUEUE_PREFIX) for k in table)
+
+
+def test_a_quiet_topic_that_lags_holds_the_others_back_from_when_it_starts_to() -> None:
+    """The games topic hears nothing while staging has written nothing; then one transaction
+    puts a game's first record on games and its lines on lines, and the lines come in first.
+    Judged by the last arrival, games had been idle long ago and let every line pass: the
+    reference run of the full chaos suite applied 3 hours of lines before 25 games' first
+    records and reported them late (the tormented run, restarted meanwhile, did not)."""
+    from streams.features.partitioned import ALIGN_IDLE_SECONDS, GAME, AlignedInputs
+
+    lines = synthetic_lines(40, games=1)
+    first = min(rec["event_time"] for rec in lines) - timedelta(seconds=1)
+    game = {"game_id": lines[0]["game_id"], "event_time": first}  # the game before its lines
+    inputs = AlignedInputs()
+    start = 1000.0  # long after the assignment: every topic has been quiet since
+    for off, rec in enumerate(lines):
+        inputs.put(LINE, off, b"", rec, start)
+    games_lag = {GAME: True}
+
+    def caught_up(kind: str) -> bool:
+        return not games_lag.get(kind, False)
+
+    assert list(inputs.release(start, caught_up)) == []
+    assert list(inputs.release(start + ALIGN_IDLE_SECONDS / 2, caught_up)) == []
+    inputs.put(GAME, 0, b"", game, start + ALIGN_IDLE_SECONDS / 2)
+    games_lag[GAME] = False
+    released = list(inputs.release(start + ALIGN_IDLE_SECONDS / 2, caught_up))
+    assert released[0][0] == GAME and len(released) == len(lines) + 1
+
+    # a topic that lags and never delivers holds the others back for ALIGN_IDLE_SECONDS only
+    inputs.put(LINE, len(lines), b"", lines[-1], start + 10)
+    games_lag[GAME] = True
+    assert list(inputs.release(start + 10, caught_up)) == []
+    assert len(list(inputs.release(start + 10 + ALIGN_IDLE_SECONDS, caught_up))) == 1
