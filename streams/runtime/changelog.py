@@ -18,10 +18,20 @@ from oddsflow.kafka_config import consumer_config
 from oddsflow.settings import Settings
 from streams.runtime.task import Entry
 
+#: How long a topic just created may take to appear in the broker's metadata.
+VISIBLE_TIMEOUT = 30.0
+
 
 def ensure_topic(settings: Settings, topic: str, partitions: int, compact: bool = True) -> None:
     """Create ``topic`` (compacted unless ``compact`` is False) with ``partitions`` partitions
-    unless it exists."""
+    unless it exists, and return once the broker's metadata lists it.
+
+    Why wait: the worker subscribes right after. A subscribed topic missing from the metadata
+    at the group join is left out of the assignment until librdkafka's periodic metadata
+    refresh (``topic.metadata.refresh.interval.ms``, 5 minutes): a staging worker that joined
+    330 ms after creating its repartition topic on a busy broker normalized everything and
+    de-duplicated nothing for minutes.
+    """
     admin = admin_client(settings)
     if topic in admin.list_topics(timeout=30).topics:
         return
@@ -37,6 +47,14 @@ def ensure_topic(settings: Settings, topic: str, partitions: int, compact: bool 
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    deadline = time.monotonic() + VISIBLE_TIMEOUT
+    while True:  # the metadata can only be asked again: there is nothing to wait on
+        md = admin.list_topics(topic, timeout=10).topics.get(topic)
+        if md is not None and md.error is None and len(md.partitions) >= partitions:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic {topic} was created but is not in the metadata yet")
+        time.sleep(0.1)
 
 
 def read_partitions(
