@@ -22,6 +22,7 @@ async def test_full_chaos_loses_and_doubles_nothing(
     assert report.faults == {
         **{f"kill_{r}": FULL.kills_per_role for r in ("staging", "features", "sink")},
         "broker_restart": FULL.broker_restarts,
+        "broker_double_restart": FULL.broker_double_restarts,
         "postgres_restart": FULL.postgres_restarts,
     }
     assert set(report.faults) == set(FAULT_KINDS)
@@ -29,5 +30,7 @@ async def test_full_chaos_loses_and_doubles_nothing(
     assert report.features_exact, report.format()
     assert report.tables_equal, report.format()
     assert report.reconciled, report.reconciliation
+    # staging restarts are exact: no staged record twice, beyond what the reference holds
+    assert report.staging_exact, report.staging_copies
     data_rows = {k: n for k, n in report.rows_reference.items() if k.split(".")[1] not in TELEMETRY}
     assert {k: report.rows_chaos.get(k) for k in data_rows} == data_rows

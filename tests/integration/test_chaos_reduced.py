@@ -1,7 +1,8 @@
 """The fault-injection suite, reduced to run inside `make test` (the full one is `make chaos`).
 
-A few thousand simulator records plus the whole poison corpus; every worker kind SIGKILLed, the
-private broker restarted and the private Postgres stopped and started while they are processed.
+A few thousand simulator records plus the whole poison corpus, published over 45 s; every worker
+kind SIGKILLed, the private broker restarted (once alone, once twice within a session timeout)
+and the private Postgres stopped and started while they are processed.
 Every table must then equal the undisturbed reference run's and the staging zone must reconcile.
 """
 
@@ -26,6 +27,7 @@ async def test_reduced_chaos_loses_and_doubles_nothing(
         "kill_features": 1,
         "kill_sink": 1,
         "broker_restart": 1,
+        "broker_double_restart": 1,
         "postgres_restart": 1,
     }
     # the poison went somewhere visible: dead letters in both runs, equal row for row
@@ -35,3 +37,4 @@ async def test_reduced_chaos_loses_and_doubles_nothing(
     assert report.features_exact, report.format()
     assert report.tables_equal, report.format()
     assert report.reconciled, report.reconciliation
+    assert report.staging_exact, report.staging_copies
