@@ -42,6 +42,9 @@ log = logging.getLogger("oddsflow.runtime")
 
 #: How long a transaction call may keep retrying (a broker restart) before the worker gives up.
 TXN_TIMEOUT = 120.0
+#: The timeout each transactional call is given (librdkafka does not always honour it: the
+#: watchdog exits a call that outlives it by ``watchdog.CALL_GRACE``).
+CALL_TIMEOUT = 30.0
 SLOTS = 64
 #: At a clean stop, how long the worker keeps working off its own internal topics.
 DRAIN_SECONDS = 4.0
@@ -92,6 +95,7 @@ class TransactionalLoop:
         self.beat = time.monotonic()  # the loop's own heartbeat (readiness, stall watchdog)
         self.doing = "starting"  # what the loop is doing now, for the watchdog's message
         self.last_assigned = time.monotonic()  # when the loop last held an assignment
+        self.calling: tuple[str, float] | None = None  # (transactional call under way, since)
         self.stats: Counter[str] = Counter()
         self._seen: dict[tuple[str, int], int] = {}  # last offset consumed per partition
         self._offsets: dict[tuple[str, int], int] = {}  # to commit with the open transaction
@@ -285,8 +289,9 @@ class TransactionalLoop:
         """Call a transactional API, retrying what librdkafka calls retriable (broker away)."""
         deadline = time.monotonic() + TXN_TIMEOUT
         while True:
+            self.calling = (what, time.monotonic())
             try:
-                return call(*args, 30)
+                return call(*args, CALL_TIMEOUT)
             except KafkaException as exc:
                 err = exc.args[0]
                 if err.retriable() and time.monotonic() < deadline:
@@ -294,6 +299,8 @@ class TransactionalLoop:
                     self.beat = time.monotonic()
                     continue
                 raise
+            finally:
+                self.calling = None
 
     def commit(self) -> None:
         """Commit the open transaction (outputs, state, offsets); on an abortable error, abort

@@ -2,9 +2,11 @@
 
 Three ways a loop can stop doing its job while the process looks healthy, each seen here:
 
-* **Stuck**: a call no timeout covers (librdkafka's ``send_offsets_to_transaction`` after a broker
-  restart can block for minutes, librdkafka #5456/#5511): the loop has not turned for
-  ``STALL_SECONDS``.
+* **Stuck**: a call no timeout covers: the loop has not turned for ``STALL_SECONDS``. One such
+  call is known: librdkafka's ``send_offsets_to_transaction`` after a broker restart can block
+  for minutes past its timeout (librdkafka #5456/#5511; the chaos suite met it after several
+  broker restarts, and waited 150 s each time for the no-progress rule). A transactional call
+  still under way ``CALL_GRACE`` after its own timeout is that: it exits then.
 * **Orphaned**: after two broker restarts within one session timeout the consumer logged
   "session timed out ... rejoining group" and never rejoined; the group stayed EMPTY for minutes
   while its input waited (the loop kept turning, consuming nothing). Detected as: no assignment
@@ -30,6 +32,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from oddsflow.admin import admin_client
 from oddsflow.kafka_config import consumer_config
 from streams.fatal import EX_SOFTWARE
+from streams.runtime.loop import CALL_TIMEOUT
 
 if TYPE_CHECKING:
     from streams.runtime.loop import TransactionalLoop
@@ -42,6 +45,8 @@ STALL_SECONDS = 180.0
 ORPHAN_SECONDS = 45.0
 #: Longer than a large restore or a long transaction retry.
 NO_PROGRESS_SECONDS = 150.0
+#: How long a transactional call may outlive its own timeout (``loop.CALL_TIMEOUT``).
+CALL_GRACE = 20.0
 CHECK_EVERY = 5.0
 #: Control records (transaction markers) a partition may hold after its last record.
 MARKER_SLACK = 2
@@ -80,6 +85,12 @@ class Watchdog:
         idle = now - loop.beat
         if idle > self.stall and not loop.restoring:
             return f"the loop has not turned for {idle:.0f} s ({loop.doing})"
+        calling = loop.calling
+        if calling is not None and now - calling[1] > CALL_TIMEOUT + CALL_GRACE:
+            return (
+                f"{calling[0]} has not returned for {now - calling[1]:.0f} s"
+                f" (its timeout: {CALL_TIMEOUT:.0f} s)"
+            )
         unassigned = now - loop.last_assigned
         if not loop.assigned and unassigned > self.orphan:
             member = self._is_member()
