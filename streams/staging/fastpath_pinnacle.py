@@ -30,7 +30,7 @@ and refusals.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
@@ -88,10 +88,13 @@ SIDES: Final = {MONEYLINE: ("away", "home"), SPREAD: ("away", "home"), TOTAL: ("
 CACHE_MAX: Final = 16_384
 HEADERS_MAX: Final = 64
 
-#: A line of a market as it stages, whatever its game and time: (side, points, price, no-vig,
-#: the market-and-prices run of its Avro bytes, "market|side" and the value text of its de-dup
-#: fact (UTF-8), perfect: the gate's price conditions hold (no-vig known, overround <= 1.10)).
-PlanLine = tuple[str, float | None, int, float | None, bytes, bytes, bytes, bool]
+#: A line of a market as it stages, whatever its game and time: what it writes — the
+#: market-and-prices run of its Avro bytes, "market|side" and the value text of its de-dup fact
+#: (UTF-8) — and what the gate needs of it: side, points, price, no-vig, and perfect: the gate's
+#: price conditions hold (no-vig known, overround <= 1.10).
+PlanLine = tuple[bytes, bytes, bytes, str, float | None, int, float | None, bool]
+#: A market's lines at given cells (none: the market is not offered at that time).
+Plan = tuple[PlanLine, ...]
 
 # A reference time and context for the checks made once per cache entry: every time is the same
 # aware instant, so the time checks pass and only the values decide (the row's own time is
@@ -137,7 +140,7 @@ class PinnacleStager:
         # takes the generic path, which costs far more than computing the refusal again)
         self._headers: dict[str, _Header] = {}
         self._games: dict[tuple[str, ...], _Game] = {}
-        self._plans: dict[str, dict[tuple[str, ...], tuple[PlanLine, ...]]] = {
+        self._plans: dict[str, dict[tuple[str, ...], Plan]] = {
             market: {} for market, _ in MARKET_COLUMNS
         }
 
@@ -157,8 +160,8 @@ class PinnacleStager:
         header = self._headers.get(header_text) or self._header(header_text)
         if header is None:
             return None
-        try:
-            text = payload.decode("utf-8-sig")  # type: ignore[attr-defined]
+        try:  # UTF-8, a BOM tolerated (parsers.base.payload_text), without the codec's lookup
+            text = (payload[3:] if payload[:3] == _BOM else payload).decode()  # type: ignore[index]
         except UnicodeDecodeError:
             return None
         if '"' in text:  # quoted cells: the csv module, on the generic path
@@ -172,8 +175,8 @@ class PinnacleStager:
         if game is None:
             return None
         try:
-            et = parse_utc(cells[header.entered], assume_utc=True)
-        except TimeParseError:
+            et = row_time(cells[header.entered])
+        except (TimeParseError, ValueError):
             return None
         if et > now + tolerance:  # future: every part refused, with the generic reasons
             return None
@@ -192,7 +195,7 @@ class PinnacleStager:
     def _finish(
         self,
         game: _Game,
-        plans: list[tuple[str, tuple[PlanLine, ...]]],
+        plans: list[tuple[str, Plan]],
         et: datetime,
         ctx: Context,
         threshold: float | None,
@@ -212,8 +215,7 @@ class PinnacleStager:
         timely = timing.delay <= FRESH
         scored = gate and not (timely and et < game.ref.commence_time)
         for market, plan in plans:
-            for pl in plan:
-                side, pts, price, novig, mid, market_side, values, perfect = pl
+            for mid, market_side, values, side, pts, price, novig, perfect in plan:
                 if gate and (scored or not perfect):
                     # the generic scorer says whether it passes, and why not
                     rec = make_line(game.ref, BOOK, market, side, pts, price, et, ctx)
@@ -296,13 +298,10 @@ class PinnacleStager:
                          away_score=aw, home_pitcher=hp, away_pitcher=ap)  # fmt: skip
 
     def _plan(
-        self,
-        cache: dict[tuple[str, ...], tuple[PlanLine, ...]],
-        market: str,
-        cells: tuple[str, ...],
-    ) -> tuple[PlanLine, ...] | None:
-        """A market's lines from its cells, as parsers/pinnacle.py and validate.py decide them:
-        () when the market is not offered, None when the generic path refuses a part of it."""
+        self, cache: dict[tuple[str, ...], Plan], market: str, cells: tuple[str, ...]
+    ) -> Plan | None:
+        """A market's lines from its cells, as parsers/pinnacle.py and validate.py decide them
+        (none when the market is not offered); None when the generic path refuses a part of it."""
         stripped = tuple(c.strip() for c in cells)
         out = Parsed()
         prices = _pair(out, "", market, stripped)
@@ -327,7 +326,7 @@ class PinnacleStager:
         _, pair_rejects = pair_and_novig(recs)
         if pair_rejects:
             return None
-        plan: list[PlanLine] = []
+        lines: list[PlanLine] = []
         for rec in recs:
             side, line, price, imp, novig = (
                 rec["side"], rec["line"], rec["price_american"], rec["implied_prob"],
@@ -336,16 +335,12 @@ class PinnacleStager:
             mid = self._mid(market, side, line, price, rec["price_decimal"], imp, novig)
             perfect = novig is not None and imp <= novig * MAX_GOOD_OVERROUND
             values = fact_of(LINE, rec)[3]
-            plan.append((side, line, price, novig, mid, f"{market}|{side}".encode(),
-                         values.encode(), perfect))  # fmt: skip
-        return self._keep(cache, cells, tuple(plan))
+            lines.append((mid, f"{market}|{side}".encode(), values.encode(), side, line, price,
+                          novig, perfect))  # fmt: skip
+        return self._keep(cache, cells, tuple(lines))
 
     @staticmethod
-    def _keep(
-        cache: dict[tuple[str, ...], tuple[PlanLine, ...]],
-        cells: tuple[str, ...],
-        plan: tuple[PlanLine, ...],
-    ) -> tuple[PlanLine, ...]:
+    def _keep(cache: dict[tuple[str, ...], Plan], cells: tuple[str, ...], plan: Plan) -> Plan:
         if len(cache) >= CACHE_MAX:
             cache.clear()
         cache[cells] = plan
@@ -354,3 +349,24 @@ class PinnacleStager:
 
 #: A game for the checks made once per market plan (its lines' values do not depend on it).
 _GAME0: Final = GameRef("-", _T0, "PIT", "STL")
+#: UTF-8's byte order mark: payload_text ("utf-8-sig") drops one at the start of a payload.
+_BOM: Final = b"\xef\xbb\xbf"
+
+
+def row_time(cell: str) -> datetime:
+    """``parse_utc(cell, assume_utc=True)``, quicker for the file's own time stamps
+    ("2016-03-31 21:16:48.046999931+00:00", any number of digits): every row
+    has its own, so parse_utc's memo only churns, and its fraction cut is a Python loop. For a
+    cell ``YYYY-MM-DD HH:MM:SS.<digits>+00:00`` these are parse_utc's very steps (nothing to
+    strip, no "Z", the fraction cut to 6 digits, fromisoformat, to UTC); anything else is
+    parse_utc's. Raises TimeParseError, or ValueError for a date of that shape that is none."""
+    if (
+        cell.find(".") == 19
+        and cell.endswith("+00:00")
+        and cell[20:-6].isdigit()
+        and not cell[0].isspace()
+    ):
+        return datetime.fromisoformat(cell if len(cell) <= 32 else cell[:26] + "+00:00").astimezone(
+            UTC
+        )
+    return parse_utc(cell, assume_utc=True)

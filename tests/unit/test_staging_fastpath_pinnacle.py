@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from oddsflow.bench.backfill import write_season
 from producers.replay import pinnacle_records
 from schemas.codec import default_codec
-from streams.staging.fastpath_pinnacle import PinnacleStager
+from streams.domain.timeparse import TimeParseError, parse_utc
+from streams.staging.fastpath_pinnacle import PinnacleStager, row_time
 from streams.staging.parsers.base import context_of
 from streams.staging.processor import Origin, StagingProcessor
 from streams.staging.quality import timing_of
@@ -215,3 +216,31 @@ def test_generated_rows_with_flaws_are_staged_the_same(data: st.DataObject) -> N
         now=data.draw(st.sampled_from([FETCHED, FETCHED + timedelta(days=1)])),
         published=data.draw(st.sampled_from([None, FETCHED + timedelta(hours=2)])),
     )
+
+
+digits = st.text(alphabet="0123456789", min_size=0, max_size=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    date=st.sampled_from(["2016-03-31 21:16:48", "2016-02-30 21:16:48", "2016-03-31T21:16:48",
+                          " 2016-03-31 21:16:4", "2016.03-31 21:16:48", "2016-03-31 25:16:48"]),
+    fraction=st.one_of(digits, st.sampled_from(["0469999³1", "٣٤٥", "12 ", "1.2"])),
+    zone=st.sampled_from(["+00:00", "+02:00", "Z", "", "+00:00 ", "+0000"]),
+    lead=st.sampled_from(["", " ", "\u2003"]),
+)  # fmt: skip
+def test_row_time_is_parse_utc(date: str, fraction: str, zone: str, lead: str) -> None:
+    """The file's time stamps are read without parse_utc's memo, to the same instant (or the
+    same refusal)."""
+    cell = f"{lead}{date}.{fraction}{zone}"
+    try:
+        expected: object = parse_utc(cell, assume_utc=True)
+    except TimeParseError:
+        expected = TimeParseError
+    try:
+        got: object = row_time(cell)
+    except (TimeParseError, ValueError):
+        got = TimeParseError
+    assert got == expected
+    if isinstance(got, datetime):
+        assert got.tzinfo is UTC
