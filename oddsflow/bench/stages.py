@@ -279,7 +279,7 @@ def staging_pure(n: int) -> list[Measurement]:
                     offset += 1
                     for k, _key, _i, _o, _n, fact, frame in decode_batch(message):
                         staged += 1
-                        if state.decide(decode_fact(fact), (frame, f"{offset}:{k}")).emit:
+                        if state.decide(decode_fact(fact), frame, offset, k).emit:
                             emitted += 1
     return [
         Measurement(
