@@ -314,19 +314,23 @@ def staging_processor(records: list[tuple[bytes, bytes]], fast_path: bool) -> Me
 
 
 def features_pure(n: int) -> list[Measurement]:
-    """The feature engine on synthetic staged lines (streams.features.bench.bench_engine)."""
+    """The feature engine as the worker runs it (results at once, 2,000-line batches) on
+    synthetic staged lines (streams.features.bench.bench_engine): each game's lines in event-time
+    order (what staging delivers), and arriving up to 2 minutes late across batches (corrections)."""
     from streams.features.bench import bench_engine
 
-    with timed() as t:
-        r = bench_engine(n)
-    cpu = t.cpu_seconds * r["seconds"] / t.seconds if t.seconds else 0.0  # minus generation
-    return [
-        Measurement(
-            "features: engine (pure)", r["lines"], r["seconds"], cpu,
-            extra={"outputs": r["outputs"], "peak_state_size": r["peak_state_size"]},
-        ),
-        features_season(max(26, n // 400)),
-    ]  # fmt: skip
+    out = []
+    for label, jitter in (("in event-time order", 0.0), ("2 min of disorder: corrections", 120.0)):
+        with timed() as t:
+            r = bench_engine(n, arrival_jitter_s=jitter)
+        cpu = t.cpu_seconds * r["seconds"] / t.seconds if t.seconds else 0.0  # minus generation
+        out.append(
+            Measurement(
+                f"features: engine (pure), {label}", r["lines"], r["seconds"], cpu,
+                extra={k: r[k] for k in ("outputs", "peak_state_size", "replays", "retracted")},
+            )
+        )  # fmt: skip
+    return [*out, features_season(max(26, n // 400))]
 
 
 def features_season(games: int) -> Measurement:
