@@ -315,8 +315,9 @@ def staging_processor(records: list[tuple[bytes, bytes]], fast_path: bool) -> Me
 
 def features_pure(n: int) -> list[Measurement]:
     """The feature engine as the worker runs it (results at once, 2,000-line batches) on
-    synthetic staged lines (streams.features.bench.bench_engine): each game's lines in event-time
-    order (what staging delivers), and arriving up to 2 minutes late across batches (corrections)."""
+    synthetic staged lines (streams.features.bench.bench_engine): each game's lines in
+    event-time order (what staging delivers), and arriving up to 2 minutes late across batches
+    (corrections)."""
     from streams.features.bench import bench_engine
 
     out = []
