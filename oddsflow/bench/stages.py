@@ -363,7 +363,7 @@ def feature_batches(n: int, batches: int) -> list[list[tuple[bytes, bytes]]]:
     out = []
     for b in range(batches):
         batch = []
-        for rec in synthetic_lines(n, seed=7 + b):
+        for rec in synthetic_lines(n, seed=7 + b, arrival_jitter_s=0):  # as staging delivers
             rec["game_id"] = f"B{b}-{rec['game_id']}"
             batch.append((rec["game_id"].encode(), enc(rec)))
         out.append(batch)
