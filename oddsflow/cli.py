@@ -10,12 +10,11 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import NoReturn
 
 from oddsflow.argtypes import port_or_zero, positive_float
 from oddsflow.console import render, table
-from oddsflow.errors import EX_USAGE, CommandError, UsageError
+from oddsflow.errors import EX_USAGE, UsageError
 from oddsflow.jsonout import emit, iso
 from oddsflow.reach import require, require_kafka, wait_for_kafka
 from oddsflow.settings import Settings, load_settings
@@ -147,19 +146,17 @@ def _check_simulator_flags(args: argparse.Namespace, settings: Settings) -> None
         raise UsageError(f"--truth: {exc} ({need})") from None
 
 
-def _check_history_file(path: Path | None) -> None:
-    """The file replay's PATH names a readable file (its contents are the collector's to judge)."""
-    if path is None:
+def _check_history_file(args: argparse.Namespace) -> None:
+    """The file replay needs a PATH, read before any broker is asked: a missing, unreadable or
+    corrupt file is the collector's one line (``producers.replay.HistoryFileError``), whether
+    Kafka answers or not. The records read are kept for the replay."""
+    from producers.replay import file_records
+
+    if args.path is None:
         raise UsageError("--source file needs the PATH of a history file")
-    if not path.exists():
-        raise CommandError(f"no such file: {path}")
-    if path.is_dir():
-        raise CommandError(f"{path} is a directory: name a history file in it")
-    try:
-        with path.open("rb"):
-            pass
-    except OSError as exc:
-        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    args.records = file_records(
+        args.path, getattr(args, "format", None), getattr(args, "season", None)
+    )
 
 
 def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
@@ -168,7 +165,7 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     if args.source == "simulator":
         _check_simulator_flags(args, settings)
     elif args.source == "file":
-        _check_history_file(args.path)
+        _check_history_file(args)
     if args.source == "simulator" or args.source == "file" or args.once:
         require_kafka(settings)
     elif not wait_for_kafka(settings):  # a poller runs until stopped: it waits for the broker

@@ -53,6 +53,9 @@ class BrokerErrors:
 
     def __call__(self, err: KafkaError) -> None:
         code = err.code()
+        if code == KafkaError._AUTHENTICATION:  # the broker answers and refuses the login
+            with _outage_lock:
+                _outage["refused_login"] = err.str()
         if code in _UNREACHABLE:
             # "1/1 brokers are down" says less than the connection error before it
             note_unreachable(
@@ -83,6 +86,13 @@ def note_unreachable(servers: str, reason: str | None) -> None:
 def _tail(reason: str) -> str:
     """librdkafka prefixes the broker's name: "127.0.0.1:1/bootstrap: Connect to … failed: …"."""
     return reason.split(": ", 1)[1] if "/bootstrap: " in reason else reason
+
+
+def refused_login() -> str | None:
+    """The broker's refusal of this process's credentials, as librdkafka said it (or None)."""
+    with _outage_lock:
+        reason = _outage.get("refused_login")
+    return str(reason) if reason else None
 
 
 def last_unreachable() -> str | None:

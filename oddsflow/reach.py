@@ -19,7 +19,13 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from oddsflow.errors import CommandError, kafka_reason
-from oddsflow.kafka_config import KAFKA_LOG, client_config, last_unreachable, note_unreachable
+from oddsflow.kafka_config import (
+    KAFKA_LOG,
+    client_config,
+    last_unreachable,
+    note_unreachable,
+    refused_login,
+)
 from oddsflow.settings import Settings
 
 TIMEOUT = 5.0
@@ -44,9 +50,15 @@ def require_kafka(settings: Settings, timeout: float = TIMEOUT) -> None:
             pass
         except KafkaException as exc:
             admin.poll(0)  # serves the error callbacks: librdkafka's own words for the failure
+            login = refused_login()
+            if login:
+                raise CommandError(f"{login} ({where}): check the SASL user and password") from None
             why = last_unreachable() or kafka_reason(exc)[0]
             raise CommandError(f"{where} does not answer ({why}); {HINT}") from None
         admin.poll(0)
+        login = refused_login()
+        if login:  # it answers, and says no: the credentials, not the network
+            raise CommandError(f"{login} ({where}): check the SASL user and password")
         now = time.monotonic()
         why = last_unreachable()
         if why and "refused" in why:

@@ -320,7 +320,7 @@ def run_loop(settings: Settings, role: str) -> int:
         problem = watchdog.reason if watchdog is not None else ""
         ok = bool(loop.assigned) and not loop.restoring and age < LIVE_STALE_SECONDS
         details: dict[str, Any] = {
-            "assigned": sorted(loop.assigned),
+            "assigned": loop.assignment(),
             "restoring": loop.restoring,
             "loop_age_s": round(age, 3),
         }
@@ -342,7 +342,9 @@ def run_loop(settings: Settings, role: str) -> int:
         asyncio.run(main())
     finally:
         counters = {**loop.stats, **loop.task.counters()}
-        log_stopped(role, started, ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
+        records = counters.pop("records", 0)
+        did = ", ".join([f"{records} records consumed"] + [f"{k} {v}" for k, v in counters.items()])
+        log_stopped(role, started, did)
     return 0
 
 

@@ -192,7 +192,9 @@ def collect_file(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     # An unreadable file (missing, a directory, no permission, corrupt gzip, unknown format)
     # raises HistoryFileError: one line on stderr, status 1, before any Kafka connection.
-    records = file_records(args.path, getattr(args, "format", None), getattr(args, "season", None))
+    records = getattr(args, "records", None) or file_records(
+        args.path, getattr(args, "format", None), getattr(args, "season", None)
+    )
     publisher = Publisher(settings, "file")
     publisher.connect()
     res = run_replay(

@@ -172,7 +172,15 @@ def chk_seq(v: Any, path: str) -> list[Any] | tuple[Any, ...]:
 
 
 def read_long(d: bytes, pos: int) -> tuple[int, int]:
-    """Zigzag varint at ``pos``: (value, next position)."""
+    """Zigzag varint at ``pos``: (value, next position). One and two bytes first: lengths of
+    strings up to 8 KiB and block counts (the generated code reads one-byte lengths inline)."""
+    b = d[pos]
+    if b < 0x80:
+        return (b >> 1) ^ -(b & 1), pos + 1
+    z = d[pos + 1]
+    if z < 0x80:
+        z = (b & 0x7F) | (z << 7)
+        return (z >> 1) ^ -(z & 1), pos + 2
     if pos + 8 <= len(d):
         x = int.from_bytes(d[pos : pos + 8], "little")
         if (x & 0x8080808080808080) == 0x0080808080808080:  # exactly 8 bytes

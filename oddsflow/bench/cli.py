@@ -42,12 +42,12 @@ SIZES: dict[str, tuple[int, int]] = {
     "codec": (50_000, 200_000),
     "publish": (10_000, 50_000),
     "staging_pure": (3_000, 10_000),
-    "staging_worker": (2_000, 8_000),
+    "staging_worker": (8_000, 40_000),  # per timed run (the peer's size: compared with it)
     "peer": (8_000, 40_000),  # per run of the Quix peer (start-up ~4 s a run is not timed)
     "features_pure": (20_000, 100_000),
     "features_worker": (4_000, 15_000),
     "sink": (5_000, 20_000),
-    "growth_staging": (600, 1_500),
+    "growth_staging": (2_000, 10_000),  # raw records through the staging worker: 16x = 160k
     "growth_features": (13, 26),  # games of a season (~1,400 lines each): 16x = 208 / 416
 }
 
@@ -170,29 +170,34 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
 
     def staging_worker() -> dict[str, StageStats]:
         n = size("staging_worker")
-        base = stages.staging_worker_baseline(settings, n, reps, log_dir)
+        base = stages.staging_worker_baseline(settings, max(2_000, n // 5), reps, log_dir)
         runs = stages.staging_worker(settings, n, reps, log_dir)
         b, f = StageStats(base[0].stage, base), StageStats(runs[0].stage, runs)
         ratio = f.rate.median / b.rate.median if b.rate.median else float("nan")
         cpu = b.cpu_per_1k.median / f.cpu_per_1k.median if f.cpu_per_1k.median else float("nan")
-        note = f"vs the per-event baseline: {ratio:.2f}x records/s, {cpu:.2f}x less CPU per record"
+        note = f"vs the faust per-event baseline: {ratio:.1f}x records/s, {cpu:.1f}x less CPU"
+        peer = next((r for r in results if r.stage == "peer: Quix Streams staging app"), None)
+        if peer is not None and peer.rate.median and f.cpu_per_1k.median:
+            note += (  # issue 17: >= 1.5x the peer's records/s, <= 0.6x its CPU per record
+                f"; vs the Quix peer: {f.rate.median / peer.rate.median:.2f}x records/s,"
+                f" {f.cpu_per_1k.median / peer.cpu_per_1k.median:.2f}x its CPU per record"
+            )
         return {b.stage: b, f.stage: StageStats(f.stage, runs, note)}
 
     stage("staging", "4b. staging worker over Kafka", staging_worker)
 
     def faust_ceiling() -> dict[str, StageStats]:
-        runs = stages.faust_ceiling(settings, size("staging_worker") * 4, reps, log_dir)
-        note = "faust alone: no processing, one send per record (what caps the staging worker)"
-        return {runs[0].stage: StageStats(runs[0].stage, runs, note)}
+        n = size("staging_worker")
+        runs = stages.faust_ceiling(settings, n, reps, log_dir)
+        note = "faust alone: no processing, one send per record (what capped the faust worker)"
+        tuned = stages.faust_ceiling(settings, n, reps, log_dir, tuned=True)
+        return {
+            runs[0].stage: StageStats(runs[0].stage, runs, note),
+            tuned[0].stage: StageStats(tuned[0].stage, tuned, "faust's best options"),
+        }
 
     stage("staging", "4c. faust ceiling: pass-through agent over Kafka", faust_ceiling)
 
-    def staging_librdkafka() -> dict[str, StageStats]:
-        runs = stages.staging_librdkafka(settings, size("staging_worker") * 4, reps)
-        note = "the same logic without faust (in-process de-dup, no repartition): an upper bound"
-        return {runs[0].stage: StageStats(runs[0].stage, runs, note)}
-
-    stage("staging", "4d. staging logic in a confluent-kafka loop", staging_librdkafka)
     if args.staging_memory:
         n_mem = args.staging_memory
         stage(
@@ -256,8 +261,8 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
 
     e2e: dict[str, Any] = {}
     if "e2e" in groups:
-        rates = args.rates or ([500, 2_000] if quick else [500, 2_000, 5_000])
-        seconds = args.seconds if args.seconds is not None else (8.0 if quick else 20.0)
+        rates = args.rates or ([500, 2_000] if quick else [2_000, 10_000])
+        seconds = args.seconds if args.seconds is not None else (8.0 if quick else 60.0)
         log(f"7. end to end at {rates} raw records/s, {seconds:.0f}s each (3 workers running)")
         try:
             from oddsflow.bench.e2e import end_to_end
@@ -296,8 +301,17 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     growth: list[StageStats] = []
     if "growth" in groups:
         log("8. growth: 1x, 4x, 16x input")
-        for fn, key in ((stages.staging_growth, "growth_staging"),
-                        (stages.features_growth, "growth_features")):  # fmt: skip
+        for factor in (1, 4, 16):  # the staging worker process: its peak RSS
+            n = size("growth_staging") * factor
+            try:
+                [m] = stages.staging_worker_memory(settings, n, log_dir)
+                m.stage = f"growth: staging worker x{n}"
+                growth.append(StageStats(m.stage, [m]))
+                log(f"  {m.stage}: {m.rate:,.0f} raw/s, peak RSS {m.peak_rss_mb} MB")
+            except Exception as exc:
+                errors[f"growth_staging x{factor}"] = f"{type(exc).__name__}: {exc}"
+                log(f"  FAILED: {errors[f'growth_staging x{factor}']}")
+        for fn, key in ((stages.features_growth, "growth_features"),):
             for factor in (1, 4, 16):
                 try:
                     g = repeat(fn, size(key) * factor, warmup=0, reps=1, log=log)

@@ -3,9 +3,9 @@
 A record's publish time is the wall clock when the collector hands it to the producer (the Kafka
 CreateTime); it is kept per raw event id. Staging rows carry that id (``source_event_id``), so
 publish → row latency is exact per row, with ``loaded_at`` (the sink transaction's ``now()``) as
-the row's time. Curated rows are joined to the staging row they came from. Curated latency
-includes the feature engine's event-time lateness buffer (a change is released when a later change
-of the same game passes the watermark), which no amount of speed removes.
+the row's time. Curated rows are joined to the staging row they came from (curated results leave
+with their input: no lateness buffer). "Lag grew" judges every group of the pipeline (staging,
+features, sink): more than a second of input left when the offer ends, or no drain.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from confluent_kafka import Consumer, TopicPartition
 
 from oddsflow.bench.harness import percentile, proc_cpu_seconds, proc_peak_rss_mb
 from oddsflow.bench.stages import (
@@ -26,9 +25,7 @@ from oddsflow.bench.stages import (
     simulator,
     worker_processes,
 )
-from oddsflow.kafka_config import client_config
 from oddsflow.settings import Settings
-from oddsflow.topics import raw_topic, topic_name
 from producers.publisher import Publisher
 from schemas.codec import default_codec
 
@@ -47,25 +44,23 @@ def _latency(rows: list[asyncpg.Record], published: dict[str, float]) -> dict[st
 
 
 class Lag:
-    """The staging worker's consumer lag on the raw topic (end offset − committed offset)."""
+    """Records the pipeline has not consumed yet: the staging, features and sink groups' lag on
+    every topic they read (end offset − committed, transaction markers not counted)."""
 
     def __init__(self, s: Settings) -> None:
+        from streams.features.worker import features_group
+        from streams.staging.worker import staging_group
+
         self.s = s
-        self.topic = topic_name(s, raw_topic("simulator"))
-        self.group = f"{s.kafka.topic_prefix}oddsflow-staging"
-        self.consumer = Consumer(client_config(s, **{"group.id": self.group}))
-        self.parts = [TopicPartition(self.topic, p) for p in range(s.kafka.partitions)]
+        self.groups = [staging_group(s), features_group(s), f"{s.kafka.topic_prefix}oddsflow-sink"]
 
     def __call__(self) -> int:
-        committed = self.consumer.committed(self.parts, timeout=5)
-        lag = 0
-        for tp in committed:
-            _lo, hi = self.consumer.get_watermark_offsets(tp, timeout=5)
-            lag += hi - max(tp.offset, 0)
-        return lag
+        from oddsflow.ops.lag import observe
+
+        return sum(g.lag for g in observe(self.s, self.groups))
 
     def close(self) -> None:
-        self.consumer.close()
+        pass
 
 
 async def _offer(

@@ -34,7 +34,6 @@ from producers.simulator import Simulator
 from schemas.codec import default_codec
 
 ENVELOPE = "oddsflow.raw.RawEnvelope"
-NORMALIZED = "oddsflow-staging-staging-normalized"  # the staging app's internal repartition topic
 GAMES, BOOKS = 15, 20  # a full MLB slate quoted by 20 books: 300 raw records a tick
 STAGING_OUT = ("staging.odds_lines", "staging.betting_splits", "staging.games", "dlq.staging")
 CURATED_OUT = (
@@ -259,13 +258,13 @@ def peer_quix(
 def staging_pure(n: int) -> list[Measurement]:
     """The staging worker's own work, no Kafka (one core): process (parse, validate, quality
     gate at 0.8, encode, de-dup facts), the batch messages, and de-duplication by fact."""
+    from streams.staging.batches import BatchWriter, decode_batch
     from streams.staging.dedupe import PartitionState, decode_fact
-    from streams.staging.processor import BatchWriter, Origin, StagingProcessor, decode_batch
+    from streams.staging.processor import Origin, StagingProcessor
 
     records = raw_envelopes(n)
     processor = StagingProcessor(quality_threshold=0.8)
     state = PartitionState()
-    by_fingerprint = default_codec().registry.by_fingerprint
     writer = BatchWriter(1)
     staged = emitted = dead = offset = 0
     origin_topic = raw_topic("simulator")
@@ -280,8 +279,7 @@ def staging_pure(n: int) -> list[Measurement]:
                     offset += 1
                     for k, _key, _i, _o, _n, fact, frame in decode_batch(message):
                         staged += 1
-                        schema = by_fingerprint[frame[2:10]].name
-                        if state.check_fact(schema, decode_fact(fact), offset, k).emit:
+                        if state.decide(decode_fact(fact), frame, offset, k).emit:
                             emitted += 1
     return [
         Measurement(
@@ -316,19 +314,24 @@ def staging_processor(records: list[tuple[bytes, bytes]], fast_path: bool) -> Me
 
 
 def features_pure(n: int) -> list[Measurement]:
-    """The feature engine on synthetic staged lines (streams.features.bench.bench_engine)."""
+    """The feature engine as the worker runs it (results at once, 2,000-line batches) on
+    synthetic staged lines (streams.features.bench.bench_engine): each game's lines in
+    event-time order (what staging delivers), and arriving up to 2 minutes late across batches
+    (corrections)."""
     from streams.features.bench import bench_engine
 
-    with timed() as t:
-        r = bench_engine(n)
-    cpu = t.cpu_seconds * r["seconds"] / t.seconds if t.seconds else 0.0  # minus generation
-    return [
-        Measurement(
-            "features: engine (pure)", r["lines"], r["seconds"], cpu,
-            extra={"outputs": r["outputs"], "peak_state_size": r["peak_state_size"]},
-        ),
-        features_season(max(26, n // 400)),
-    ]  # fmt: skip
+    out = []
+    for label, jitter in (("in event-time order", 0.0), ("2 min of disorder: corrections", 120.0)):
+        with timed() as t:
+            r = bench_engine(n, arrival_jitter_s=jitter)
+        cpu = t.cpu_seconds * r["seconds"] / t.seconds if t.seconds else 0.0  # minus generation
+        out.append(
+            Measurement(
+                f"features: engine (pure), {label}", r["lines"], r["seconds"], cpu,
+                extra={k: r[k] for k in ("outputs", "peak_state_size", "replays", "retracted")},
+            )
+        )  # fmt: skip
+    return [*out, features_season(max(26, n // 400))]
 
 
 def features_season(games: int) -> Measurement:
@@ -360,7 +363,7 @@ def feature_batches(n: int, batches: int) -> list[list[tuple[bytes, bytes]]]:
     out = []
     for b in range(batches):
         batch = []
-        for rec in synthetic_lines(n, seed=7 + b):
+        for rec in synthetic_lines(n, seed=7 + b, arrival_jitter_s=0):  # as staging delivers
             rec["game_id"] = f"B{b}-{rec['game_id']}"
             batch.append((rec["game_id"].encode(), enc(rec)))
         out.append(batch)
@@ -451,8 +454,11 @@ def worker_stage(
     outputs: tuple[str, ...],
     log_dir: Path,
     timeout: float = 180,
+    group: str | None = None,
+    module: str | None = None,
 ) -> list[Measurement]:
     """Batch 0 warms the worker up (start-up, group join); each later batch is one timed run.
+    ``module``: run ``python -m MODULE`` (a baseline) instead of ``oddsflow worker ROLE``.
 
     A run's clock starts when its records start being produced (by a producer connected during
     the warm-up) and stops at the last new output record (end offsets polled every 100 ms) once
@@ -462,15 +468,14 @@ def worker_stage(
 
     create_topics(settings)
     out_topics = [topic_name(settings, t) for t in outputs]
-    group = f"{settings.kafka.topic_prefix}oddsflow-{role}"
+    group = group or f"{settings.kafka.topic_prefix}oddsflow-{role}"
     probe_consumer = Consumer(client_config(settings, **{"group.id": group}))
     probe = lambda: end_offsets(probe_consumer, settings, out_topics)  # noqa: E731
     lag = lambda: group_lag(probe_consumer, settings, lag_topics)  # noqa: E731
     runs: list[Measurement] = []
     producer = Producer(producer_config(settings))
     try:
-        with worker_processes(settings, (role,), log_dir) as procs:
-            proc = procs[role]
+        with _worker(settings, role, log_dir, module) as proc:
             alive = lambda: proc.poll() is None  # noqa: E731
             produce_all(settings, input_topic, batches[0], producer)
             n, _t, ok = wait_done(probe, lag, alive, timeout + 60)
@@ -494,27 +499,58 @@ def worker_stage(
     return runs
 
 
-def staging_worker(
-    settings: Settings, n: int, reps: int, log_dir: Path, mode: str = "batched"
-) -> list[Measurement]:
-    """The faust staging worker over Kafka, worker CPU and memory only.
+@contextmanager
+def _worker(
+    settings: Settings, role: str, log_dir: Path, module: str | None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """One worker process: ``oddsflow worker ROLE``, or ``python -m MODULE`` (a baseline)."""
+    if module is None:
+        with worker_processes(settings, (role,), log_dir) as procs:
+            yield procs[role]
+        return
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"{settings.kafka.topic_prefix}{role}.log", "wb") as logf:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module], env=child_env(settings), stdout=logf,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
-    ``mode="batched"``: the shipped agents (bundles, take_events batches, enqueued sends);
-    ``mode="baseline"``: the naive per-event agents (one awaited faust send per staged part), the
-    issue's baseline for the ratio. Both on the same input sizes, each on fresh topics.
+
+def staging_worker(
+    settings: Settings, n: int, reps: int, log_dir: Path, mode: str = "runtime"
+) -> list[Measurement]:
+    """The staging worker over Kafka, worker CPU and memory only.
+
+    ``mode="runtime"``: the shipped worker (the transaction loop, ``oddsflow worker staging``);
+    ``mode="baseline"``: the faust per-event pipeline it replaced (one awaited faust send per
+    staged part, ``oddsflow.bench.faust_staging``), the baseline of the ratio. Both on the same
+    input sizes, each on fresh topics.
     """
+    from oddsflow.bench.faust_staging import normalized_topic as faust_normalized
+    from streams.staging.worker import normalized_topic
+
     s = isolated_settings(settings)
-    s = s.model_copy(update={"pipeline": s.pipeline.model_copy(update={"staging_agent": mode})})
     batches = [raw_envelopes(max(300, n // 4), seed=3, days_back=2)]
     batches += [raw_envelopes(n, seed=7 + r, days_back=3 + r) for r in range(reps)]
-    label = "staging: faust worker over Kafka (" + (
-        "per-event baseline)" if mode == "baseline" else "batched)"
-    )
+    raw = topic_name(s, raw_topic("simulator"))
+    if mode == "baseline":
+        return worker_stage(
+            s, "faust-staging", "staging: faust per-event pipeline (baseline)", raw,
+            [raw, faust_normalized(s)], batches, STAGING_OUT, log_dir,
+            group=f"{s.kafka.topic_prefix}oddsflow-faust-staging",
+            module="oddsflow.bench.faust_staging",
+        )  # fmt: skip
     return worker_stage(
-        s, "staging", label,
-        topic_name(s, raw_topic("simulator")),
-        [topic_name(s, raw_topic("simulator")), topic_name(s, NORMALIZED)],
-        batches, STAGING_OUT, log_dir,
+        s, "staging", "staging: worker over Kafka (transaction loop)", raw,
+        [raw, normalized_topic(s)], batches, STAGING_OUT, log_dir,
     )  # fmt: skip
 
 
@@ -541,7 +577,9 @@ def staging_worker_memory(
     create_topics(s)
     src = topic_name(s, raw_topic("simulator"))
     out_topics = [topic_name(s, t) for t in STAGING_OUT]
-    lag_topics = [src, topic_name(s, NORMALIZED)]
+    from streams.staging.worker import normalized_topic
+
+    lag_topics = [src, normalized_topic(s)]
     group = f"{s.kafka.topic_prefix}oddsflow-staging"
     probe_consumer = Consumer(client_config(s, **{"group.id": group}))
     probe = lambda: end_offsets(probe_consumer, s, out_topics)  # noqa: E731
@@ -577,88 +615,13 @@ def staging_worker_memory(
     ]  # fmt: skip
 
 
-def staging_librdkafka(settings: Settings, n: int, reps: int) -> list[Measurement]:
-    """The staging logic in a plain confluent-kafka loop, no faust: what leaving faust would buy.
-
-    One process owns every partition, so de-duplication runs in-process (no repartition hop):
-    an upper bound for a librdkafka-based worker, not a drop-in (no group, crash safety or
-    lineage headers beyond the position). Raw topic pre-filled; the clock runs from the first
-    consume to the last output acknowledged.
-    """
-    from streams.staging.dedupe import PartitionState, decode_fact, position_header
-    from streams.staging.processor import BatchWriter, Origin, StagingProcessor, decode_batch
-
-    s = isolated_settings(settings)
-    src = topic_name(s, raw_topic("simulator"))
-    dst = {
-        name: topic_name(s, t)
-        for name, t in (
-            ("oddsflow.staging.OddsLine", "staging.odds_lines"),
-            ("oddsflow.staging.BettingSplit", "staging.betting_splits"),
-            ("oddsflow.staging.Game", "staging.games"),
-        )
-    }
-    for topic in (src, *dst.values()):
-        create_topic(s, topic)
-    by_fingerprint = default_codec().registry.by_fingerprint
-    runs: list[Measurement] = []
-    try:
-        for r in range(reps):
-            records = raw_envelopes(n, seed=11 + r, days_back=20 + r)
-            produce_all(s, src, records)
-            consumer = Consumer(consumer_config(s, f"{src}-loop{r}"))
-            consumer.assign(
-                [TopicPartition(src, p, OFFSET_BEGINNING) for p in range(s.kafka.partitions)]
-            )
-            producer = Producer(producer_config(s))
-            processor = StagingProcessor(quality_threshold=s.pipeline.quality_threshold)
-            writer = BatchWriter(s.kafka.partitions)
-            states = {p: PartitionState() for p in range(s.kafka.partitions)}
-            got = emitted = offset = 0
-            with timed() as t:
-                while got < n:
-                    msgs = [m for m in consumer.consume(1000, timeout=1.0) if not m.error()]
-                    for m in msgs:
-                        origin = f"{m.topic()}:{m.partition()}:{m.offset()}"
-                        result = processor.process(
-                            Origin(m.topic(), m.partition(), m.offset(), m.key()), m.value()
-                        )
-                        if result.records:
-                            writer.add(origin, result)
-                    got += len(msgs)
-                    for p, message in writer.messages():
-                        offset += 1
-                        state = states[p]
-                        for k, key, _i, _o, _n, fact, frame in decode_batch(message):
-                            schema = by_fingerprint[frame[2:10]].name
-                            if state.check_fact(schema, decode_fact(fact), offset, k).emit:
-                                emitted += 1
-                                head = [("oddsflow-staging-src", position_header(offset, k))]
-                                while True:
-                                    try:
-                                        producer.produce(
-                                            dst[schema], frame, key, partition=p, headers=head
-                                        )
-                                        break
-                                    except BufferError:
-                                        producer.poll(0.01)
-                    producer.poll(0)
-                if producer.flush(60):
-                    raise RuntimeError("outputs not acknowledged")
-            consumer.close()
-            runs.append(
-                Measurement(
-                    "staging logic in a confluent-kafka loop (no faust)", n, t.seconds,
-                    t.cpu_seconds, extra={"outputs": emitted},
-                )
-            )  # fmt: skip
-    finally:
-        delete_topics(s, [src, *dst.values()])
-    return runs
-
-
 def faust_ceiling(
-    settings: Settings, n: int, reps: int, log_dir: Path, forward: bool = True
+    settings: Settings,
+    n: int,
+    reps: int,
+    log_dir: Path,
+    forward: bool = True,
+    tuned: bool = False,
 ) -> list[Measurement]:
     """Faust alone (``oddsflow.bench.faust_ceiling``): raw records consumed, maybe forwarded.
 
@@ -681,13 +644,19 @@ def faust_ceiling(
 
     lag = lambda: group_lag(probe_consumer, s, [src])  # noqa: E731
     label = "faust ceiling: consume + forward" if forward else "faust ceiling: consume only"
+    label += " (uvloop, 5k-record polls)" if tuned else ""
+    env = settings_env(s)
+    if tuned:
+        from oddsflow.bench.faust_ceiling import TUNED_ENV
+
+        env[TUNED_ENV] = "1"
     log_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "oddsflow.bench.faust_ceiling", src, dst if forward else "-"]
     runs: list[Measurement] = []
     with open(log_dir / f"{s.kafka.topic_prefix}faust-ceiling.log", "wb") as logf:
         proc = subprocess.Popen(
             cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=settings_env(s), start_new_session=True,
+            env=env, start_new_session=True,
         )  # fmt: skip
         try:
             alive = lambda: proc.poll() is None  # noqa: E731
@@ -738,43 +707,6 @@ def features_worker(settings: Settings, n: int, reps: int, log_dir: Path) -> lis
 
 # ---------------------------------------------------------------------------------------------
 # 8. growth
-
-
-def staging_growth(n: int) -> list[Measurement]:
-    """Pure staging on ``n`` raw records of a fixed slate, streamed in chunks (flat memory)."""
-    from streams.staging.dedupe import Deduplicator
-    from streams.staging.processor import Origin, StagingProcessor
-
-    enc = default_codec().encoder(ENVELOPE)
-    decode = default_codec().decode
-    processor = StagingProcessor()
-    store: dict[str, Any] = {}
-    dedupe = Deduplicator(store)
-    seconds = cpu = 0.0
-    chunk: list[tuple[bytes, bytes]] = []
-
-    def run(chunk: list[tuple[bytes, bytes]]) -> None:
-        nonlocal seconds, cpu
-        with timed() as t:
-            for key, value in chunk:
-                result = processor.process(Origin("raw.odds.simulator", 0, 0, key), value)
-                for schema, _k, frame in result.records:
-                    dedupe.check(schema, decode(frame))
-        seconds += t.seconds
-        cpu += t.cpu_seconds
-
-    for key, value in raw_envelopes(300, seed=2, days_back=60):  # warm caches, untimed
-        processor.process(Origin("raw.odds.simulator", 0, 0, key), value)
-    for done, (event_id, payload, fetched) in enumerate(simulator(n).envelopes(), start=1):
-        chunk.append((event_id.encode(), enc(envelope_record(event_id, payload, fetched))))
-        if len(chunk) == 1000 or done == n:
-            run(chunk)
-            chunk = []
-        if done == n:
-            break
-    return [
-        Measurement(f"growth: staging x{n}", n, seconds, cpu, extra={"state_entries": len(store)})
-    ]
 
 
 def features_growth(games: int) -> list[Measurement]:

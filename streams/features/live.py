@@ -36,6 +36,9 @@ from streams.features.odds import MINUTE_US, TOPIC_VECTOR, from_us
 
 #: How often (event time) a game's state is checkpointed: half the default lateness.
 CHECKPOINT_STEP_US = 5 * MINUTE_US
+#: While a game is dense (after a correction, for the lateness), a volatile checkpoint every
+#: this many instants.
+DENSE_EVERY = 16
 #: Changelog key prefixes: a tail record and a checkpoint (game ids never start with NUL).
 TAIL_PREFIX = b"\x00tail|"
 CKPT_PREFIX = b"\x00ckpt|"
@@ -75,10 +78,15 @@ class LiveEngine:
         self.lateness_us = lateness_us
         self.tails: dict[str, list[list[Any]]] = {}  # gid -> [[t, seq, payload], ...] by (t, seq)
         self.ckpts: dict[str, list[list[Any]]] = {}  # gid -> [[c | None, state bytes], ...]
-        #: gid -> [c, state before the newest instant]: not stored, so a restart falls back to
-        #: the checkpoints, which replay to the same state and the same corrections
-        self.before_newest: dict[str, list[Any]] = {}
-        self.newest_results: dict[str, list[Output]] = {}  # what the newest instant sent
+        #: Volatile checkpoints, in memory only (a restart falls back to the stored ones, which
+        #: replay to the same state and the same corrections): gid -> [[c, state bytes], ...],
+        #: and the results sent since the oldest of them, gid -> [[instant, [results]], ...],
+        #: so a correction from one of them replays nothing to learn what was sent.
+        self.vckpts: dict[str, list[list[Any]]] = {}
+        self.vlog: dict[str, list[list[Any]]] = {}
+        #: gid -> event time until which the game is "dense": a volatile checkpoint every
+        #: DENSE_EVERY instants, set by a correction (disorder comes in bursts)
+        self.dense_until: dict[str, int] = {}
         self.changes: dict[bytes, bytes | None] = {}  # changelog entries since the last take
         self.late: list[dict[str, Any]] = []
         self.corrected = 0  # results re-sent with other values
@@ -144,53 +152,104 @@ class LiveEngine:
     def _apply_in_order(
         self, gid: str, g: dict[str, Any], items: list[list[Any]], out: list[Output]
     ) -> None:
-        """Apply records newer than everything applied. Keep the state before the newest
-        instant and that instant's results: a record of the same instant arriving in a later
-        batch (the common correction) then replays one instant, not a checkpoint's worth."""
+        """Apply records newer than everything applied, keeping volatile checkpoints: before
+        the newest instant always (a record of that instant arriving in a later batch is the
+        common correction: it replays one instant), and every DENSE_EVERY instants while the
+        game is dense after a correction (then a correction replays a few instants, not a
+        stored checkpoint's five minutes, twice)."""
         engine = self.engine
-        i = bisect_left(items, items[-1][0], key=lambda x: x[0])
-        if i:
-            engine.apply_instants(g, items[:i], out)
-        self.before_newest[gid] = [g["max"], _dumps(g)]
-        newest: list[Output] = []
-        engine.apply_instants(g, items[i:], newest)
-        self.newest_results[gid] = newest
-        out += newest
+        vckpts, vlog = self.vckpts.setdefault(gid, []), self.vlog.setdefault(gid, [])
+        dense = self.dense_until.get(gid)
+        if dense is None or items[-1][0] > dense:
+            self.dense_until.pop(gid, None)
+            # sparse: one volatile checkpoint, before the newest instant
+            i = bisect_left(items, items[-1][0], key=lambda x: x[0])
+            if i:
+                engine.apply_instants(g, items[:i], out)
+            vckpts[:] = [[g["max"], _dumps(g)]]
+            newest: list[Output] = []
+            engine.apply_instants(g, items[i:], newest)
+            vlog[:] = [[items[-1][0], newest]]
+            out += newest
+            return
+        i, n, since = 0, len(items), len(vlog)
+        while i < n:
+            t = items[i][0]
+            j = i + 1
+            while j < n and items[j][0] == t:
+                j += 1
+            if since >= DENSE_EVERY or j == n:  # every few instants, and before the newest
+                vckpts.append([g["max"], _dumps(g)])
+                since = 0
+            results: list[Output] = []
+            engine.apply_instants(g, items[i:j], results)
+            vlog.append([t, results])
+            out += results
+            since += 1
+            i = j
+
+    def _prune_volatile(self, gid: str, cut: int) -> None:
+        """Volatile checkpoints older than ``cut`` (but the newest of those) and the results
+        before the oldest one kept are of no use to an admissible record."""
+        vckpts, vlog = self.vckpts.get(gid), self.vlog.get(gid)
+        if not vckpts or vlog is None:
+            return
+        while len(vckpts) >= 2 and vckpts[1][0] is not None and vckpts[1][0] < cut:
+            del vckpts[0]
+        oldest = vckpts[0][0]
+        if oldest is not None:
+            keep = bisect_left(vlog, oldest + 1, key=lambda x: x[0])
+            del vlog[:keep]
 
     # ------------------------------------------------------------------ corrections
 
     def _correct(
         self, gid: str, g: dict[str, Any], fresh: list[list[Any]], since: int, out: list[Output]
     ) -> dict[str, Any]:
-        """Replay the game from the newest checkpoint before ``since`` without and with the
-        fresh records; send what the second replay changed. Returns the new game state."""
+        """Replay the game from the newest checkpoint before ``since`` with the fresh records
+        and send what changed against what was sent (known for a volatile checkpoint, replayed
+        for a stored one). Returns the new game state."""
         ckpts = self.ckpts[gid]
         i = len(ckpts) - 1
         while i > 0 and not (ckpts[i][0] is not None and ckpts[i][0] < since):
             i -= 1
-        pre = self.before_newest.pop(gid, None)
-        newest_results = self.newest_results.pop(gid, [])
-        use_pre = pre is not None and pre[0] is not None and pre[0] < since
-        base_time, base = pre if use_pre else ckpts[i]  # type: ignore[misc]
+        vckpts, vlog = self.vckpts.get(gid, []), self.vlog.get(gid, [])
+        v = len(vckpts) - 1
+        while v >= 0 and not (vckpts[v][0] is not None and vckpts[v][0] < since):
+            v -= 1
+        stored_c = ckpts[i][0]
+        volatile = v >= 0 and (stored_c is None or vckpts[v][0] >= stored_c)
+        base_time, base = vckpts[v] if volatile else ckpts[i]
         tail = self.tails[gid]
         start = 0 if base_time is None else bisect_left(tail, base_time + 1, key=lambda x: x[0])
         replayed = tail[start:]
+        if volatile:
+            sent = [r for t, results in vlog if t > base_time for r in results]
+            del vckpts[v + 1 :]  # what the late records fall before, and the log after the base
+            keep = bisect_left(vlog, base_time + 1, key=lambda x: x[0])
+            del vlog[keep:]
+        else:
+            sent = self._replay(base, replayed)
+            vckpts.clear()
+            vlog.clear()
+        old = _last_per_key(sent)
         merged = sorted(replayed + fresh, key=lambda x: (x[0], x[1]))
+        newest = max(merged[-1][0], g["max"] or merged[-1][0])
+        self.dense_until[gid] = newest + self.lateness_us
         state = json.loads(base)
         after: list[Output] = []
         self._apply_in_order(gid, state, merged, after)
-        old, new = (
-            _last_per_key(newest_results if use_pre else self._replay(base, replayed)),
-            (_last_per_key(after)),
-        )
-        if use_pre and any(k[0] == TOPIC_VECTOR for k in old.keys() - new.keys()):
-            # a withdrawn vector: its key (first pitch) may also come from an earlier instant
-            # than the newest, whose value must then come back; every other result's key holds
-            # its instant. Decide it against a whole checkpoint's replay.
+        new = _last_per_key(after)
+        if volatile and any(k[0] == TOPIC_VECTOR for k in old.keys() - new.keys()):
+            # a withdrawn vector: its key (first pitch) may also come from an instant before
+            # the base, whose value must then come back; every other result's key holds its
+            # instant. Decide it against a stored checkpoint's replay.
             c, state_before = ckpts[i]
             cstart = 0 if c is None else bisect_left(tail, c + 1, key=lambda x: x[0])
             old = _last_per_key(self._replay(state_before, tail[cstart:]))
             full = sorted(tail[cstart:] + fresh, key=lambda x: (x[0], x[1]))
+            vckpts.clear()
+            vlog.clear()
             state, after = json.loads(state_before), []
             self._apply_in_order(gid, state, full, after)
             new = _last_per_key(after)
@@ -242,6 +301,7 @@ class LiveEngine:
         if last is None or newest - last >= CHECKPOINT_STEP_US:
             self._checkpoint(gid, g, newest)
         cut = newest - self.lateness_us
+        self._prune_volatile(gid, cut)
         dropped = False
         while len(ckpts) >= 2 and ckpts[1][0] < cut:
             self.changes[ckpt_key(gid, ckpts[0][0])] = None
@@ -257,8 +317,9 @@ class LiveEngine:
 
     def forget(self, gid: str) -> None:
         """The game expired: its checkpoints and tail go too."""
-        self.before_newest.pop(gid, None)
-        self.newest_results.pop(gid, None)
+        self.vckpts.pop(gid, None)
+        self.vlog.pop(gid, None)
+        self.dense_until.pop(gid, None)
         for c, _ in self.ckpts.pop(gid, []):
             self.changes[ckpt_key(gid, c)] = None
         for item in self.tails.pop(gid, []):

@@ -16,6 +16,7 @@ Records are only queued in memory. What may be committed is each partition's rel
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
@@ -98,25 +99,32 @@ class TimestampAligner:
                 holds[tp] = h
             return h
 
-        while self.size:
-            busy = [tp for tp, q in queues.items() if q]
-            if any(holding(tp) for tp, q in queues.items() if not q):
-                return
-            if len(busy) == 1:  # nothing to merge with: the whole queue, in order
-                tp = busy[0]
+        if any(holding(tp) for tp, q in queues.items() if not q):
+            return
+        rank, released = self._rank, self._released
+        # the busy queues' heads in a heap: one push and one pop per record released
+        heads = [(q[0][0], rank[tp], tp) for tp, q in queues.items() if q]
+        heapq.heapify(heads)
+        while heads:
+            if len(heads) == 1:  # nothing to merge with: the whole queue, in order
+                tp = heads[0][2]
                 q = queues[tp]
                 while q:
                     _ts, offset, msg = q.popleft()
                     self.size -= 1
-                    self._released[tp] = offset + 1
+                    released[tp] = offset + 1
                     yield msg
-                continue
-            rank = self._rank
-            best = min(busy, key=lambda tp: (queues[tp][0][0], rank[tp]))
-            _ts, offset, msg = queues[best].popleft()
+                return
+            _ts, _rank, tp = heapq.heappop(heads)
+            q = queues[tp]
+            _ts, offset, msg = q.popleft()
             self.size -= 1
-            self._released[best] = offset + 1
+            released[tp] = offset + 1
             yield msg
+            if q:
+                heapq.heappush(heads, (q[0][0], _rank, tp))
+            elif holding(tp):  # emptied and lagging: the others wait for its next records
+                return
 
     def committable(self) -> dict[TP, int]:
         """Per partition, the offset after the last released record (taken: cleared)."""

@@ -91,6 +91,7 @@ class TransactionalLoop:
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
         self.instance = ""
         self.assigned: set[int] = set()
+        self._held: set[str] = set()  # "topic:partition" of the current assignment
         self.restoring = False
         self.beat = time.monotonic()  # the loop's own heartbeat (readiness, stall watchdog)
         self.doing = "starting"  # what the loop is doing now, for the watchdog's message
@@ -163,7 +164,14 @@ class TransactionalLoop:
 
     # ------------------------------------------------------------------ assignment and state
 
+    def assignment(self) -> list[str]:
+        """The partitions the consumer holds, as ``topic:partition`` (for /ready: noted by the
+        rebalance callbacks, never asked of the consumer from another thread, where it can
+        wait for a rebalance the loop is busy serving)."""
+        return sorted(self._held)
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._held |= {f"{tp.topic}:{tp.partition}" for tp in partitions}
         ps = {tp.partition for tp in partitions if tp.topic in self._inputs}
         new = ps - self.assigned
         self.assigned |= ps
@@ -174,6 +182,7 @@ class TransactionalLoop:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Nothing is open here: a turn commits before the next consume, where revocations are
         # delivered. A revoked partition's state is read back if it returns.
+        self._held -= {f"{tp.topic}:{tp.partition}" for tp in partitions}
         ps = {tp.partition for tp in partitions if tp.topic in self._inputs}
         self.assigned -= ps
         for p in ps:

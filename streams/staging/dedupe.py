@@ -221,7 +221,9 @@ GAME_PREFIX = b"\x00game|"
 
 def _stored(entry: list[Any]) -> list[Any]:
     """A history entry as JSON can hold it (a re-observation's record in base64)."""
-    return entry if len(entry) == 3 else [*entry[:4], b64encode(entry[4]).decode(), entry[5]]
+    if len(entry) == 3:
+        return entry
+    return [*entry[:4], b64encode(entry[4]).decode(), *entry[5:]]
 
 
 class PartitionState:
@@ -255,8 +257,9 @@ class PartitionState:
         self.lateness_us = int(lateness.total_seconds() * 1_000_000)
         self.ttl_micros = None if ttl is None else int(ttl.total_seconds() * 1_000_000)
         self.sweep_every = sweep_every
-        #: identity -> [[at, values, tie(, re-observed at, its record, its position)], ...]
+        #: identity -> [[at, values, tie(, re-observed at, its record, offset, k)], ...]
         self.history: dict[str, list[list[Any]]] = {}
+        self._game_of: dict[str, str] = {}  # identity -> its game id
         self.newest: dict[str, int] = {}  # game id -> newest event time seen (µs)
         self.first_pitch: dict[str, int] = {}  # game id -> commence time (µs)
         self.watermark = 0  # newest event time of the partition (µs): the TTL's clock
@@ -267,20 +270,25 @@ class PartitionState:
         self._gone: set[str] = set()
         self._gone_games: set[str] = set()
 
-    def decide(self, fact: Fact, seen: tuple[bytes, str] | None = None) -> Decision:
-        """The decision for one staged candidate, from its de-dup fact. ``seen``: its encoded
-        record and repartition position, kept when it only re-observes the newest value (if a
-        late record later changes that value before it, it is promoted then: ``revive``)."""
+    def decide(
+        self, fact: Fact, frame: bytes | None = None, offset: int = -1, k: int = 0
+    ) -> Decision:
+        """The decision for one staged candidate, from its de-dup fact. ``frame`` and its
+        repartition position (``offset``, ``k``) are kept when it only re-observes the newest
+        value: if a late record later changes that value before it, it is promoted then
+        (``revive``). The hot path of the staging worker: one call per staged candidate."""
         key, at, commence, values, tie = fact
-        game = key.split("|", 2)[1]
+        game = self._game_of.get(key)
+        if game is None:
+            game = self._game_of[key] = key.split("|", 2)[1]
         newest = self.newest.get(game)
-        if newest is not None and at < newest - self.lateness_us:
-            return Decision(False, "late", newest - at)
         if newest is None or at > newest:
             self.newest[game] = at
             self._dirty_games.add(game)
-        if at > self.watermark:
-            self.watermark = at
+            if at > self.watermark:
+                self.watermark = at
+        elif at < newest - self.lateness_us:
+            return Decision(False, "late", newest - at)
         if commence is not None and self.first_pitch.get(game) != commence:
             self.first_pitch[game] = commence
             self._dirty_games.add(game)
@@ -295,8 +303,8 @@ class PartitionState:
         last = h[-1]
         if last[0] <= at and (len(last) == 3 or last[3] <= at):  # in order: the common case
             if last[1] == values and (last[0] != at or tie <= last[2]):
-                if at > last[0] and seen is not None:  # the newest re-observation of the run
-                    last[3:] = [at, *seen]  # in memory only: see the class docstring
+                if at > last[0] and frame is not None:  # the newest re-observation of the run
+                    last[3:] = (at, frame, offset, k)  # in memory only: see the class docstring
                 return D_UNCHANGED
             if last[0] == at:
                 last[1], last[2] = values, tie
@@ -318,7 +326,7 @@ class PartitionState:
             if pred[1] == values and (pred[0] != at or tie <= pred[2]):
                 return D_UNCHANGED
             if len(pred) > 3 and pred[3] > at:  # the run resumes at its re-observation
-                revive = (pred[3], pred[4], pred[5])
+                revive = (pred[3], pred[4], position_header(pred[5], pred[6]).decode())
                 h.insert(i, [pred[3], pred[1], pred[2]])
                 del pred[3:]
             if pred[0] == at:
@@ -354,6 +362,7 @@ class PartitionState:
         keys = [k for k in self.history if k.split("|", 2)[1] in gone]
         for k in keys:
             del self.history[k]
+            self._game_of.pop(k, None)
             self._dirty.discard(k)
             self._gone.add(k)
         for g in gone:
@@ -400,7 +409,7 @@ class PartitionState:
                     self.first_pitch[game] = commence
             else:
                 self.history[key.decode()] = [
-                    e if len(e) == 3 else [*e[:4], b64decode(e[4]), e[5]] for e in doc
+                    e if len(e) == 3 else [*e[:4], b64decode(e[4]), *e[5:]] for e in doc
                 ]
 
     def __len__(self) -> int:

@@ -26,7 +26,7 @@ checks that both paths make the same bytes, facts and refusals.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple
 
@@ -56,6 +56,7 @@ from streams.staging.quality import (
     FRESH,
     MAX_GOOD_OVERROUND,
     QUALITY_GATE,
+    Quality,
     Timing,
     score_game,
     score_line,
@@ -372,9 +373,7 @@ class OddsApiStager:
                 if gate and (scored or not perfect):
                     # not perfect: the generic scorer says whether it passes, and why not
                     rec = _record(pl, where, ctx)
-                    refusal = score_line(rec, timing).refusal(threshold)  # type: ignore[arg-type]
-                    if refusal is not None:
-                        gated.append(Reject(QUALITY_GATE, f"{_where(rec)}: {refusal}"))
+                    if quarantined(score_line, rec, timing, threshold, gated):  # type: ignore[arg-type]
                         continue
                 records.append((LINE, key, b"".join((head, mid, tail))))
                 facts.append(f"{prefix}{side}{fact_mid}{values}".encode())
@@ -386,11 +385,8 @@ class OddsApiStager:
                 if r is not None:
                     rejects.append(r)
                     continue
-                if gate:
-                    refusal = score_game(rec, timing).refusal(threshold)  # type: ignore[arg-type]
-                    if refusal is not None:
-                        gated.append(Reject(QUALITY_GATE, f"{_where(rec)}: {refusal}"))
-                        continue
+                if gate and quarantined(score_game, rec, timing, threshold, gated):  # type: ignore[arg-type]
+                    continue
             gid, commence = g.game_id, g.commence_time
             records.append(
                 (GAME, gid.encode(), game_enc(gid, g.home, g.away, commence, n, status, None, None,
@@ -403,6 +399,23 @@ class OddsApiStager:
             )
         rejects.extend(gated)
         return Staged(records, facts, rejects, len(records), len(gated))
+
+
+def quarantined(
+    score: Callable[[dict[str, Any], Timing], Quality],
+    rec: dict[str, Any],
+    timing: Timing,
+    threshold: float,
+    gated: list[Reject],
+) -> bool:
+    """Whether the quality gate holds ``rec`` back; if so its refusal, with the generic reason,
+    joins ``gated``. The hot paths ask the generic scorer about every record that is not plainly
+    perfect, so a quarantine's score and reason are the generic path's."""
+    refusal = score(rec, timing).refusal(threshold)
+    if refusal is None:
+        return False
+    gated.append(Reject(QUALITY_GATE, f"{_where(rec)}: {refusal}"))
+    return True
 
 
 def _heads(events: list[Event]) -> list[tuple[Event, datetime, str, str]] | None:

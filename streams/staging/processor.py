@@ -20,8 +20,9 @@ from typing import Any
 from schemas.codec import DecodeError, default_codec
 from streams.staging.dedupe import encode_fact, fact_of
 from streams.staging.fastpath import OddsApiStager, Staged
+from streams.staging.fastpath_pinnacle import PinnacleStager
 from streams.staging.parsers import ParseError, Reject, parse_and_validate
-from streams.staging.parsers.base import context_of
+from streams.staging.parsers.base import Context, context_of
 from streams.staging.quality import LIVE, QUALITY_GATE, SCORERS, Timing, timing_of
 from streams.staging.validate import _where
 
@@ -88,6 +89,8 @@ class StageResult:
 
 #: Sources whose payloads take the typed hot path (streams/staging/fastpath.py) when they can.
 FAST_SOURCES = frozenset({"odds_api", "simulator"})
+#: File rows of this format take the Pinnacle hot path (streams/staging/fastpath_pinnacle.py).
+FAST_FILE_FORMAT = "pinnacle"
 
 
 class StagingProcessor:
@@ -104,12 +107,13 @@ class StagingProcessor:
         """``quality_threshold``: quarantine records scoring under it (None: no quality gate).
         ``max_payload_bytes``: larger raw records are dead-lettered without being parsed.
         ``fast_path``: False sends every payload through the generic parsers (the reference the
-        tests compare the typed hot path with, and the benchmark's before)."""
+        tests compare the hot paths with, and the benchmark's before)."""
         self.max_payload_bytes = max_payload_bytes
         codec = default_codec()
         self._decode = codec.decode
         self._enc = {name: codec.encoder(name) for name in (LINE, SPLIT, GAME, DEAD)}
         self._fast = OddsApiStager(codec) if fast_path else None
+        self._fast_rows = PinnacleStager(codec) if fast_path else None
         self.future_tolerance = future_tolerance
         self.quality_threshold = quality_threshold
 
@@ -192,15 +196,16 @@ class StagingProcessor:
         return result
 
     def _stage(self, envelope: dict[str, Any], origin: Origin, now: datetime) -> Staged:
-        """Parse, validate, gate and encode one decoded envelope: the typed hot path when the
-        source has one and the payload fits it, else the generic parsers. Raises ParseError."""
+        """Parse, validate, gate and encode one decoded envelope: a hot path when the source has
+        one and the payload fits it, else the generic parsers. Raises ParseError."""
         ctx = context_of(envelope)
         threshold = self.quality_threshold
         timing = LIVE
         if threshold is not None:  # observed = fetched_at, published = the Kafka timestamp
             timing = timing_of(ctx.source, ctx.fetched_at, origin.published_at(), now)
-        if self._fast is not None and ctx.source in FAST_SOURCES:
-            staged = self._fast.stage(
+        fast = self._hot_path(ctx)
+        if fast is not None:
+            staged = fast.stage(
                 envelope.get("payload"), ctx, now, self.future_tolerance, threshold, timing
             )
             if staged is not None:
@@ -221,6 +226,14 @@ class StagingProcessor:
             self._emit(encoded, facts, schema, records)
         quarantined = sum(1 for r in rejects if r.error_class == QUALITY_GATE)
         return Staged(encoded, facts, rejects, len(encoded), quarantined)
+
+    def _hot_path(self, ctx: Context) -> OddsApiStager | PinnacleStager | None:
+        """The hot path for the envelope's source (and file format), if it has one."""
+        if ctx.source in FAST_SOURCES:
+            return self._fast
+        if ctx.source == "file" and ctx.request.get("format") == FAST_FILE_FORMAT:
+            return self._fast_rows
+        return None
 
     def _gate(
         self, schema: str, records: list[dict[str, Any]], rejects: list[Reject], timing: Timing

@@ -43,6 +43,7 @@ from streams.runtime.changelog import latest
 from streams.runtime.task import Entry, Output
 from streams.staging.batches import BatchWriter, decode_batch, is_batch
 from streams.staging.dedupe import (
+    D_UNCHANGED,
     SOURCE_OFFSET_HEADER,
     PartitionState,
     decode_fact,
@@ -246,9 +247,17 @@ class StagingTask:
         return src
 
     def _dedupe(self, msgs: list[Message], out: Output) -> None:
-        """Repartition messages → promoted records, late dead letters, changelog entries."""
+        """Repartition messages → promoted records, late dead letters, changelog entries.
+
+        The hot path: one decision per staged candidate, most of them unchanged, so nothing is
+        formatted, decoded or looked up for a candidate unless it is emitted."""
         wall = datetime.now(UTC)
-        schema_of, outputs, produce = self._schema_of, self.outputs, out.produce
+        schema_of, outputs, produce, tally_of = (
+            self._schema_of,
+            self.outputs,
+            out.produce,
+            (self.counts.tally),
+        )
         touched: set[int] = set()
         promoted = unchanged = late = 0
         for msg in msgs:
@@ -261,27 +270,30 @@ class StagingTask:
                 continue
             touched.add(p)
             decide = state.decide
+            last_origin, tally = "", None
             for k, key, i, origin, n, fact_bytes, frame in decode_batch(value):
+                if origin != last_origin:  # a bundle's parts share their origin
+                    last_origin, tally = origin, tally_of(self._source(origin), wall)
+                assert tally is not None
                 fact = decode_fact(fact_bytes)
-                position = position_header(offset, k)
-                d = decide(fact, (frame, position.decode()))
-                tally = self.counts.tally(self._source(origin), wall)
-                if d.emit:
+                d = decide(fact, frame, offset, k)
+                if d is D_UNCHANGED:
+                    unchanged += 1
+                    tally.deduplicated += 1
+                elif d.emit:
                     promoted += 1
                     tally.promoted += 1
                     topic = outputs[schema_of[frame[2:10]]]
+                    position = position_header(offset, k)
                     produce(topic, frame, key, p, [(SOURCE_OFFSET_HEADER, position)])
                     if d.revive is not None:  # a suppressed re-observation is a change now
                         _at, again, where = d.revive
                         produce(topic, again, key, p, [(SOURCE_OFFSET_HEADER, where.encode())])
                         self.stats["revived"] += 1
-                elif d.fate == "late":
+                else:
                     late += 1
                     tally.late += 1
                     self._late(out, origin, i, n, (p, offset, k), key, fact, d.late_by_us, wall)
-                else:
-                    unchanged += 1
-                    tally.deduplicated += 1
         for p in touched:
             out.changelog(self._changelog_topic("dedupe"), p, self.states[p].take_changes())
         self.stats["promoted"] += promoted

@@ -87,7 +87,8 @@ async def test_align_topic_retention_updates_existing_topics(pipeline_settings: 
     changed = with_retention(s, raw=7, staging=14, curated=-1)
     done = await asyncio.to_thread(align_topic_retention, changed)
     assert done[topic_name(s, TOPIC)] == 14 * DAY_MS
-    assert done[topic_name(s, "raw.odds.simulator")] == 7 * DAY_MS
+    assert done[topic_name(s, "raw.odds.odds_api")] == 7 * DAY_MS
+    assert done[topic_name(s, "raw.odds.simulator")] == -1  # history timelines: kept by size
     assert done[topic_name(s, "curated.consensus")] == -1
     assert await asyncio.to_thread(retention_ms_of, s, TOPIC) == str(14 * DAY_MS)
     assert await asyncio.to_thread(retention_ms_of, s, "raw.odds.sbd") == str(7 * DAY_MS)

@@ -1,14 +1,18 @@
 """A staging worker SIGKILLed at random moments neither loses nor re-emits a promoted line.
 
-The staging worker runs at_least_once and derives its de-dup state from its own output topics
-on every partition assignment (DESIGN.md, "Staging"), so the records it re-reads after a crash
-re-emit exactly what the outputs lack and nothing they hold.
+Each turn of the staging worker is one Kafka transaction (outputs, de-dup state changelog and
+input offsets together, DESIGN.md "Runtime"), so a killed worker's successor resumes from exactly
+what was committed: the staging topic ends with every expected line once. The input keeps
+arriving while the worker is killed three times, so every kill lands mid-stream however fast
+the worker is.
 """
 
 from __future__ import annotations
 
 import random
 import signal
+import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,40 +101,55 @@ async def test_sigkilled_staging_worker_loses_and_duplicates_nothing(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
     s = pipeline_settings
-    # enough input that every kill lands mid-stream for the batched worker (3,000-5,000 raw/s
-    # here): after the last kill about half the input (~18,000 raw records) is still to do
     sim = Simulator(seed=21, games=3, books=4, ticks=3000, tick_seconds=10, start=START)
     codec_enc = default_codec().encoder("oddsflow.raw.RawEnvelope")
-    envelopes = []
-    pub = Publisher(s, "simulator")
+    envelopes, keyed = [], []
     for event_id, payload, fetched in sim.envelopes():
         game_key = sim.key_of(event_id)  # all books of one game on one partition, in order
-        pub.publish(event_id, payload, fetched, key=game_key)
+        keyed.append((event_id, payload, fetched, game_key))
         envelopes.append((game_key, codec_enc({
             "event_id": event_id, "source": "simulator", "fetched_at": fetched,
             "content_type": "application/json", "payload": payload, "request": {},
         })))  # fmt: skip
-    assert pub.close().acked == 3 * 4 * 3000
     expected = _expected(sim, envelopes)
     assert sum(expected.values()) > 100
+    published = threading.Event()
+
+    def publish() -> None:
+        """The input arrives over ~30 s, in 120 portions: the worker is killed while it flows."""
+        pub = Publisher(s, "simulator")
+        step = len(keyed) // 120 + 1
+        for i in range(0, len(keyed), step):
+            for event_id, payload, fetched, game_key in keyed[i : i + step]:
+                pub.publish(event_id, payload, fetched, key=game_key)
+            pub.flush()
+            time.sleep(0.25)
+        assert pub.close().acked == 3 * 4 * 3000
+        published.set()
 
     async def staged_count() -> int:
         return sum(_staged(s).values())
 
     written = _WrittenLines(s)
-
+    feeder = threading.Thread(target=publish, daemon=True)
+    feeder.start()
     rng = random.Random(5)
     kills = 0
+    mid_stream = []  # whether input was still arriving at each kill
     for _ in range(3):
         with workers(s, ("staging",), tmp_path / f"run{kills}") as procs:
-            target = sum(expected.values()) * (kills + 1) // 6 + rng.randint(0, 20)
+            before = await written()
+            target = before + rng.randint(50, 400)
             await wait_for(written, lambda n, t=target: n >= t, timeout=90, interval=0.05,
                            what=f"{target} staged lines")  # fmt: skip
+            mid_stream.append(not published.is_set())
             procs["staging"].send_signal(signal.SIGKILL)
             procs["staging"].wait()
             kills += 1
-            assert await staged_count() < sum(expected.values()), "killed after the work was done"
+    assert sum(mid_stream) >= 2, "the kills came after the input had all arrived"
     written.close()
+    feeder.join(timeout=120)
+    assert published.is_set()
     with workers(s, ("staging",), tmp_path / "final"):
         await wait_for(
             staged_count, lambda n: n >= sum(expected.values()), timeout=120,

@@ -132,7 +132,7 @@ async def test_sigterm_commits_what_was_consumed_and_exits_quickly(
         _status, ready = await wait_for(
             lambda: get_json(port, "/ready"), lambda r: r[0] == 200, timeout=60, what="/ready"
         )
-        assert f"{raw}:0" in ready["assigned"] and ready["rebalancing"] is False
+        assert f"{raw}:0" in ready["assigned"] and ready["restoring"] is False
         sink_ready = await wait_for(
             lambda: get_json(sink_port, "/ready"), lambda r: r[0] == 200, timeout=60
         )
@@ -172,7 +172,12 @@ async def test_sigterm_commits_what_was_consumed_and_exits_quickly(
         await conn.close()
     stored = {(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
     assert stored and sum(stored.values()) > 0
-    assert committed_offsets(admin, sink_group) == stored
+    in_kafka = committed_offsets(admin, sink_group)
+    assert set(in_kafka) == set(stored)
+    for tp, offset in stored.items():
+        # the staging topics are written in transactions: past the last row's offset sits its
+        # commit marker, which the sink's idle commit steps over (the lag monitor's 0)
+        assert 0 <= in_kafka[tp] - offset <= (0 if ".raw.odds." in tp[0] else 1), tp
 
     # structured logs: every staging line is a JSON object naming the role
     lines = [x for x in (tmp_path / "staging.log").read_text().splitlines() if x.startswith("{")]

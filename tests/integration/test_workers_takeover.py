@@ -7,6 +7,8 @@ The expectation is the pure staging code over the same input (``test_staging_cra
 from __future__ import annotations
 
 import signal
+import threading
+import time
 from pathlib import Path
 
 from oddsflow.ops.lag import admin_client, result_of
@@ -75,10 +77,23 @@ async def test_two_staging_workers_share_partitions_and_survive_a_sigkill(
         n_inputs = 2 * s.kafka.partitions  # the raw topic's and the repartition topic's
         assert len(owned[0] | owned[1]) == n_inputs
 
-        pub = Publisher(s, "simulator")
-        for event_id, payload, fetched in sim.envelopes():
-            pub.publish(event_id, payload, fetched, key=sim.key_of(event_id))
-        assert pub.close().acked == len(envelopes)
+        done = threading.Event()
+
+        def publish() -> None:
+            """The input arrives over ~20 s: the kill lands while it flows."""
+            pub = Publisher(s, "simulator")
+            items = list(sim.envelopes())
+            step = len(items) // 80 + 1
+            for i in range(0, len(items), step):
+                for event_id, payload, fetched in items[i : i + step]:
+                    pub.publish(event_id, payload, fetched, key=sim.key_of(event_id))
+                pub.flush()
+                time.sleep(0.25)
+            assert pub.close().acked == len(envelopes)
+            done.set()
+
+        feeder = threading.Thread(target=publish, daemon=True)
+        feeder.start()
 
         written = _WrittenLines(s)  # end offsets: cheap to poll fast, so the kill lands early
         try:
@@ -87,9 +102,12 @@ async def test_two_staging_workers_share_partitions_and_survive_a_sigkill(
             )
         finally:
             written.close()
+        assert not done.is_set(), "the input had all arrived before the kill"
         a.send_signal(signal.SIGKILL)
         a.wait()
         assert await staged_count() < total, "killed after the work was done: no takeover"
+        feeder.join(timeout=120)
+        assert done.is_set()
         # the survivor is alone in the group with every input partition
         alone = await wait_for(
             described, lambda m: len(m) == 1 and len(next(iter(m.values()))) == n_inputs,

@@ -265,3 +265,22 @@ def test_curated_records_decode_with_fastavro_and_the_avsc_alone(name: str) -> N
     assert decoded == default_codec().decode(data, reader=name)
     withdrawn = default_codec().encode(name, {**CURATED[name], "retracted": True})
     assert fastavro.schemaless_reader(io.BytesIO(withdrawn[10:]), schema)["retracted"] is True
+
+
+def test_varints_of_every_length_are_read_back() -> None:
+    """read_long reads one- and two-byte varints first (lengths, block counts), then the 8-byte
+    timestamps, then any other length: each gives the value and position fastavro's bytes say."""
+    from schemas.fastcodec import Corrupt, enc_long, read_long
+
+    values = [0, -1, 1, 63, -64, 64, -65, 8191, -8192, 8192, -8193, 2**20, -(2**35)]
+    values += [2**49, -(2**55), 1_743_377_297_382_273, 2**62, -(2**63), 2**63 - 1]
+    for n in values:
+        data = b"\x07" + enc_long(n) + b"\x09"
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, "long", n)
+        assert data[1:-1] == out.getvalue()
+        assert read_long(data, 1) == (n, len(data) - 1)
+        with pytest.raises(IndexError):
+            read_long(data[:-2], 1)  # truncated: the decoders say "body ends early"
+    with pytest.raises(Corrupt):
+        read_long(b"\xff" * 12, 0)

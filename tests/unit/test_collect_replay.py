@@ -286,7 +286,7 @@ def test_no_path_is_a_usage_error() -> None:
     out = run_collect("--source", "file")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.splitlines() == [
-        "oddsflow collect: error: --source file needs the PATH of a history file"
+        "oddsflow collect: --source file needs the PATH of a history file"
     ]
 
 

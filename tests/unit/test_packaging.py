@@ -29,7 +29,11 @@ def test_benchmark_only_dependencies_are_an_extra() -> None:
 def test_make_bench_installs_the_extra() -> None:
     makefile = (ROOT / "Makefile").read_text()
     target = makefile.split("\nbench:", 1)[1].split("\n\n", 1)[0]
-    assert "'.[test,bench]'" in target
+    assert "$(BENCH_STAMP)" in target and "$(PEER_STAMP)" in target
+    stamp = makefile.split("\n$(BENCH_STAMP):", 1)[1].split("\n\n", 1)[0]
+    assert "'.[test,bench]'" in stamp
+    peer = makefile.split("\n$(PEER_STAMP):", 1)[1].split("\n\n", 1)[0]
+    assert "'.[peer,test]'" in peer and "$(PEER_VENV)" in peer  # the peer's own environment
 
 
 def test_bench_says_how_to_install_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:

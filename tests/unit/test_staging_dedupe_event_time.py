@@ -65,11 +65,11 @@ def _staged(arrival: list[dict[str, Any]], state: PartitionState) -> list[tuple[
     position carries the candidate's index, as the worker's carries its repartition place)."""
     out = []
     for n, r in enumerate(arrival):
-        d = state.decide(fact_of(LINE, r), (b"", str(n)))
+        d = state.decide(fact_of(LINE, r), b"", n, 0)
         if d.emit:
             out.append((r["event_time"], r["price_american"]))
         if d.revive is not None:
-            again = arrival[int(d.revive[2])]
+            again = arrival[int(d.revive[2].split(":")[0])]
             assert again["event_time"].timestamp() * 1_000_000 == d.revive[0]
             out.append((again["event_time"], again["price_american"]))
     return sorted(out)

@@ -101,7 +101,7 @@ class GameRef(NamedTuple):
 
 def context_of(envelope: Mapping[str, Any]) -> Context:
     """Validate the envelope's own fields (not the payload) into a Context."""
-    if not isinstance(envelope, Mapping):
+    if type(envelope) is not dict and not isinstance(envelope, Mapping):  # dict: no ABC check
         raise ParseError(BAD_ENVELOPE, f"envelope is a {type(envelope).__name__}, not a record")
     event_id = envelope.get("event_id")
     source = envelope.get("source")
@@ -117,7 +117,7 @@ def context_of(envelope: Mapping[str, Any]) -> Context:
     except (TimeParseError, OverflowError, OSError, ValueError) as exc:
         raise ParseError(TimeParseError.error_class, f"envelope fetched_at: {exc}") from None
     request = envelope.get("request") or {}
-    if not isinstance(request, Mapping):
+    if type(request) is not dict and not isinstance(request, Mapping):
         raise ParseError(BAD_ENVELOPE, f"envelope {event_id} request is not a map")
     return Context(event_id, source, fetched_at, request)
 
