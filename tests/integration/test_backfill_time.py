@@ -110,6 +110,31 @@ def _canon(records: list[dict[str, Any]]) -> Counter[str]:
     return Counter(repr(sorted(r.items())) for r in records)
 
 
+def _diff(want: dict[str, Counter[str]], got: dict[str, Counter[str]]) -> str:
+    """Per table: how many rows are missing and extra, with two of each (not every row)."""
+    out = []
+    for t in want:
+        missing, extra = want[t] - got.get(t, Counter()), got.get(t, Counter()) - want[t]
+        if missing or extra:
+            out.append(
+                f"{t}: {sum(missing.values())} missing, {sum(extra.values())} extra of "
+                f"{sum(want[t].values())}; missing e.g. {list(missing)[:2]}; extra e.g. "
+                f"{list(extra)[:2]}"
+            )
+    return "curated tables differ from the reference:\n" + "\n".join(out)
+
+
+def _late(s: Settings) -> str:
+    return f"\nreconciliation: {reconcile(s)}"
+
+
+def _logs(folder: Path) -> str:
+    return "".join(
+        f"\n--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-15:])
+        for log in sorted(folder.glob("*.log"))
+    )
+
+
 def _games_table(records: list[dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
     """staging.games as the sink keeps it: the newest state per game (event time, event id)."""
     table: dict[str, dict[str, Any]] = {}
@@ -159,10 +184,15 @@ async def test_a_backfill_over_badly_interleaved_partitions_equals_the_reference
             async def curated_tables() -> dict[str, Counter[str]]:
                 return {t: _canon(curated_table(t, topic_records(t))) for t in OUTPUTS}
 
-            got = await wait_for(
-                curated_tables, lambda g: g == want, timeout=180, interval=3,
-                what="curated tables equal to the reference",
-            )  # fmt: skip
+            try:
+                got = await wait_for(
+                    curated_tables, lambda g: g == want, timeout=180, interval=3,
+                    what="curated tables equal to the reference",
+                )  # fmt: skip
+            except AssertionError:
+                raise AssertionError(
+                    _diff(want, await curated_tables()) + _late(s) + _logs(tmp_path / "logs")
+                ) from None
     finally:
         os.environ.pop(IDLE_FLUSH_ENV, None)
     assert _canon(topic_records("staging.odds_lines")) == _canon(staged[LINE])
