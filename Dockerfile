@@ -21,6 +21,7 @@ COPY oddsflow oddsflow
 COPY producers producers
 COPY streams streams
 COPY sinks sinks
+COPY core core
 COPY schemas schemas
 COPY config.toml .
 # Editable, so the code's root is /app: config.toml is read from there (compose mounts it).

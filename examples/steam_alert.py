@@ -13,8 +13,8 @@ import argparse
 import asyncio
 import contextlib
 
+from core.settings import get_settings
 from oddsflow.ops.subscribe import subscribe
-from oddsflow.settings import get_settings
 from schemas.models import SteamMove
 
 

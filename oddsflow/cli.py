@@ -12,12 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from oddsflow.argtypes import port_or_zero, positive_float
+from core.argtypes import port_or_zero, positive_float
+from core.settings import Settings, load_settings
 from oddsflow.console import render, table
 from oddsflow.errors import EX_USAGE, UsageError
 from oddsflow.jsonout import emit, iso
 from oddsflow.reach import require, require_kafka, wait_for_kafka
-from oddsflow.settings import Settings, load_settings
 
 
 def _print_lines(lines: Sequence[str]) -> None:
@@ -56,8 +56,8 @@ def _service_state(line: str) -> dict[str, str | bool | None]:
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
-    from oddsflow.admin import create_topics
-    from oddsflow.topics import CATALOG, topic_name
+    from core.admin import create_topics
+    from core.topics import CATALOG, topic_name
 
     if args.action == "create":
         from sinks.retention import align_topic_retention
@@ -174,7 +174,7 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.cli import cli_check, cli_list
+    from oddsflow.ops.schema_check import cli_check, cli_list
 
     return cli_check() if args.action == "check" else cli_list(args.json)
 
@@ -405,8 +405,8 @@ def _system_exit_message(exc: SystemExit) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every failure ends as one line on stderr and exit status 2 (usage) or 1
     (runtime), see :mod:`oddsflow.errors`; ``-v`` adds the traceback."""
+    from core.settings import SettingsError
     from oddsflow.errors import EX_BROKEN_PIPE, EX_INTERRUPTED, explain, one_line
-    from oddsflow.settings import SettingsError
 
     args = build_parser().parse_args(argv)
     _configure_logging(args)

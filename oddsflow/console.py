@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from oddsflow import topic_reader
+from core import reader
 
 #: Width given to output that is not a terminal: wide enough that no row wraps.
 PIPE_WIDTH = 1000
@@ -68,7 +68,7 @@ class Steps:
 
 @contextmanager
 def reading_progress(label: str) -> Iterator[Steps]:
-    """A transient progress bar on stderr while topics are read (:mod:`oddsflow.topic_reader`
+    """A transient progress bar on stderr while topics are read (:mod:`core.reader`
     reports each topic's records), only on a terminal."""
     console = Console(stderr=True)
     if not console.is_terminal:
@@ -87,8 +87,8 @@ def reading_progress(label: str) -> Iterator[Steps]:
         def report(topic: str, done: int, total: int) -> None:
             bar.update(task, description=f"{label}: {topic}", completed=done, total=total or None)
 
-        token = topic_reader.progress.set(report)
+        token = reader.progress.set(report)
         try:
             yield Steps(bar, task)
         finally:
-            topic_reader.progress.reset(token)
+            reader.progress.reset(token)

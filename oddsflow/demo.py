@@ -17,10 +17,10 @@ from pathlib import Path
 
 import asyncpg
 
+from core.admin import create_topics
+from core.settings import Settings
 from oddsflow import services
-from oddsflow.admin import create_topics
 from oddsflow.processes import check_workers, start_workers, stop_workers
-from oddsflow.settings import Settings
 from oddsflow.status import dead_letters_by_reason, largest_moves, table_counts, topic_counts
 from oddsflow.worker import mode_roles
 from producers.collect import publish_simulation, simulator_from

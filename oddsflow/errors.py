@@ -17,7 +17,7 @@ import asyncpg
 from confluent_kafka import KafkaError, KafkaException
 
 if TYPE_CHECKING:
-    from oddsflow.settings import Settings
+    from core.settings import Settings
 
 EX_OK = 0
 EX_RUNTIME = 1
@@ -85,8 +85,8 @@ def _kafka_where(settings: Settings | None) -> str:
 
 def explain(exc: BaseException, settings: Settings | None = None) -> tuple[str, int]:
     """One line for ``exc`` and the exit status it means."""
-    from oddsflow.ops.lag import KafkaUnavailable
-    from oddsflow.settings import SettingsError
+    from core.offsets import KafkaUnavailable
+    from core.settings import SettingsError
 
     if isinstance(exc, UsageError):
         return str(exc), EX_USAGE
@@ -98,7 +98,7 @@ def explain(exc: BaseException, settings: Settings | None = None) -> tuple[str, 
     if isinstance(exc, KafkaUnavailable):
         return f"{_kafka_where(settings)}: {exc}", EX_RUNTIME
     if isinstance(exc, KafkaException):
-        from oddsflow.kafka_config import last_unreachable
+        from core.kafka_config import last_unreachable
 
         reason, unreachable = kafka_reason(exc)
         if unreachable:

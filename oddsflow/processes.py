@@ -1,7 +1,7 @@
 """Worker processes run by the demo, `pipeline run`, the benchmark and the tests.
 
 Each is a real ``oddsflow worker ROLE`` process with exactly the caller's settings (through
-:func:`oddsflow.isolation.child_env`), its own session (so a kill reaches its children) and its
+:func:`core.isolation.child_env`), its own session (so a kill reaches its children) and its
 own log file; stopping is SIGTERM, then SIGKILL after a bound.
 """
 
@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from oddsflow.isolation import child_env
+from core.isolation import child_env
+from core.settings import Settings
 from oddsflow.services.process import tail
-from oddsflow.settings import Settings
 from oddsflow.worker import mode_roles
 
 Procs = dict[str, subprocess.Popen[bytes]]

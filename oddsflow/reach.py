@@ -4,7 +4,7 @@ Without it, a command whose broker does not answer fails after its first client'
 10 s for one, a minute for another, each with its own message — or, chaining several calls, after
 the sum. Asked first, every short command fails within :data:`TIMEOUT` seconds with the same
 sentence (:class:`oddsflow.errors.CommandError`, exit 1). Long-running commands do not ask: they
-wait for the services (``oddsflow.kafka_config``).
+wait for the services (``core.kafka_config``).
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ import asyncpg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from oddsflow.errors import CommandError, kafka_reason
-from oddsflow.kafka_config import (
+from core.kafka_config import (
     KAFKA_LOG,
     client_config,
     last_unreachable,
     note_unreachable,
     refused_login,
 )
-from oddsflow.settings import Settings
+from core.settings import Settings
+from oddsflow.errors import CommandError, kafka_reason
 
 TIMEOUT = 5.0
 #: Connections refused this long end the wait: nothing listens at the address.

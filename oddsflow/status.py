@@ -7,9 +7,9 @@ from typing import Any
 import asyncpg
 from confluent_kafka import Consumer, TopicPartition
 
-from oddsflow.kafka_config import client_config
-from oddsflow.settings import Settings
-from oddsflow.topics import CATALOG, topic_name
+from core.kafka_config import client_config
+from core.settings import Settings
+from core.topics import CATALOG, topic_name
 
 
 def topic_counts(settings: Settings) -> dict[str, int]:

@@ -38,8 +38,8 @@ from typing import Any
 
 from aiohttp import web
 
-from oddsflow.isolation import child_env
-from oddsflow.settings import PipelineMode, Settings
+from core.isolation import child_env
+from core.settings import PipelineMode, Settings
 
 ROLES = ("staging", "features", "sink")
 #: What each ``[pipeline] mode`` runs (roadmap 1.1): raw_only collects into the raw zone only
@@ -221,7 +221,7 @@ def sink_topics(settings: Settings) -> list[str] | None:
     """Catalog topics the sink writes in this mode (None: all of them)."""
     if settings.pipeline.mode is PipelineMode.FULL:
         return None
-    from oddsflow.topics import CATALOG
+    from core.topics import CATALOG
 
     zones = MODE_ZONES[settings.pipeline.mode]
     return [s.name for s in CATALOG if s.zone.value in zones]

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 from producers.collect import publish_simulation, simulator_request
 from producers.envelope import EnvelopeLayout
 from producers.publisher import Publisher
@@ -134,9 +134,9 @@ if __name__ == "__main__":
     import json
     import sys
 
-    from oddsflow.admin import create_topics
+    from core.admin import create_topics
+    from core.settings import load_settings
     from oddsflow.bench.stages import isolated_settings
-    from oddsflow.settings import load_settings
 
     s = isolated_settings(load_settings())  # never into the real raw topics
     create_topics(s)

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from oddsflow.argtypes import non_negative_int, positive_int
-from oddsflow.settings import Settings
+from core.argtypes import non_negative_int, positive_int
+from core.settings import Settings
 from producers.publisher import Publisher
 from producers.simulator import Simulator
 
@@ -299,7 +299,7 @@ def collect(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m producers.collect ...``: the same arguments as ``oddsflow collect``."""
-    from oddsflow.settings import load_settings
+    from core.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m producers.collect")
     add_collect_arguments(parser)

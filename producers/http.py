@@ -51,7 +51,7 @@ import aiohttp
 from confluent_kafka import KafkaException
 from yarl import URL
 
-from oddsflow.settings import CollectorSettings, Settings
+from core.settings import CollectorSettings, Settings
 from producers.publisher import PublishStats
 from producers.refusals import Refusal, RefusalSink
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from oddsflow.kafka_config import producer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import raw_topic, topic_name
+from core.kafka_config import producer_config
+from core.settings import Settings
+from core.topics import PUBLISHED_HEADER, raw_topic, topic_name
 from producers.envelope import EnvelopeLayout
 from schemas.codec import default_codec
 
@@ -33,13 +33,6 @@ log = logging.getLogger("oddsflow.publisher")
 #: Errors that mean the broker did not answer (as opposed to answering no).
 SILENT = (KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
 ENVELOPE = "oddsflow.raw.RawEnvelope"
-
-
-#: Header on every raw record: when the collector handed it to Kafka (ms since the epoch, as
-#: text). The record timestamp is the observation's time; the quality gate judges the delay
-#: from observation to publication (streams/staging/quality.py), and a replay of the topic
-#: keeps the original publication time.
-PUBLISHED_HEADER = "oddsflow-published-ms"
 
 
 def published_now() -> list[tuple[str, bytes]]:
@@ -91,8 +84,8 @@ class Publisher:
         ``raw.odds.file`` by time, deleting a replay of old rows minutes after publishing it.
         A client not allowed to administer topics publishes to the topic as it is (logged).
         """
-        from oddsflow.admin import create_topics
-        from oddsflow.topics import spec
+        from core.admin import create_topics
+        from core.topics import spec
 
         try:
             create_topics(self.settings, (spec(raw_topic(self.source)),))

@@ -13,9 +13,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from oddsflow.kafka_config import consumer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import raw_topic, topic_name
+from core.kafka_config import consumer_config
+from core.settings import Settings
+from core.topics import raw_topic, topic_name
 from schemas.codec import default_codec
 
 

@@ -21,9 +21,9 @@ from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from oddsflow.kafka_config import producer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import dlq_topic, raw_topic, topic_name
+from core.kafka_config import producer_config
+from core.settings import Settings
+from core.topics import dlq_topic, raw_topic, topic_name
 from schemas.codec import default_codec
 
 log = logging.getLogger("oddsflow.collect")
@@ -73,8 +73,8 @@ class DeadLetters:
     def connect(self) -> None:
         """Make ``dlq.collect`` with the catalog's configs (its records hold bodies up to the
         size limit), never leave it to the broker's auto-creation; best effort."""
-        from oddsflow.admin import create_topics
-        from oddsflow.topics import spec
+        from core.admin import create_topics
+        from core.topics import spec
 
         try:
             create_topics(self.settings, (spec(dlq_topic(STAGE)),))

@@ -35,10 +35,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO
 
+from core.formats import pinnacle, sbro
+from core.formats.base import ParseError
+from core.formats.csvrow import row_dict
 from producers.publisher import Publisher, PublishStats
-from streams.staging.parsers import pinnacle, sbro
-from streams.staging.parsers.base import ParseError
-from streams.staging.parsers.csvrow import row_dict
 
 FORMATS = ("pinnacle", "sbro", "jsonl")
 
@@ -126,7 +126,7 @@ def detect_format(path: Path, lines: list[bytes] | None = None) -> str:
 
 
 def _parse_time(text: str) -> datetime | None:
-    from streams.domain.timeparse import TimeParseError, parse_utc
+    from core.domain.timeparse import TimeParseError, parse_utc
 
     try:
         return parse_utc(text.strip(), assume_utc=True)

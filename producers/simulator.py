@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from core.domain.teams import CODES, FULL_NAMES
 from producers.envelope import EnvelopeLayout, varint
-from streams.domain.teams import CODES, FULL_NAMES
 
 #: The Odds API keys of 20 distinct real books. Distinct after canonicalisation
-#: (``streams.domain.books``): ``williamhill`` was here beside ``caesars``, staging rightly maps
+#: (``core.domain.books``): ``williamhill`` was here beside ``caesars``, staging rightly maps
 #: both to one book, and its de-dup then flipped between two books' prices.
 BOOKS = (
     "pinnacle", "draftkings", "fanduel", "betmgm", "caesars", "bet365", "pointsbet",

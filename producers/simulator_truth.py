@@ -3,7 +3,7 @@
 Wraps :class:`producers.simulator.Simulator` through its ``scripted_jumps`` (both sides of the
 moneyline move, so a book keeps its hold), and adds betting splits published in
 SportsBettingDime's shape (``games[].bettingSplits.moneyline``, read by
-streams/staging/parsers/sbd.py). Injected, per game (each event on its own game):
+core/formats/sbd.py). Injected, per game (each event on its own game):
 
 - steam: 3+ books move the home moneyline the same way by ``steam_cents`` (≥ 10) within
   ``2 * steam_gap_ticks`` ticks (4 ticks of 30 s = 2 minutes, inside the 5-minute window);
@@ -41,8 +41,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from core.domain.games import game_id
 from producers.simulator import ScriptedJump, Simulator
-from streams.domain.games import game_id
 
 DEFAULT_START = datetime(2026, 4, 1, 17, 0, tzinfo=UTC)
 Envelope = tuple[str, str, bytes, datetime]  # (source, event id, payload, fetched_at)

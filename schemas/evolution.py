@@ -20,14 +20,27 @@ working copy in ``schemas/avro`` that differs from the latest release must be co
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fastavro import parse_schema
 
 from schemas.registry import HISTORY_DIR, SchemaRegistry, SchemaVersion, default_registry
+
+
+class TopicSchema(Protocol):
+    """A topic of the catalog as the checks see it (core.topics.TopicSpec is one): its name and the
+    full name of its value schema. The catalog lives a floor above; it is passed in."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def schema(self) -> str: ...
+
 
 PROMOTIONS: dict[str, set[str]] = {  # writer type -> reader types that can read it
     "int": {"int", "long", "float", "double"},
@@ -277,14 +290,12 @@ def load_lock(path: Path = HISTORY_DIR / "fingerprints.json") -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def check_all(registry: SchemaRegistry | None = None) -> list[str]:
+def check_all(topics: Iterable[TopicSchema], registry: SchemaRegistry | None = None) -> list[str]:
     """All problems of the project's schemas (empty list = fine): history, lock, working copies,
-    and every topic of the catalog naming a known schema."""
-    from oddsflow.topics import CATALOG
-
+    and every topic of ``topics`` (the catalog, core.topics.CATALOG) naming a known schema."""
     registry = registry or default_registry()
     out = check_registry(registry, load_lock(registry.history_dir / "fingerprints.json"))
-    for t in CATALOG:
+    for t in topics:
         if t.schema not in registry.current:
             out.append(f"topic {t.name}: schema {t.schema} has no .avsc")
     return out
@@ -315,13 +326,14 @@ def release(name: str, registry: SchemaRegistry | None = None) -> Path:
     return target
 
 
-def list_schemas(registry: SchemaRegistry | None = None) -> list[dict[str, Any]]:
-    """One row per topic: topic, schema name, version (0 = unreleased edit), fingerprint."""
-    from oddsflow.topics import CATALOG
-
+def list_schemas(
+    topics: Iterable[TopicSchema], registry: SchemaRegistry | None = None
+) -> list[dict[str, Any]]:
+    """One row per topic of ``topics``: topic, schema name, version (0 = unreleased edit),
+    fingerprint."""
     registry = registry or default_registry()
     rows: list[dict[str, Any]] = []
-    for t in CATALOG:
+    for t in topics:
         sv = registry.current.get(t.schema)
         rows.append(
             {

@@ -17,11 +17,11 @@ from typing import Any
 import asyncpg
 from confluent_kafka import Producer
 
-from oddsflow.admin import admin_client, create_topics
-from oddsflow.isolation import isolated_settings
-from oddsflow.kafka_config import producer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import BY_NAME, topic_name
+from core.admin import admin_client, create_topics
+from core.isolation import isolated_settings
+from core.kafka_config import producer_config
+from core.settings import Settings
+from core.topics import BY_NAME, topic_name
 from schemas.codec import default_codec
 from sinks.connector import SinkConnector
 from sinks.mapping import mapping_for
@@ -190,7 +190,7 @@ def format_result(r: dict[str, Any]) -> str:
 if __name__ == "__main__":
     import sys
 
-    from oddsflow.settings import load_settings
+    from core.settings import load_settings
 
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     print(format_result(bench_sink(load_settings(), count)))

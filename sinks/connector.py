@@ -32,9 +32,9 @@ import asyncpg
 from asyncpg.exceptions import _base as pg_base
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from oddsflow.kafka_config import consumer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import CATALOG, TopicSpec, topic_name
+from core.kafka_config import consumer_config
+from core.settings import Settings
+from core.topics import CATALOG, TopicSpec, topic_name
 from schemas.codec import DecodeError, default_codec
 from sinks.mapping import TableMapping, mapping_for
 

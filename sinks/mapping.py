@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from oddsflow.settings import Settings
-from oddsflow.topics import TopicSpec, topic_name
+from core.settings import Settings
+from core.topics import TopicSpec, topic_name
 from schemas.registry import default_registry
 
 LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 LOCK_ID = 0x0DD5F10

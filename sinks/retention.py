@@ -3,7 +3,7 @@
 Tables lose rows that arrived (``loaded_at``) longer ago than their zone's days, as Kafka ages
 records by when they were appended: a backfill of 2016 lines is kept for the zone's days from the
 day it was loaded, not deleted on arrival; -1 keeps a zone forever. Topics get the same horizon as
-``retention.ms`` (``oddsflow.admin.topic_config`` sets it at creation; :func:`align_topic_retention`
+``retention.ms`` (``core.admin.topic_config`` sets it at creation; :func:`align_topic_retention`
 updates topics that already exist after the config changed). The sink worker runs the purge every
 ``purge_interval_minutes`` (:func:`purge_periodically`).
 """
@@ -19,9 +19,9 @@ from datetime import datetime
 import asyncpg
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from oddsflow.admin import admin_client
-from oddsflow.settings import Settings
-from oddsflow.topics import CATALOG, TopicSpec, Zone, topic_name
+from core.admin import admin_client
+from core.settings import Settings
+from core.topics import CATALOG, TopicSpec, Zone, topic_name
 
 log = logging.getLogger("oddsflow.retention")
 

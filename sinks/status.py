@@ -15,9 +15,9 @@ from datetime import datetime
 import asyncpg
 from confluent_kafka import Consumer, TopicPartition
 
-from oddsflow.kafka_config import client_config
-from oddsflow.settings import Settings
-from oddsflow.topics import CATALOG, Zone, topic_name
+from core.kafka_config import client_config
+from core.settings import Settings
+from core.topics import CATALOG, Zone, topic_name
 from sinks.connector import DEFAULT_GROUP
 
 # The column holding a row's event time, where it is not called event_time.

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from oddsflow.isolation import child_env, isolated_settings
-from oddsflow.settings import Settings, load_settings
+from core.isolation import child_env, isolated_settings
+from core.settings import Settings, load_settings
 
 
 def _docker_answers() -> bool:
@@ -70,7 +70,7 @@ def settings(service_settings: Settings) -> Iterator[Settings]:
 
 def _delete_topics(s: Settings) -> None:
     """Best effort: delete every topic under the test's prefix (a failure only leaves garbage)."""
-    from oddsflow.admin import admin_client
+    from core.admin import admin_client
 
     prefix = s.kafka.topic_prefix
     if not prefix:
@@ -93,7 +93,7 @@ def settings_env(s: Settings) -> dict[str, str]:
 @pytest.fixture
 def pipeline_settings(settings: Settings) -> Settings:
     """Per-test settings with the catalog's topics created and the tables migrated."""
-    from oddsflow.admin import create_topics
+    from core.admin import create_topics
     from sinks.migrate import migrate
 
     create_topics(settings)

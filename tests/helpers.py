@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.settings import Settings
 from oddsflow.processes import running_workers
-from oddsflow.settings import Settings
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ def stop_after_polls(n: int, holder: list[Any]) -> Callable[[float], Awaitable[N
 
 async def groups_assigned(settings: Settings, groups: list[str], timeout: float = 90.0) -> None:
     """Wait until each consumer group has a member holding partitions (workers joined)."""
-    from oddsflow.admin import admin_client
+    from core.admin import admin_client
 
     admin = admin_client(settings)
 

@@ -8,7 +8,7 @@ canonical teams, book and game id, decimal odds and the no-vig probability of it
 by game (``group_by``, Quix's repartition topic), keeps only lines whose (price, line) changed
 for their identity (per-game ``State``) and writes JSON to the output topic.
 
-The normalization uses oddsflow's pure domain helpers (``streams/domain``) where a Quix user
+The normalization uses oddsflow's pure domain helpers (``core/domain``) where a Quix user
 would write their own equivalent, so the per-line work is the same lookups and arithmetic.
 What the peer does not do, and oddsflow's staging does: dead letters with reasons, the quality
 gate, Avro encoding of typed staging records, lineage headers, stale-snapshot ordering.
@@ -29,11 +29,11 @@ from quixstreams.models.serializers.avro import AvroDeserializer
 from quixstreams.models.topics import Topic
 
 import schemas
-from streams.domain.books import canonical_book
-from streams.domain.games import game_id
-from streams.domain.odds import american_to_decimal, novig_two_way
-from streams.domain.teams import lookup_team, resolve_team
-from streams.domain.timeparse import parse_utc
+from core.domain.books import canonical_book
+from core.domain.games import game_id
+from core.domain.odds import american_to_decimal, novig_two_way
+from core.domain.teams import lookup_team, resolve_team
+from core.domain.timeparse import parse_utc
 
 RAW_SCHEMA: Final = Path(schemas.__file__).parent / "avro" / "raw" / "raw_envelope.avsc"
 MARKETS: Final = {"h2h": "moneyline", "spreads": "spread", "totals": "total"}

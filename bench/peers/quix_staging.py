@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from core.settings import Settings
 from oddsflow.bench.harness import Measurement, StageStats
-from oddsflow.settings import Settings
 
 MODES: Final = ("staging", "staging-per-line", "passthrough")
 DEFAULT_MODES: Final = ("staging", "passthrough")
@@ -98,8 +98,8 @@ def run_peer(
     Raises RuntimeError when the app exits without a result; a run that hit ``timeout``
     (default 120 s + 1 ms a record) is stopped with SIGTERM and returned with complete=False.
     """
+    from core.isolation import child_env
     from oddsflow.bench.stages import create_topic, delete_topics
-    from oddsflow.isolation import child_env
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -177,7 +177,7 @@ def _records_on(settings: Settings, topic: str) -> int:
     """Records written to every partition of ``topic`` (its end offsets; nothing is deleted)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from oddsflow.kafka_config import client_config
+    from core.kafka_config import client_config
 
     consumer = Consumer(client_config(settings, **{"group.id": f"{topic}-count"}))
     try:
@@ -193,7 +193,7 @@ def _delete_run_topics(
     settings: Settings, output: str, group: str, delete: Callable[[Settings, list[str]], None]
 ) -> None:
     """The run's output topic and Quix's internal topics (their names contain the group)."""
-    from oddsflow.admin import admin_client
+    from core.admin import admin_client
 
     try:
         names = [t for t in admin_client(settings).list_topics(timeout=10).topics if group in t]
@@ -214,9 +214,9 @@ def _child(spec_path: str) -> int:
     from quixstreams.kafka.configuration import ConnectionConfig
 
     from bench.peers import quix_app
+    from core.kafka_config import security_config
+    from core.settings import load_settings
     from oddsflow.bench.harness import peak_rss_mb
-    from oddsflow.kafka_config import security_config
-    from oddsflow.settings import load_settings
 
     s = load_settings()
     n = int(spec["records"])
@@ -292,8 +292,8 @@ def measure(
 ) -> dict[str, list[PeerResult]]:
     """Publish ``n`` raw records of the simulator's bench slate (the staging stage's input) to a
     fresh topic under ``settings``' prefix, then ``reps`` runs of each mode over them."""
+    from core.topics import raw_topic, topic_name
     from oddsflow.bench.stages import create_topic, delete_topics, produce_all, raw_envelopes
-    from oddsflow.topics import raw_topic, topic_name
 
     topic = topic_name(settings, raw_topic("simulator")) + f".peer{uuid.uuid4().hex[:6]}"
     create_topic(settings, topic)
@@ -334,8 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         return _child(args.child)
 
-    from oddsflow.isolation import isolated_settings
-    from oddsflow.settings import load_settings
+    from core.isolation import isolated_settings
+    from core.settings import load_settings
 
     s = isolated_settings(load_settings(), kind="b")
     print(f"{args.records:,} raw records, {args.reps} runs per mode ({s.kafka.bootstrap_servers})")

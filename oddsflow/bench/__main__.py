@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.settings import load_settings
 from oddsflow.bench.cli import add_bench_arguments, run_bench
-from oddsflow.settings import load_settings
 
 
 def main() -> int:

@@ -23,9 +23,9 @@ from typing import Any
 
 import asyncpg
 
+from core.domain.teams import CODES, FULL_NAMES
+from core.settings import Settings
 from oddsflow.bench.stages import isolated_settings, worker_processes
-from oddsflow.settings import Settings
-from streams.domain.teams import CODES, FULL_NAMES
 
 HEADER = [
     "BaseballRefID",
@@ -122,7 +122,7 @@ def backfill_stage(
     settings: Settings, rows: int, log_dir: Path, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """Replay a synthetic season of ``rows`` rows into all zones; seconds to drained."""
-    from oddsflow.admin import create_topics
+    from core.admin import create_topics
     from oddsflow.ops.lag import observe
     from producers.publisher import Publisher
     from producers.replay import pinnacle_records, replay

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from oddsflow.argtypes import positive_float, positive_int
+from core.argtypes import positive_float, positive_int
+from core.settings import Settings
 from oddsflow.bench import stages
 from oddsflow.bench.harness import Measurement, StageStats, repeat
 from oddsflow.bench.report import (
@@ -29,7 +30,6 @@ from oddsflow.bench.report import (
     write_json,
 )
 from oddsflow.errors import CommandError
-from oddsflow.settings import Settings
 
 GROUPS = (
     "ceiling", "codec", "publish", "staging", "features", "sink", "e2e", "live", "backfill",

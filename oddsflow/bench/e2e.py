@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from core.settings import Settings
 from oddsflow.bench.harness import percentile, proc_cpu_seconds, proc_peak_rss_mb
 from oddsflow.bench.stages import (
     ENVELOPE,
@@ -25,7 +26,6 @@ from oddsflow.bench.stages import (
     simulator,
     worker_processes,
 )
-from oddsflow.settings import Settings
 from producers.publisher import Publisher
 from schemas.codec import default_codec
 
@@ -173,7 +173,7 @@ async def _run(
     log_dir: Path,
     log: Any,
 ) -> dict[str, Any]:
-    from oddsflow.admin import create_topics
+    from core.admin import create_topics
     from sinks.migrate import migrate
 
     s = isolated_settings(settings)

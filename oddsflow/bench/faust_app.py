@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import faust
 
-from oddsflow.kafka_config import faust_credentials, record_max_bytes
-from oddsflow.settings import Settings
+from core.kafka_config import faust_credentials, record_max_bytes
+from core.settings import Settings
 
 #: The baselines run at_least_once (what the faust staging worker ran until 2026-12-02).
 PROCESSING_GUARANTEE = {"staging": "at_least_once", "faust-staging": "at_least_once"}

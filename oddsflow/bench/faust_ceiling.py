@@ -5,7 +5,7 @@ on this box bounds what any staging logic inside it could reach (DESIGN.md, "Run
 workers left faust). Same app settings as the faust staging role had
 (``oddsflow.bench.faust_app.create_app``, at_least_once), same batching (``take_events`` +
 enqueued ``app.producer.send``). Run as ``python -m oddsflow.bench.faust_ceiling IN OUT`` with the
-settings in the environment (``oddsflow.isolation.child_env``); OUT ``-`` consumes only.
+settings in the environment (``core.isolation.child_env``); OUT ``-`` consumes only.
 
 ``ODDSFLOW_BENCH_FAUST_TUNED=1``: faust at its best as the issue asked before leaving it (uvloop
 as the event loop, 5,000 records a poll, a 16,384-event stream buffer): the figure that decided.
@@ -18,7 +18,7 @@ import sys
 
 import faust
 
-from oddsflow.settings import get_settings
+from core.settings import get_settings
 
 BATCH, WITHIN = 1000, 0.05  # as the batched faust staging agents had
 

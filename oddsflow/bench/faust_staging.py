@@ -13,8 +13,8 @@ import logging
 
 import faust
 
-from oddsflow.settings import Settings, get_settings
-from oddsflow.topics import RAW_SOURCES, dlq_topic, raw_topic, topic_name
+from core.settings import Settings, get_settings
+from core.topics import RAW_SOURCES, dlq_topic, raw_topic, topic_name
 from schemas.codec import default_codec
 from streams.staging.dedupe import Deduplicator
 from streams.staging.processor import Origin, StagingProcessor

@@ -27,11 +27,11 @@ from typing import Any
 import asyncpg
 from confluent_kafka import Consumer, TopicPartition
 
+from core.kafka_config import consumer_config
+from core.settings import Settings
+from core.topics import topic_name
 from oddsflow.bench.harness import percentile
 from oddsflow.bench.stages import isolated_settings, worker_processes
-from oddsflow.kafka_config import consumer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
 from producers.collect import publish_live
 from producers.simulator import ScriptedJump, Simulator
 from schemas.codec import default_codec
@@ -122,7 +122,7 @@ def live_stage(
     ticks: int = 60,
 ) -> dict[str, Any]:
     """Run the live stage once; latency percentiles to the subscriber and to Postgres."""
-    from oddsflow.admin import create_topics
+    from core.admin import create_topics
     from sinks.migrate import migrate
     from streams.features.worker import features_group
     from streams.staging.worker import staging_group
@@ -176,7 +176,7 @@ def live_stage(
 
 
 async def _joined(s: Settings, groups: list[str]) -> None:
-    from oddsflow.admin import admin_client
+    from core.admin import admin_client
 
     admin = admin_client(s)
     deadline = time.monotonic() + 90

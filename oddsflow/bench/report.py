@@ -15,8 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from core.settings import Settings
 from oddsflow.bench.harness import StageStats
-from oddsflow.settings import Settings
 
 
 def _version(package: str) -> str | None:

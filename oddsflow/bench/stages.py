@@ -23,13 +23,13 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from core.isolation import child_env
+from core.isolation import isolated_settings as _isolated
+from core.kafka_config import client_config, consumer_config, producer_config
+from core.settings import Settings
+from core.topics import raw_topic, topic_name
 from oddsflow.bench.harness import Measurement, proc_cpu_seconds, proc_peak_rss_mb, timed
-from oddsflow.isolation import child_env
-from oddsflow.isolation import isolated_settings as _isolated
-from oddsflow.kafka_config import client_config, consumer_config, producer_config
 from oddsflow.processes import running_workers
-from oddsflow.settings import Settings
-from oddsflow.topics import raw_topic, topic_name
 from producers.simulator import Simulator
 from schemas.codec import default_codec
 
@@ -464,7 +464,7 @@ def worker_stage(
     the warm-up) and stops at the last new output record (end offsets polled every 100 ms) once
     the group has committed all of its input.
     """
-    from oddsflow.admin import create_topics
+    from core.admin import create_topics
 
     create_topics(settings)
     out_topics = [topic_name(settings, t) for t in outputs]
@@ -571,7 +571,7 @@ def staging_worker_memory(
     worker's state bounded. Separate from ``make bench``: at a few thousand records/s, 1M takes
     minutes (``oddsflow bench --staging-memory 1000000``).
     """
-    from oddsflow.admin import create_topics
+    from core.admin import create_topics
 
     s = isolated_settings(settings)
     create_topics(s)
@@ -630,7 +630,7 @@ def faust_ceiling(
     s = isolated_settings(settings)
     src = topic_name(s, raw_topic("simulator"))
     dst = topic_name(s, "staging.odds_lines")
-    from oddsflow.admin import create_topics
+    from core.admin import create_topics
 
     create_topics(s)
     batches = [raw_envelopes(max(300, n // 4), seed=3, days_back=2)]

@@ -48,14 +48,14 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from oddsflow.argtypes import moment, non_negative_int
+from core.argtypes import moment, non_negative_int
+from core.kafka_config import consumer_config, producer_config
+from core.reader import read_topic
+from core.settings import Settings
+from core.topics import DLQ_STAGES, RAW_SOURCES, dlq_topic, raw_topic, topic_name
 from oddsflow.console import render, table
 from oddsflow.errors import shorten
 from oddsflow.jsonout import emit, iso
-from oddsflow.kafka_config import consumer_config, producer_config
-from oddsflow.settings import Settings
-from oddsflow.topic_reader import read_topic
-from oddsflow.topics import DLQ_STAGES, RAW_SOURCES, dlq_topic, raw_topic, topic_name
 from schemas.codec import DecodeError, default_codec
 
 REPLAY_OF = "oddsflow-replay-of"

@@ -23,20 +23,14 @@ from typing import Any
 import asyncpg
 from confluent_kafka import KafkaException
 
-from oddsflow.argtypes import positive_float
+from core.argtypes import positive_float
+from core.offsets import KafkaUnavailable, admin_client
+from core.settings import Settings
 from oddsflow.console import render, table
 from oddsflow.errors import shorten
 from oddsflow.jsonout import emit, iso
 from oddsflow.ops.burrow import Rules, Status
-from oddsflow.ops.lag import (
-    KafkaUnavailable,
-    LagMonitor,
-    admin_client,
-    describe,
-    full_group_name,
-    rates_between,
-)
-from oddsflow.settings import Settings
+from oddsflow.ops.lag import LagMonitor, describe, full_group_name, rates_between
 from oddsflow.worker import ROLES, mode_roles
 
 UNHEALTHY_LAG = (Status.STOP, Status.STALL)

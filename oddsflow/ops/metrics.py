@@ -40,12 +40,13 @@ from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from oddsflow.argtypes import port_or_zero
-from oddsflow.kafka_config import client_config
+from core.argtypes import port_or_zero
+from core.kafka_config import client_config
+from core.offsets import admin_client, end_offsets
+from core.settings import Settings
+from core.topics import CATALOG, topic_name
 from oddsflow.ops.burrow import Rules
-from oddsflow.ops.lag import LagMonitor, admin_client, end_offsets
-from oddsflow.settings import Settings
-from oddsflow.topics import CATALOG, topic_name
+from oddsflow.ops.lag import LagMonitor
 
 #: Histogram buckets of the end-to-end latency, seconds.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)

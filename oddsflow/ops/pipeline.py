@@ -29,19 +29,13 @@ import asyncpg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from oddsflow.argtypes import positive_float
+from core.argtypes import positive_float
+from core.offsets import KafkaUnavailable, admin_client, committed_offsets, end_offsets, retried
+from core.settings import Settings
+from core.topics import CATALOG, Zone, topic_name
 from oddsflow.errors import CommandError, UsageError, kafka_reason
-from oddsflow.ops.lag import (
-    KafkaUnavailable,
-    admin_client,
-    committed_offsets,
-    end_offsets,
-    retried,
-)
 from oddsflow.processes import WorkerDied
-from oddsflow.settings import Settings
 from oddsflow.status import table_counts
-from oddsflow.topics import CATALOG, Zone, topic_name
 from oddsflow.worker import MODE_ZONES as WORKER_MODE_ZONES
 from schemas.codec import default_codec
 

@@ -26,13 +26,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -49,43 +48,25 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from oddsflow.argtypes import moment, non_negative_float
-from oddsflow.console import render, table
-from oddsflow.jsonout import dumps, iso, plain
-from oddsflow.ops.lag import (
+from core.argtypes import moment, non_negative_float
+from core.offsets import (
     KafkaUnavailable,
     admin_client,
     committed_offsets,
-    describe,
     end_offsets,
-    full_group_name,
-    group_prefix,
     list_offsets_at,
     result_of,
     start_offsets,
 )
-from oddsflow.settings import Settings
-from oddsflow.topics import CATALOG, topic_name
+from core.settings import Settings
+from core.topics import CATALOG, topic_name
+from oddsflow.console import render, table
+from oddsflow.jsonout import dumps, iso, plain
+from oddsflow.ops.lag import describe, full_group_name, group_prefix
 from oddsflow.worker import ROLES
 
 ZONES = ("raw", "staging", "curated", "operational")
 PLAIN_PROGRESS_EVERY = 10.0  # seconds between two progress lines in a log
-_RELATIVE = re.compile(r"^-?(\d+(?:\.\d+)?)\s*([smhd])(?:\s*ago)?$")
-
-
-def parse_time(text: str, now: datetime | None = None) -> datetime:
-    """ISO 8601 (naive means UTC) or relative to now: ``90m``, ``-2h``, ``1d ago``."""
-    m = _RELATIVE.match(text.strip())
-    if m:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-        return (now or datetime.now(UTC)) - timedelta(**{unit: float(m.group(1))})
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a time: use ISO 8601 (2026-06-01T18:00Z) or 30m, 2h, 1d ago"
-        ) from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 @dataclass

@@ -44,12 +44,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from oddsflow.argtypes import non_negative_int, positive_float
+from core.argtypes import non_negative_int, positive_float
+from core.kafka_config import consumer_config
+from core.settings import Settings, get_settings
+from core.topics import spec, topic_name
 from oddsflow.errors import UsageError
 from oddsflow.jsonout import dumps, iso, plain
-from oddsflow.kafka_config import consumer_config
-from oddsflow.settings import Settings, get_settings
-from oddsflow.topics import spec, topic_name
 from schemas.codec import DecodeError, default_codec
 from schemas.models import AvroModel, model_for
 

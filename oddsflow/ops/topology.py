@@ -12,9 +12,9 @@ import argparse
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from core.settings import Settings
+from core.topics import BY_NAME, TopicSpec, raw_topic, topic_name
 from oddsflow.jsonout import dumps
-from oddsflow.settings import Settings
-from oddsflow.topics import BY_NAME, TopicSpec, raw_topic, topic_name
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.settings import Settings
 from oddsflow.services import kafka, postgres
-from oddsflow.settings import Settings
 
 
 def up(settings: Settings) -> list[str]:

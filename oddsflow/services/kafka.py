@@ -21,9 +21,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.settings import SecurityProtocol, Settings
 from oddsflow.services.prereq import PrerequisiteError, require_binary, require_free_port
 from oddsflow.services.process import read_pid, stop_pid, tail
-from oddsflow.settings import SecurityProtocol, Settings
 
 LOG4J_VERSION = "2.24.3"
 
@@ -239,7 +239,7 @@ def _answers(config: dict[str, object], timeout: float) -> bool:
 
 def is_ready(settings: Settings, timeout: float = 2.0) -> bool:
     """The broker answers a client configured exactly like the project's (TLS, SCRAM)."""
-    from oddsflow.kafka_config import client_config
+    from core.kafka_config import client_config
 
     return _answers(client_config(settings), timeout)
 

@@ -18,9 +18,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from core.settings import Settings
 from oddsflow.services.prereq import PrerequisiteError, require_free_port
 from oddsflow.services.process import tail
-from oddsflow.settings import Settings
 
 RUN_AS = "postgres"
 

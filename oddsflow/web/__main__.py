@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from oddsflow.settings import load_settings
+from core.settings import load_settings
 from oddsflow.web.app import add_web_arguments, run_web
 
 

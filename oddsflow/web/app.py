@@ -22,8 +22,8 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from oddsflow.argtypes import port_or_zero, positive_float
-from oddsflow.settings import Settings
+from core.argtypes import port_or_zero, positive_float
+from core.settings import Settings
 from oddsflow.web import pages, queries
 from oddsflow.web.live import LiveFeed
 from oddsflow.web.operations import OpsSampler

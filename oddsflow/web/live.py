@@ -21,10 +21,10 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 
+from core.kafka_config import client_config
+from core.settings import Settings
+from core.topics import topic_name
 from oddsflow.errors import kafka_reason
-from oddsflow.kafka_config import client_config
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
 from schemas.codec import DecodeError, default_codec
 
 log = logging.getLogger("oddsflow.web.live")

@@ -17,14 +17,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from oddsflow.ops.lag import (
-    GroupLag,
-    KafkaUnavailable,
-    LagMonitor,
-    full_group_name,
-    rates_between,
-)
-from oddsflow.settings import Settings
+from core.offsets import KafkaUnavailable
+from core.settings import Settings
+from oddsflow.ops.lag import GroupLag, LagMonitor, full_group_name, rates_between
 from oddsflow.worker import ROLES
 
 log = logging.getLogger("oddsflow.web.operations")

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 
 MARKETS = ("moneyline", "spread", "total")
 CHART_SIDE = {"moneyline": "home", "spread": "home", "total": "over"}

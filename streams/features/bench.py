@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from oddsflow.settings import FeatureSettings
+from core.settings import FeatureSettings
 from streams.features.engine import FeatureEngine
 
 _MARKETS = (

@@ -19,9 +19,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from oddsflow.kafka_config import consumer_config
-from oddsflow.settings import FeatureSettings, Settings
-from oddsflow.topics import topic_name
+from core.kafka_config import consumer_config
+from core.settings import FeatureSettings, Settings
+from core.topics import topic_name
 from schemas.codec import default_codec
 from streams.features.bench import synthetic_lines
 from streams.features.kafkaio import publish_staged
@@ -140,9 +140,9 @@ def main() -> None:
     import json
     import sys
 
-    from oddsflow.admin import create_topics
-    from oddsflow.isolation import isolated_settings
-    from oddsflow.settings import load_settings
+    from core.admin import create_topics
+    from core.isolation import isolated_settings
+    from core.settings import load_settings
     from streams.features.partitioned import LINE
     from streams.features.season import season
 

@@ -27,7 +27,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from oddsflow.settings import FeatureSettings
+from core.settings import FeatureSettings
 from streams.features.odds import (
     CANONICAL_SIDE,
     FEATURE_SET_VERSION,

@@ -16,9 +16,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from oddsflow.kafka_config import consumer_config, producer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import raw_topic, topic_name
+from core.kafka_config import consumer_config, producer_config
+from core.settings import Settings
+from core.topics import raw_topic, topic_name
 from schemas.codec import default_codec
 from streams.staging.dedupe import IDENTITY
 from streams.staging.processor import GAME, LINE, SPLIT, Origin, StagingProcessor

@@ -30,7 +30,7 @@ import json
 from bisect import bisect_left
 from typing import Any
 
-from oddsflow.topics import spec
+from core.topics import spec
 from streams.features.engine import PAYLOAD, FeatureEngine, Output
 from streams.features.odds import MINUTE_US, TOPIC_VECTOR, from_us
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
-from oddsflow.settings import FeatureSettings
+from core.settings import FeatureSettings
 from streams.features.engine import FeatureEngine, Output
 from streams.features.live import LiveEngine
 from streams.features.odds import MINUTE_US, from_us, to_us

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from oddsflow.settings import FeatureSettings
+from core.settings import FeatureSettings
 
 Output = tuple[str, dict[str, Any]]
 

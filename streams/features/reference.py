@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from oddsflow.settings import FeatureSettings
+from core.settings import FeatureSettings
 
 Output = tuple[str, dict[str, Any]]
 Step = list[tuple[datetime, Any]]  # one value per instant, ascending

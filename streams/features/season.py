@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from oddsflow.settings import FeatureSettings
+from core.settings import FeatureSettings
 from streams.features.bench import _decimal
 from streams.features.partitioned import GAME, LINE, PartitionFeatures
 

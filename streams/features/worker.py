@@ -39,8 +39,8 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from oddsflow.settings import Settings
-from oddsflow.topics import spec, topic_name
+from core.settings import Settings
+from core.topics import spec, topic_name
 from schemas.codec import default_codec
 from streams.features.engine import Output as EngineOutput
 from streams.features.partitioned import GAME, LINE, SPLIT, PartitionFeatures

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from oddsflow.admin import admin_client
-from oddsflow.kafka_config import consumer_config
-from oddsflow.settings import Settings
+from core.admin import admin_client
+from core.kafka_config import consumer_config
+from core.settings import Settings
 from streams.runtime.task import Entry
 
 #: How long a topic just created may take to appear in the broker's metadata.

@@ -33,8 +33,8 @@ from typing import IO, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from oddsflow.kafka_config import consumer_config, producer_config
-from oddsflow.settings import Settings
+from core.kafka_config import consumer_config, producer_config
+from core.settings import Settings
 from streams.runtime.changelog import ensure_topic, read_partitions
 from streams.runtime.task import Entry, Task
 

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from oddsflow.admin import admin_client
-from oddsflow.kafka_config import consumer_config
+from core.admin import admin_client
+from core.kafka_config import consumer_config
 from streams.fatal import EX_SOFTWARE
 from streams.runtime.loop import CALL_TIMEOUT
 

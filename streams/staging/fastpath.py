@@ -13,7 +13,7 @@ outcomes' JSON text, so they are kept by that text (``_PLANS``): feeds re-send u
 every poll, and a repeated market costs a dict lookup. No record dict is built unless a part is
 refused. ~25 µs a simulator raw record (DESIGN.md, "Staging").
 
-Exactness: this is a second implementation of what parsers/odds_api.py, validate.py and
+Exactness: this is a second implementation of what core/formats/odds_api.py, validate.py and
 quality.py decide, for payloads whose every part is usable at parse level. For anything else — a
 field of another JSON type than the structures declare, a missing or unknown team, book, market,
 side, price or point, an unreadable time, one market listed twice — :meth:`OddsApiStager.stage`
@@ -32,14 +32,12 @@ from typing import Any, Final, NamedTuple
 
 import msgspec
 
-from schemas.codec import Codec
-from streams.domain.books import BookError, canonical_book
-from streams.domain.games import game_id, schedule_date
-from streams.domain.odds import american_to_decimal, decimal_to_american, parse_american
-from streams.domain.teams import lookup_team
-from streams.domain.timeparse import TimeParseError, parse_utc
-from streams.staging.dedupe import _micros_cached
-from streams.staging.parsers.base import (
+from core.domain.books import BookError, canonical_book
+from core.domain.games import game_id, schedule_date
+from core.domain.odds import american_to_decimal, decimal_to_american, parse_american
+from core.domain.teams import lookup_team
+from core.domain.timeparse import TimeParseError, parse_utc
+from core.formats.base import (
     MONEYLINE,
     SPREAD,
     TOTAL,
@@ -51,7 +49,9 @@ from streams.staging.parsers.base import (
     number_doubleheaders,
     status_by_clock,
 )
-from streams.staging.parsers.odds_api import MARKETS, OVER_UNDER
+from core.formats.odds_api import MARKETS, OVER_UNDER
+from schemas.codec import Codec
+from streams.staging.dedupe import _micros_cached
 from streams.staging.quality import (
     FRESH,
     MAX_GOOD_OVERROUND,

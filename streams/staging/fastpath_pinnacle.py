@@ -1,7 +1,7 @@
 """The staging hot path for Pinnacle line-history rows (source ``file``, format ``pinnacle``).
 
 Why: a backfill replays a season of ~250,000 rows, one raw record each, and the generic path
-(parsers/pinnacle.py → record dicts → validate.py → quality.py → encode → de-dup facts) costs
+(core/formats/pinnacle.py → record dicts → validate.py → quality.py → encode → de-dup facts) costs
 ~150 µs a row, most of it building six line dicts and a game dict, validating, pairing and
 scoring them, and encoding them field by field. A row is mostly what the rows before it were: its
 game's cells (first pitch, teams, doubleheader, scores, pitchers) repeat on every row of the game,
@@ -34,12 +34,9 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
-from schemas.codec import Codec
-from streams.domain.odds import PriceError, parse_points
-from streams.domain.timeparse import TimeParseError, parse_utc
-from streams.staging.dedupe import _micros, fact_of
-from streams.staging.fastpath import LINE_RUNS, Staged, quarantined
-from streams.staging.parsers.base import (
+from core.domain.odds import PriceError, parse_points
+from core.domain.timeparse import TimeParseError, parse_utc
+from core.formats.base import (
     MONEYLINE,
     SPREAD,
     TOTAL,
@@ -52,8 +49,11 @@ from streams.staging.parsers.base import (
     make_line,
     to_int_or_none,
 )
-from streams.staging.parsers.csvrow import header_index
-from streams.staging.parsers.pinnacle import BOOK, REQUIRED, _pair, row_game
+from core.formats.csvrow import header_index
+from core.formats.pinnacle import BOOK, REQUIRED, _pair, row_game
+from schemas.codec import Codec
+from streams.staging.dedupe import _micros, fact_of
+from streams.staging.fastpath import LINE_RUNS, Staged, quarantined
 from streams.staging.quality import (
     FRESH,
     MAX_GOOD_OVERROUND,
@@ -160,7 +160,7 @@ class PinnacleStager:
         header = self._headers.get(header_text) or self._header(header_text)
         if header is None:
             return None
-        try:  # UTF-8, a BOM tolerated (parsers.base.payload_text), without the codec's lookup
+        try:  # UTF-8, a BOM tolerated (core.formats.base.payload_text), without the codec's lookup
             text = (payload[3:] if payload[:3] == _BOM else payload).decode()  # type: ignore[index]
         except UnicodeDecodeError:
             return None
@@ -257,7 +257,7 @@ class PinnacleStager:
         return plan
 
     def _game(self, cells: tuple[str, ...]) -> _Game | None:
-        """A game from its cells (GAME_COLUMNS), as parsers/pinnacle.py reads it; None when the
+        """A game from its cells (GAME_COLUMNS), as core/formats/pinnacle.py reads it; None when the
         generic path refuses it (the row names no game, or a score is not one)."""
         commence, away, home, number, away_score, home_score, away_p, home_p = (
             c.strip() for c in cells
@@ -300,7 +300,7 @@ class PinnacleStager:
     def _plan(
         self, cache: dict[tuple[str, ...], Plan], market: str, cells: tuple[str, ...]
     ) -> Plan | None:
-        """A market's lines from its cells, as parsers/pinnacle.py and validate.py decide them
+        """A market's lines from its cells, as core/formats/pinnacle.py and validate.py decide them
         (none when the market is not offered); None when the generic path refuses a part of it."""
         stripped = tuple(c.strip() for c in cells)
         out = Parsed()

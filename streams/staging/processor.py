@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core.formats import ParseError, Reject
+from core.formats.base import Context, context_of
 from schemas.codec import DecodeError, default_codec
 from streams.staging.dedupe import encode_fact, fact_of
 from streams.staging.fastpath import OddsApiStager, Staged
 from streams.staging.fastpath_pinnacle import PinnacleStager
-from streams.staging.parsers import ParseError, Reject, parse_and_validate
-from streams.staging.parsers.base import Context, context_of
 from streams.staging.quality import LIVE, QUALITY_GATE, SCORERS, Timing, timing_of
-from streams.staging.validate import _where
+from streams.staging.validate import _where, parse_and_validate
 
 ENVELOPE = "oddsflow.raw.RawEnvelope"
 LINE = "oddsflow.staging.OddsLine"

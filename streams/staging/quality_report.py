@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 
 TOPIC = "operational.quality"
 SCHEMA = "oddsflow.operational.QualityReport"

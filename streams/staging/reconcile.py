@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from oddsflow.kafka_config import consumer_config
-from oddsflow.settings import Settings
-from oddsflow.topic_reader import read_topic
-from oddsflow.topics import RAW_SOURCES, dlq_topic, raw_topic, topic_name
+from core.kafka_config import consumer_config
+from core.reader import read_topic
+from core.settings import Settings
+from core.topics import RAW_SOURCES, dlq_topic, raw_topic, topic_name
 from streams.staging.batches import decode_batch, is_batch
 from streams.staging.dedupe import SOURCE_OFFSET_HEADER, parse_position
 from streams.staging.worker import (

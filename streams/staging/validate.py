@@ -18,12 +18,12 @@ their implied probabilities must sum within [min_overround, max_overround]
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final
 
-from streams.domain.odds import (
+from core.domain.odds import (
     INVALID_PRICE,
     NON_FINITE_LINE,
     NON_FINITE_PRICE,
@@ -31,8 +31,9 @@ from streams.domain.odds import (
     PRICE_MIN,
     PRICE_OUT_OF_RANGE,
 )
-from streams.domain.timeparse import BAD_TIMESTAMP
-from streams.staging.parsers.base import (
+from core.domain.timeparse import BAD_TIMESTAMP
+from core.formats import parse
+from core.formats.base import (
     GAME_STATUSES,
     INVALID_SPLIT,
     MISSING_FIELD,
@@ -322,3 +323,13 @@ def validate_parsed(
         else:
             rejects.append(r)
     return Parsed(lines=lines, splits=splits, games=games, rejects=rejects, empty=parsed.empty)
+
+
+def parse_and_validate(
+    envelope: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+    future_tolerance: timedelta = timedelta(minutes=5),
+) -> Parsed:
+    """parse() then validate_parsed(): what the staging agent promotes, and what it refuses."""
+    return validate_parsed(parse(envelope), now=now, future_tolerance=future_tolerance)

@@ -34,9 +34,8 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from oddsflow.settings import Settings
-from oddsflow.topics import RAW_SOURCES, dlq_topic, raw_topic, topic_name
-from producers.publisher import PUBLISHED_HEADER
+from core.settings import Settings
+from core.topics import PUBLISHED_HEADER, RAW_SOURCES, dlq_topic, raw_topic, topic_name
 from schemas.codec import default_codec
 from streams.runtime.align import TimestampAligner
 from streams.runtime.changelog import latest

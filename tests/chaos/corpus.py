@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from oddsflow.topics import raw_topic
+from core.topics import raw_topic
 from schemas.codec import default_codec
 
 ENVELOPE = "oddsflow.raw.RawEnvelope"

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from oddsflow.settings import Settings
-from oddsflow.topic_reader import read_topic
-from oddsflow.topics import topic_name
+from core.reader import read_topic
+from core.settings import Settings
+from core.topics import topic_name
 from streams.staging.worker import OUTPUTS
 
 Record = tuple[bytes | None, bytes | None]  # (key, value)

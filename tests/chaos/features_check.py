@@ -17,9 +17,9 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from oddsflow.kafka_config import consumer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
+from core.kafka_config import consumer_config
+from core.settings import Settings
+from core.topics import topic_name
 from schemas.codec import default_codec
 from streams.features.partitioned import KINDS, PartitionFeatures, record_time_us
 from streams.features.worker import INPUTS, OUTPUTS

@@ -43,15 +43,15 @@ from typing import Any
 import asyncpg
 from confluent_kafka import Producer
 
-from oddsflow.admin import create_topics
-from oddsflow.isolation import child_env, isolated_settings
-from oddsflow.kafka_config import producer_config
+from core.admin import create_topics
+from core.isolation import child_env, isolated_settings
+from core.kafka_config import producer_config
+from core.settings import PROJECT_ROOT, Settings, load_settings
+from core.topics import CATALOG, PUBLISHED_HEADER, raw_topic, topic_name
 from oddsflow.ops.lag import observe
 from oddsflow.services import kafka as kafka_service
 from oddsflow.services import postgres as pg_service
-from oddsflow.settings import PROJECT_ROOT, Settings, load_settings
-from oddsflow.topics import CATALOG, raw_topic, topic_name
-from producers.publisher import PUBLISHED_HEADER, timestamp_ms
+from producers.publisher import timestamp_ms
 from producers.simulator import Simulator
 from schemas.codec import default_codec
 from sinks.mapping import LINEAGE

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 from tests.chaos.runner import FAULT_KINDS, FULL, TELEMETRY, run
 
 

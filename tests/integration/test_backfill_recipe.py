@@ -8,8 +8,8 @@ from pathlib import Path
 
 import asyncpg
 
-from oddsflow.admin import create_topics
-from oddsflow.settings import Settings
+from core.admin import create_topics
+from core.settings import Settings
 from producers.collect import publish_simulation
 from producers.simulator import ScriptedJump, Simulator
 from sinks.migrate import migrate

@@ -25,11 +25,10 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from oddsflow.kafka_config import producer_config
-from oddsflow.settings import Settings
-from oddsflow.topic_reader import read_topic
-from oddsflow.topics import raw_topic, topic_name
-from producers.publisher import PUBLISHED_HEADER
+from core.kafka_config import producer_config
+from core.reader import read_topic
+from core.settings import Settings
+from core.topics import PUBLISHED_HEADER, raw_topic, topic_name
 from producers.replay import pinnacle_records
 from producers.simulator import Simulator
 from schemas.codec import default_codec
@@ -149,7 +148,7 @@ def _games_table(records: list[dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
 async def test_a_backfill_over_badly_interleaved_partitions_equals_the_reference(
     settings: Settings, tmp_path: Path
 ) -> None:
-    from oddsflow.admin import create_topics
+    from core.admin import create_topics
 
     s = settings.model_copy(
         update={"kafka": settings.kafka.model_copy(update={"partitions": PARTITIONS})}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncpg
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from oddsflow.admin import create_topics
-from oddsflow.kafka_config import client_config
-from oddsflow.settings import Settings
-from oddsflow.topics import CATALOG, DAY_MS, topic_name
+from core.admin import create_topics
+from core.kafka_config import client_config
+from core.settings import Settings
+from core.topics import CATALOG, DAY_MS, topic_name
 from schemas.registry import default_registry
 from sinks.mapping import LINEAGE
 from sinks.migrate import load_migrations, migrate

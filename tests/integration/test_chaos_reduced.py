@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 from tests.chaos import corpus
 from tests.chaos.runner import REDUCED, run
 

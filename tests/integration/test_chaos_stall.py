@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from oddsflow.isolation import child_env
+from core.isolation import child_env
+from core.settings import Settings
 from oddsflow.ops.burrow import Rules, Status
 from oddsflow.ops.lag import GroupLag, LagMonitor
-from oddsflow.settings import Settings
 from sinks.bench import odds_line, produce_odds_lines
 from tests.helpers import wait_for, workers
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from oddsflow.kafka_config import producer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import dlq_topic, topic_name
+from core.kafka_config import producer_config
+from core.settings import Settings
+from core.topics import dlq_topic, topic_name
 from producers.collect import publish_simulation
 from producers.simulator import Simulator
 from schemas.codec import default_codec

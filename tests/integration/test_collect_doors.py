@@ -15,10 +15,10 @@ import sys
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from oddsflow.kafka_config import record_max_bytes
+from core.kafka_config import record_max_bytes
+from core.settings import Settings
+from core.topics import raw_topic, topic_name
 from oddsflow.ops.dlq import dead_letters
-from oddsflow.settings import Settings
-from oddsflow.topics import raw_topic, topic_name
 from producers.http import BodyLimits, HttpCollector, RetryPolicy, payload_event_id, source_spec
 from producers.loopback import LoopbackSource, random_json
 from producers.publisher import Publisher

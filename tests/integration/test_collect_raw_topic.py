@@ -16,9 +16,10 @@ import aiohttp
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from oddsflow.kafka_config import client_config, raw_record_max_bytes
-from oddsflow.settings import Settings
-from oddsflow.topics import DAY_MS, raw_topic, topic_name
+from core.formats import parse
+from core.kafka_config import client_config, raw_record_max_bytes
+from core.settings import Settings
+from core.topics import DAY_MS, raw_topic, topic_name
 from producers.collect import publish_simulation
 from producers.http import HttpCollector, RetryPolicy, payload_event_id, source_spec
 from producers.loopback import LoopbackSource
@@ -26,7 +27,6 @@ from producers.publisher import Publisher
 from producers.rawtopic import read_raw
 from producers.replay import file_records, replay
 from producers.simulator import Simulator
-from streams.staging.parsers import parse
 from tests.fixtures_path import AN_V2_FIXTURE, ODDS_API, PINNACLE, SBD, SBD_ONE, SBRO
 
 CAPTURES = [

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections import Counter
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 from producers.rawtopic import count_raw, read_raw
 from tests.conftest import settings_env
 from tests.fixtures_path import PINNACLE

@@ -16,9 +16,9 @@ from typing import Any
 import fastavro
 from confluent_kafka import Consumer, Producer
 
-from oddsflow.admin import create_topics
-from oddsflow.settings import Settings
-from oddsflow.topics import CATALOG, Zone, topic_name
+from core.admin import create_topics
+from core.settings import Settings
+from core.topics import CATALOG, Zone, topic_name
 from schemas.codec import HEADER_LEN, MARKER, default_codec
 from schemas.registry import AVRO_DIR
 from tests.unit.test_codec_errors import CURATED

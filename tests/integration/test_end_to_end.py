@@ -8,9 +8,9 @@ from pathlib import Path
 import asyncpg
 from confluent_kafka import Consumer
 
-from oddsflow.kafka_config import consumer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
+from core.kafka_config import consumer_config
+from core.settings import Settings
+from core.topics import topic_name
 from producers.collect import publish_simulation
 from producers.simulator import ScriptedJump, Simulator
 from schemas.codec import default_codec

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from oddsflow.admin import admin_client
+from core.admin import admin_client
+from core.settings import Settings
 from oddsflow.ops.replay import apply_plan, plan_replay, wait_empty
-from oddsflow.settings import Settings
 from streams.features.worker import OUTPUTS, state_topic
 from tests.integration.test_features_stream import (
     _reference,

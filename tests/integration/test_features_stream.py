@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 from producers.replay import pinnacle_records
 from streams.features.kafkaio import Staged, TopicReader, decoded, publish_staged, stage
 from streams.features.reference import reference_features
@@ -46,7 +46,7 @@ def _reference(staged: list[Staged]) -> list[tuple[str, dict[str, Any]]]:
 
 def fresh_namespace(s: Settings) -> Settings:
     """The same settings under a new topic prefix (new topics, group and state), topics created."""
-    from oddsflow.admin import create_topics
+    from core.admin import create_topics
 
     data = s.model_dump()
     data["kafka"]["topic_prefix"] = "r" + uuid.uuid4().hex[:8] + "."

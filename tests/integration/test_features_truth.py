@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from oddsflow.settings import FeatureSettings, Settings
+from core.settings import FeatureSettings, Settings
 from producers.simulator_truth import TruthSimulator
 from streams.features.kafkaio import Staged, decoded, stage
 from streams.features.partitioned import PartitionFeatures

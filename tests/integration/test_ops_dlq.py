@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 from confluent_kafka import TopicPartition
 
-from oddsflow.admin import admin_client
+from core.admin import admin_client
+from core.domain.teams import CODES, lookup_team
+from core.settings import Settings
+from core.topics import dlq_topic, raw_topic, topic_name
 from oddsflow.cli import build_parser
 from oddsflow.ops.dlq import REPLAY_OF, dead_letters, group, read_topic, replays_by_source
 from oddsflow.processes import running_workers
-from oddsflow.settings import Settings
-from oddsflow.topics import dlq_topic, raw_topic, topic_name
 from producers.publisher import Publisher
 from producers.simulator import Simulator
 from schemas.codec import default_codec
-from streams.domain.teams import CODES, lookup_team
 from streams.staging.processor import Origin, StagingProcessor
 from streams.staging.reconcile import reconcile
 from tests.fixtures_path import SBD_ONE
@@ -150,7 +150,7 @@ def _fix(tmp_path: Path, code: str) -> dict[str, str]:
     fix = tmp_path / "fix"
     fix.mkdir()
     (fix / "sitecustomize.py").write_text(
-        "import streams.domain.teams as teams\n"
+        "import core.domain.teams as teams\n"
         f"teams._TABLE[teams.normalize({UNKNOWN!r})] = {code!r}\n"
     )
     path = os.pathsep.join(p for p in (str(fix), os.environ.get("PYTHONPATH")) if p)

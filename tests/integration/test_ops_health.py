@@ -9,9 +9,9 @@ from pathlib import Path
 
 import asyncpg
 
+from core.settings import Settings
 from oddsflow.ops.health import health, pipeline_status
 from oddsflow.ops.lag import LagMonitor
-from oddsflow.settings import Settings
 from sinks.bench import odds_line, produce_odds_lines
 from tests.helpers import wait_for, workers
 

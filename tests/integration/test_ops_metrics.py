@@ -13,10 +13,10 @@ from aiohttp import web
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from oddsflow.ops.lag import admin_client
+from core.offsets import admin_client
+from core.settings import Settings
+from core.topics import topic_name
 from oddsflow.ops.metrics import MetricsCollector, add_metrics_arguments, make_app
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
 from sinks.bench import odds_line, produce_odds_lines
 from sinks.connector import SinkConnector
 

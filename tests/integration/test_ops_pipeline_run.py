@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 from producers.collect import publish_simulation
 from producers.simulator import ScriptedJump, Simulator
 from tests.conftest import settings_env

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from confluent_kafka import Producer
 
-from oddsflow.kafka_config import producer_config
+from core.kafka_config import producer_config
+from core.settings import Settings
+from core.topics import topic_name
 from oddsflow.ops.subscribe import add_subscribe_arguments, run_subscribe, subscribe
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
 from schemas.codec import default_codec
 from schemas.models import Market, MoveUnit, Side, SteamMove
 

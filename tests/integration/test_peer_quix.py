@@ -12,12 +12,12 @@ import json
 import pytest
 
 from bench.peers.quix_staging import run_peer
+from core.domain.books import canonical_book
+from core.settings import Settings
+from core.topics import raw_topic, topic_name
 from oddsflow.bench.stages import create_topic, produce_all, raw_envelopes
-from oddsflow.settings import Settings
-from oddsflow.topics import raw_topic, topic_name
 from producers.simulator import Simulator
 from schemas.codec import default_codec
-from streams.domain.books import canonical_book
 
 N = 900  # three ticks of the bench slate (15 games x 20 books): ticks 1-2 repeat most prices
 

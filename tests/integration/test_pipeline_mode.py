@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
+from core.settings import Settings
 from oddsflow.ops.health import check_workers, health, pipeline_status
-from oddsflow.settings import Settings
 from producers.collect import publish_simulation
 from producers.publisher import Publisher
 from producers.simulator import Simulator

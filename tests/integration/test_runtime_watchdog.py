@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 from streams.features.worker import FeaturesTask, features_group
 from streams.runtime.loop import TransactionalLoop
 from streams.runtime.watchdog import Watchdog

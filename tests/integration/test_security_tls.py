@@ -32,12 +32,12 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from oddsflow.admin import create_topics
-from oddsflow.kafka_config import consumer_config
+from core.admin import create_topics
+from core.kafka_config import consumer_config
+from core.settings import PROJECT_ROOT, Settings, load_settings
+from core.topics import raw_topic, topic_name
 from oddsflow.services import kafka as kafka_service
 from oddsflow.services import postgres as pg_service
-from oddsflow.settings import PROJECT_ROOT, Settings, load_settings
-from oddsflow.topics import raw_topic, topic_name
 from producers.collect import publish_simulation
 from producers.simulator import Simulator
 from sinks.migrate import migrate

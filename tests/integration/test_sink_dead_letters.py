@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import asyncpg
 from confluent_kafka import Producer
 
-from oddsflow.kafka_config import producer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
+from core.kafka_config import producer_config
+from core.settings import Settings
+from core.topics import topic_name
 from schemas.codec import MARKER, default_codec
 from schemas.fastcodec import compile_encoder
 from schemas.registry import default_registry

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import asyncpg
 
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
+from core.settings import Settings
+from core.topics import topic_name
 from sinks.bench import odds_line, produce_odds_lines
 from sinks.connector import SinkConnector
 from tests.conftest import settings_env

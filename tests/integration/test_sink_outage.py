@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from core.settings import Settings
 from oddsflow.services import postgres
-from oddsflow.settings import Settings
 from sinks.bench import odds_line, produce_odds_lines
 from sinks.connector import SinkConnector
 from sinks.migrate import migrate

@@ -12,10 +12,10 @@ import asyncio
 import asyncpg
 from confluent_kafka import Producer
 
-from oddsflow.kafka_config import producer_config
-from oddsflow.ops.lag import admin_client, committed_offsets, end_offsets
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
+from core.kafka_config import producer_config
+from core.offsets import admin_client, committed_offsets, end_offsets
+from core.settings import Settings
+from core.topics import topic_name
 from schemas.codec import default_codec
 from sinks.connector import SinkConnector
 from tests.integration.test_sink_upsert_newest import game

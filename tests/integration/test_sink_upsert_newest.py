@@ -10,9 +10,9 @@ from typing import Any
 import asyncpg
 from confluent_kafka import Producer
 
-from oddsflow.kafka_config import producer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
+from core.kafka_config import producer_config
+from core.settings import Settings
+from core.topics import topic_name
 from schemas.codec import default_codec
 from sinks.connector import SinkConnector
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from oddsflow.kafka_config import consumer_config
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
+from core.kafka_config import consumer_config
+from core.settings import Settings
+from core.topics import topic_name
 from producers.publisher import Publisher
 from producers.simulator import Simulator
 from schemas.codec import default_codec

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from oddsflow.topics import topic_name
+from core.topics import topic_name
 from producers.publisher import Publisher
 from schemas.codec import default_codec
 from streams.staging.processor import QUALITY_GATE

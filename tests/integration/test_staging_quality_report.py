@@ -13,12 +13,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from core.offsets import admin_client
+from core.settings import Settings
+from core.topics import topic_name
 from oddsflow.cli import build_parser
 from oddsflow.ops.dlq import read_topic
-from oddsflow.ops.lag import admin_client, describe
+from oddsflow.ops.lag import describe
 from oddsflow.processes import running_workers
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
 from producers.publisher import Publisher
 from producers.simulator import Simulator
 from schemas.codec import default_codec

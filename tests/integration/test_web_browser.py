@@ -29,10 +29,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from oddsflow.settings import Settings
+from core.domain.games import game_id as make_game_id
+from core.settings import Settings
 from producers.publisher import Publisher
 from producers.simulator import ScriptedJump, Simulator
-from streams.domain.games import game_id as make_game_id
 from tests.conftest import settings_env
 from tests.helpers import wait_for, workers
 

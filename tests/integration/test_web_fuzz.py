@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 from oddsflow.web import create_app
 
 #: Values as they appear on the wire (already percent-encoded where they must be).

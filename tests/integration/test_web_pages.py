@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from core.settings import Settings
 from oddsflow.ops.burrow import Status
 from oddsflow.ops.lag import GroupLag, PartitionLag
-from oddsflow.settings import Settings
 from oddsflow.web import create_app
 from oddsflow.web.operations import rates
 from oddsflow.web.pages import json_script

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import asyncpg
 
-from oddsflow.ops.lag import admin_client, committed_offsets
+from core.offsets import admin_client, committed_offsets
+from core.settings import Settings
 from oddsflow.processes import start_workers, stop_workers
-from oddsflow.settings import Settings
 from producers.collect import publish_simulation
 from producers.simulator import Simulator
 from tests.helpers import wait_for

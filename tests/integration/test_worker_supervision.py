@@ -12,7 +12,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 from oddsflow.worker import ROLES
 from tests.conftest import settings_env
 from tests.helpers import wait_for

@@ -23,10 +23,10 @@ import aiohttp
 import asyncpg
 from confluent_kafka import Consumer, TopicPartition
 
-from oddsflow.kafka_config import consumer_config
-from oddsflow.ops.lag import admin_client, committed_offsets, end_offsets
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
+from core.kafka_config import consumer_config
+from core.offsets import admin_client, committed_offsets, end_offsets
+from core.settings import Settings
+from core.topics import topic_name
 from oddsflow.worker import HEALTH_PORT_ENV, LOG_FORMAT_ENV
 from producers.collect import publish_simulation
 from producers.simulator import Simulator

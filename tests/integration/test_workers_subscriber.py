@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from core.domain.games import game_id as make_game_id
+from core.settings import Settings
+from core.topics import topic_name
 from oddsflow.ops.lag import observe
 from oddsflow.ops.subscribe import subscribe
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
 from producers.collect import publish_simulation
 from producers.simulator import ScriptedJump, Simulator
 from schemas.models import Side, SteamMove
-from streams.domain.games import game_id as make_game_id
 from streams.features.kafkaio import TopicReader
 from streams.features.reference import reference_features
 from streams.features.worker import IDLE_FLUSH_ENV

@@ -11,9 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from oddsflow.ops.lag import admin_client, result_of
-from oddsflow.settings import Settings
-from oddsflow.topics import topic_name
+from core.offsets import admin_client, result_of
+from core.settings import Settings
+from core.topics import topic_name
 from producers.publisher import Publisher
 from producers.simulator import Simulator
 from schemas.codec import default_codec

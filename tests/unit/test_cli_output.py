@@ -126,7 +126,7 @@ def test_version_and_json_of_the_offline_commands() -> None:
 def test_a_flag_given_as_zero_is_zero_not_the_configured_default() -> None:
     import argparse
 
-    from oddsflow.settings import load_settings
+    from core.settings import load_settings
     from producers.collect import simulator_from
 
     s = load_settings(simulator={"seed": 7, "games": 6})

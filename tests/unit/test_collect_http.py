@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from oddsflow.settings import load_settings
+from core.settings import load_settings
 from producers.collect import _api_key
 from producers.http import (
     BROKER_REFUSED,

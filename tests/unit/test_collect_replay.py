@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from core.formats import parse
 from producers.collect import add_collect_arguments, parse_interval
 from producers.publisher import PublishStats
 from producers.replay import (
@@ -27,7 +28,6 @@ from producers.replay import (
     replay,
     sbro_records,
 )
-from streams.staging.parsers import parse
 from tests.fixtures_path import PINNACLE, SBRO
 
 GAME = "PIT201604030,2016-04-03 20:05:00+00:00,St. Louis Cardinals,Pittsburgh Pirates,"

@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from core.formats import parse
 from producers.simulator_truth import TruthSimulator
-from streams.staging.parsers import parse
 
 
 def _home_ml(sim: TruthSimulator) -> dict[tuple[str, str, str], int]:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from core.settings import load_settings
 from oddsflow.cli import build_parser
-from oddsflow.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ("kafka", "postgres")

@@ -6,15 +6,15 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from streams.domain.books import (
+from core.domain.books import (
     BookError,
     action_network_book,
     canonical_book,
     is_aggregate,
     lookup_book,
 )
-from streams.domain.games import game_id, game_id_for_date, schedule_date, split_game_id
-from streams.domain.timeparse import TimeParseError, from_micros, parse_utc
+from core.domain.games import game_id, game_id_for_date, schedule_date, split_game_id
+from core.domain.timeparse import TimeParseError, from_micros, parse_utc
 
 
 @pytest.mark.parametrize(

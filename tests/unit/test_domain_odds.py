@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from streams.domain.odds import (
+from core.domain.odds import (
     PRICE_BOUND,
     PriceError,
     american_to_decimal,

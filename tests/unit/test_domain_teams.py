@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from streams.domain.teams import (
+from core.domain.teams import (
     ACTION_NETWORK_TEAM_IDS,
     ALIAS_FAMILIES,
     AMBIGUOUS,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from oddsflow.settings import FeatureSettings
+from core.settings import FeatureSettings
 from streams.features.engine import FeatureEngine, feed
 from streams.features.odds import cents
 from streams.features.reference import reference_features

@@ -11,7 +11,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from oddsflow.settings import FeatureSettings
+from core.settings import FeatureSettings
 from streams.features.engine import FeatureEngine
 from streams.features.live import LiveEngine, result_key
 from streams.features.odds import MINUTE_US

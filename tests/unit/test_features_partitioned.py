@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from oddsflow.settings import FeatureSettings
+from core.settings import FeatureSettings
 from streams.features.bench import synthetic_lines
 from streams.features.partitioned import LINE, PartitionFeatures
 from streams.features.worker import OUTPUTS

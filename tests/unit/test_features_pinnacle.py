@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from oddsflow.settings import FeatureSettings
+from core.settings import FeatureSettings
 from streams.features.engine import FeatureEngine, feed
 from streams.features.reference import reference_features
 from tests.fixtures_path import PINNACLE as DATA

@@ -12,7 +12,7 @@ import sys
 SCRIPT = """
 import logging, threading, time
 logging.basicConfig(level=logging.WARNING)
-from oddsflow.settings import Settings
+from core.settings import Settings
 from streams.features.worker import FeaturesTask
 from streams.runtime.loop import TransactionalLoop
 from streams.runtime.watchdog import STALL_SECONDS, Watchdog
@@ -42,7 +42,7 @@ def test_a_transactional_call_past_its_own_timeout_is_stuck() -> None:
     each time. A call is given CALL_TIMEOUT; past it and CALL_GRACE, the worker exits."""
     import time
 
-    from oddsflow.settings import Settings
+    from core.settings import Settings
     from streams.features.worker import FeaturesTask
     from streams.runtime.loop import CALL_TIMEOUT, TransactionalLoop
     from streams.runtime.watchdog import CALL_GRACE, Watchdog

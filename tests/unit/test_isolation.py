@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from oddsflow.isolation import child_env, isolated_settings
-from oddsflow.settings import load_settings
+from core.isolation import child_env, isolated_settings
+from core.settings import load_settings
 
 
 def test_isolated_settings_have_their_own_topics_and_schemas() -> None:
@@ -22,7 +22,7 @@ def test_a_child_process_loads_the_same_settings() -> None:
     )
     out = subprocess.run(
         [sys.executable, "-c",
-         "from oddsflow.settings import load_settings; print(load_settings().model_dump_json())"],
+         "from core.settings import load_settings; print(load_settings().model_dump_json())"],
         env=child_env(s), capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(out.stdout) == json.loads(s.model_dump_json())

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 
-from oddsflow.ops.lag import ADMIN_ATTEMPTS, KafkaUnavailable, committed_offsets
+from core.offsets import ADMIN_ATTEMPTS, KafkaUnavailable, committed_offsets
 
 
 class FlakyAdmin:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from core.settings import Settings
 from oddsflow.ops.health import add_health_arguments, add_status_arguments, run_health, run_status
-from oddsflow.settings import Settings
 
 
 def _closed_port() -> int:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.settings import Settings
 from oddsflow.ops.lag import full_group_name
-from oddsflow.settings import Settings
 
 
 def test_roles_and_subscriber_groups_get_the_deployment_prefix() -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from core.offsets import KafkaUnavailable
+from core.settings import load_settings
 from oddsflow.errors import CommandError
 from oddsflow.ops import pipeline
-from oddsflow.ops.lag import KafkaUnavailable
-from oddsflow.settings import load_settings
 
 
 def test_a_broker_that_stops_answering_for_a_while_is_waited_for(

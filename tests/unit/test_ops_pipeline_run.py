@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.settings import load_settings
 from oddsflow.errors import UsageError
 from oddsflow.ops.pipeline import roles_for
-from oddsflow.settings import load_settings
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from oddsflow.ops.replay import PartitionPlan, ReplayPlan, parse_time, progress
+from core.argtypes import parse_time
+from oddsflow.ops.replay import PartitionPlan, ReplayPlan, progress
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

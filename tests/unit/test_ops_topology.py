@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from core.settings import Settings
+from core.topics import CATALOG, RAW_SOURCES
 from oddsflow.ops.topology import add_topology_arguments, build_topology, run_topology
-from oddsflow.settings import Settings
-from oddsflow.topics import CATALOG, RAW_SOURCES
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.settings import SettingsError, load_settings
 from oddsflow.ops.metrics import LatencyTracker
-from oddsflow.settings import SettingsError, load_settings
 from oddsflow.worker import (
     HEALTH_PORT_ENV,
     LIVE_STALE_SECONDS,

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from streams.staging.parsers import Parsed, parse, parse_and_validate
-from streams.staging.parsers.action_network import V1_KEYS
+from core.formats import Parsed, parse
+from core.formats.action_network import V1_KEYS
+from streams.staging.validate import parse_and_validate
 from tests.fixtures_path import AN_V1_ODDS
 from tests.fixtures_path import AN_V2_FIXTURE as FIXTURE
 

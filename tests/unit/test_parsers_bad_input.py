@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from streams.staging.parsers import ParseError, parse, parse_and_validate
+from core.formats import ParseError, parse
+from streams.staging.validate import parse_and_validate
 
 NOW = datetime(2024, 5, 24, 16, 32, tzinfo=UTC)
 PIN_HEADER = (

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from streams.staging.parsers import Parsed, parse, parse_and_validate
+from core.formats import Parsed, parse
+from streams.staging.validate import parse_and_validate
 from tests.fixtures_path import ODDS_API, PINNACLE, SBD, SBD_ONE, SBRO
 
 

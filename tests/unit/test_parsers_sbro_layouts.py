@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from core.formats import Parsed, ParseError, parse
+from core.formats.sbro import layout_of
 from producers.replay import sbro_records
-from streams.staging.parsers import Parsed, ParseError, parse
-from streams.staging.parsers.sbro import layout_of
 from tests.fixtures_path import SBRO
 
 FETCHED = datetime(2026, 1, 1, tzinfo=UTC)

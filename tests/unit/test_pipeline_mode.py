@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from oddsflow.settings import load_settings
-from oddsflow.topics import CATALOG
+from core.settings import load_settings
+from core.topics import CATALOG
 from oddsflow.worker import check_role, mode_roles, run_worker, sink_topics
 
 

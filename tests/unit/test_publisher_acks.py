@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from oddsflow.settings import load_settings
+from core.settings import load_settings
 from producers.publisher import Publisher
 from producers.simulator import Simulator
 

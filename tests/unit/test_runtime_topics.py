@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 from streams.runtime import changelog
 
 

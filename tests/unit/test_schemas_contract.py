@@ -9,7 +9,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from oddsflow.topics import CATALOG, Zone
+from core.topics import CATALOG, Zone
 from schemas.registry import AVRO_DIR
 
 FILES = sorted(AVRO_DIR.glob("*/*.avsc"))

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from core.topics import CATALOG
+from oddsflow.ops.schema_check import cli_check, cli_list
 from schemas import evolution
-from schemas.cli import cli_check, cli_list
 from schemas.codec import Codec
 from schemas.evolution import check_all, check_backward, check_registry, list_schemas, release
 from schemas.registry import AVRO_DIR, HISTORY_DIR, SchemaRegistry
@@ -271,7 +272,7 @@ def test_release_and_edited_release_detection(tmp_path: Path) -> None:
 
 
 def test_project_schemas_are_released_and_consistent() -> None:
-    assert check_all() == []
+    assert check_all(CATALOG) == []
     lock = evolution.load_lock()
     registry = SchemaRegistry()
     assert sorted(lock) == sorted(
@@ -287,9 +288,7 @@ def test_project_schemas_are_released_and_consistent() -> None:
 
 
 def test_list_schemas_rows() -> None:
-    from oddsflow.topics import CATALOG
-
-    rows = list_schemas()
+    rows = list_schemas(CATALOG)
     assert [r["topic"] for r in rows] == [t.name for t in CATALOG]
     row = next(r for r in rows if r["topic"] == "staging.odds_lines")
     assert row["schema"] == "oddsflow.staging.OddsLine"
@@ -302,7 +301,7 @@ def test_cli_functions(capsys: pytest.CaptureFixture[str]) -> None:
     assert "schemas ok" in capsys.readouterr().out
     assert cli_list(as_json=True) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert rows == list_schemas()
+    assert rows == list_schemas(CATALOG)
     assert cli_list(as_json=False) == 0
     out = capsys.readouterr().out
     assert "staging.odds_lines" in out and "oddsflow.staging.OddsLine" in out

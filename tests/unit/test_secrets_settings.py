@@ -7,8 +7,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from oddsflow.kafka_config import client_config, faust_credentials, security_config
-from oddsflow.settings import SecurityProtocol, SettingsError, load_settings
+from core.kafka_config import client_config, faust_credentials, security_config
+from core.settings import SecurityProtocol, SettingsError, load_settings
 
 SECRET = "Zq7-distinctive-s3cret/with:odd@chars"
 

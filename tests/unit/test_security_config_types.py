@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from oddsflow.settings import SettingsError, load_settings
+from core.settings import SettingsError, load_settings
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
+from core.settings import load_settings
 from oddsflow.services.kafka import paths, server_properties
 from oddsflow.services.prereq import PrerequisiteError, require_binary, require_free_port
-from oddsflow.settings import load_settings
 
 
 def test_a_busy_port_names_the_port_and_the_setting_to_change() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from oddsflow.settings import PipelineMode, SettingsError, load_settings
+from core.settings import PipelineMode, SettingsError, load_settings
 
 
 def test_config_toml_is_read() -> None:

@@ -121,7 +121,7 @@ def test_dedupe_emits_changes_and_never_re_emits_a_redelivery() -> None:
 
 
 def test_a_whole_season_has_distinct_games_every_team_once_a_day() -> None:
-    from streams.domain.games import game_id
+    from core.domain.games import game_id
 
     sim = Simulator(seed=9, games=2430, books=10, ticks=1, start=START)
     ids = {game_id(g.commence, g.away, g.home, 1) for g in sim.schedule}
@@ -132,10 +132,10 @@ def test_a_whole_season_has_distinct_games_every_team_once_a_day() -> None:
 
 
 def test_simulated_books_are_distinct_real_books_after_canonicalisation() -> None:
+    from core.domain.books import BOOKS as KNOWN
+    from core.domain.books import lookup_book
+    from core.formats import parse
     from producers.simulator import BOOKS
-    from streams.domain.books import BOOKS as KNOWN
-    from streams.domain.books import lookup_book
-    from streams.staging.parsers import parse
 
     canonical = [lookup_book(b) for b in BOOKS]
     assert None not in canonical, "every simulated book is a book staging knows"

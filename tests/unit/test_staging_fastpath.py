@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.formats.base import context_of
 from oddsflow.bench.stages import raw_envelopes
 from schemas.codec import default_codec
 from streams.staging.fastpath import OddsApiStager
-from streams.staging.parsers.base import context_of
 from streams.staging.processor import Origin, StageResult, StagingProcessor
 from streams.staging.quality import LIVE
 from tests.fixtures_path import ODDS_API

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.domain.timeparse import TimeParseError, parse_utc
+from core.formats.base import context_of
 from oddsflow.bench.backfill import write_season
 from producers.replay import pinnacle_records
 from schemas.codec import default_codec
-from streams.domain.timeparse import TimeParseError, parse_utc
 from streams.staging.fastpath_pinnacle import PinnacleStager, row_time
-from streams.staging.parsers.base import context_of
 from streams.staging.processor import Origin, StagingProcessor
 from streams.staging.quality import timing_of
 from tests.fixtures_path import PINNACLE

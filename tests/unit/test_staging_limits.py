@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 from schemas.codec import default_codec
 from streams.staging.processor import (
     MAX_REASON_CHARS,

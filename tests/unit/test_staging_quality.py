@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 from producers.replay import pinnacle_records
 from schemas.codec import default_codec
 from streams.staging.processor import QUALITY_GATE, Origin, StageResult, StagingProcessor

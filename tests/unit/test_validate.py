@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from streams.domain.odds import american_to_decimal
-from streams.staging.parsers import Parsed
+from core.domain.odds import american_to_decimal
+from core.formats import Parsed
 from streams.staging.validate import (
     pair_and_novig,
     validate_game,

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from streams.domain.games import game_id
-from streams.domain.odds import PriceError, parse_american, parse_points
-from streams.domain.teams import TeamError, resolve_team
-from streams.domain.timeparse import TimeParseError, parse_utc
-from streams.staging.parsers.base import (
+from core.domain.games import game_id
+from core.domain.odds import PriceError, parse_american, parse_points
+from core.domain.teams import TeamError, resolve_team
+from core.domain.timeparse import TimeParseError, parse_utc
+from core.formats.base import (
     MISSING_FIELD,
     MONEYLINE,
     SPREAD,
@@ -38,7 +38,7 @@ from streams.staging.parsers.base import (
     payload_text,
     to_int_or_none,
 )
-from streams.staging.parsers.csvrow import row_dict
+from core.formats.csvrow import row_dict
 
 BOOK: Final = "pinnacle"
 REQUIRED: Final = (

@@ -1,20 +1,23 @@
-"""Source parsers of the staging zone: ``parse(envelope) -> Parsed``.
+"""The raw sources' formats: ``parse(envelope) -> Parsed``.
+
+Staging parses every raw record with these; the file replayer (producers/replay.py) reads the
+archive formats with them to key and time each row as staging will. They live in the core
+because two stages share them.
 
 Dispatch is on ``envelope["source"]``; for source ``file`` on ``request["format"]`` (pinnacle,
 sbro, jsonl). The simulator emits The Odds API's shape and shares its parser. Parsing is pure:
-no clock, no settings, no I/O. ``parse_and_validate`` adds the per-line checks and the no-vig
-probabilities of streams.staging.validate.
+no clock, no settings, no I/O. ``streams.staging.validate.parse_and_validate`` adds the
+per-line checks and the no-vig probabilities.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
 from typing import Any
 
-from streams.staging.parsers.action_network import parse_action_network
-from streams.staging.parsers.archive import parse_archive
-from streams.staging.parsers.base import (
+from core.formats.action_network import parse_action_network
+from core.formats.archive import parse_archive
+from core.formats.base import (
     UNKNOWN_FORMAT,
     UNKNOWN_SOURCE,
     Context,
@@ -24,10 +27,10 @@ from streams.staging.parsers.base import (
     context_of,
     load_json,
 )
-from streams.staging.parsers.odds_api import parse_odds_api
-from streams.staging.parsers.pinnacle import parse_pinnacle
-from streams.staging.parsers.sbd import parse_sbd
-from streams.staging.parsers.sbro import parse_sbro
+from core.formats.odds_api import parse_odds_api
+from core.formats.pinnacle import parse_pinnacle
+from core.formats.sbd import parse_sbd
+from core.formats.sbro import parse_sbro
 
 __all__ = [
     "JSON_SOURCES",
@@ -35,7 +38,6 @@ __all__ = [
     "Parsed",
     "Reject",
     "parse",
-    "parse_and_validate",
 ]
 
 JSON_SOURCES: dict[str, Callable[[Any, Context], Parsed]] = {
@@ -75,15 +77,3 @@ def parse(envelope: Mapping[str, Any]) -> Parsed:
     Raises ParseError(error_class, reason) when nothing of the payload can be used.
     """
     return _dispatch(envelope, None)
-
-
-def parse_and_validate(
-    envelope: Mapping[str, Any],
-    *,
-    now: datetime | None = None,
-    future_tolerance: timedelta = timedelta(minutes=5),
-) -> Parsed:
-    """parse() then validate_parsed(): what the staging agent promotes, and what it refuses."""
-    from streams.staging.validate import validate_parsed
-
-    return validate_parsed(parse(envelope), now=now, future_tolerance=future_tolerance)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
-from streams.domain.odds import american_to_decimal
-from streams.domain.timeparse import TimeParseError, from_micros, parse_utc
+from core.domain.odds import american_to_decimal
+from core.domain.timeparse import TimeParseError, from_micros, parse_utc
 
 # Error classes raised for whole payloads.
 BAD_JSON: Final = "bad_json"

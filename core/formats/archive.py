@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streams.staging.parsers.base import (
+from core.formats.base import (
     BAD_ENCODING,
     MISSING_FIELD,
     WRONG_SHAPE,

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 
 
 def isolated_settings(settings: Settings, tag: str | None = None, kind: str = "t") -> Settings:

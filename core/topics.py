@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from oddsflow.settings import Settings
+from core.settings import Settings
 
 RAW_SOURCES = ("simulator", "odds_api", "sbd", "action_network", "file")
 #: Sources that replay a history (files) or run their own timeline (the simulator): their record
@@ -46,7 +46,7 @@ class TopicSpec:
 
         The raw topics of HISTORY_SOURCES have none: their records carry the time of the history
         they replay (a 2016 season says 2016), and the broker's time retention would delete them
-        at its next check; they are kept by size (``history_retention_bytes``, oddsflow.admin).
+        at its next check; they are kept by size (``history_retention_bytes``, core.admin).
         """
         if self.replays_history:
             return -1
@@ -207,3 +207,10 @@ def spec(name: str) -> TopicSpec:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"{name!r} is not in the topic catalog") from None
+
+
+#: Header on every raw record (written by producers/publisher.py, read by staging): when the
+#: collector handed it to Kafka (ms since the epoch, as text). The record timestamp is the
+#: observation's time; the quality gate judges the delay from observation to publication
+#: (streams/staging/quality.py), and a replay of the topic keeps the original publication time.
+PUBLISHED_HEADER = "oddsflow-published-ms"

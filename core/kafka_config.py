@@ -23,7 +23,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError
 
-from oddsflow.settings import SecurityProtocol, Settings
+from core.settings import SecurityProtocol, Settings
 
 KAFKA_LOG = logging.getLogger("oddsflow.kafka")
 LIBRDKAFKA_LOG = logging.getLogger("oddsflow.librdkafka")

@@ -18,12 +18,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from streams.domain.books import CONSENSUS, BookError, canonical_book
-from streams.domain.games import game_id, schedule_date
-from streams.domain.odds import PriceError, parse_american, parse_points
-from streams.domain.teams import TeamError, lookup_team, resolve_team
-from streams.domain.timeparse import TimeParseError, parse_utc
-from streams.staging.parsers.base import (
+from core.domain.books import CONSENSUS, BookError, canonical_book
+from core.domain.games import game_id, schedule_date
+from core.domain.odds import PriceError, parse_american, parse_points
+from core.domain.teams import TeamError, lookup_team, resolve_team
+from core.domain.timeparse import TimeParseError, parse_utc
+from core.formats.base import (
     INVALID_SPLIT,
     MISSING_FIELD,
     MONEYLINE,

@@ -12,9 +12,9 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from oddsflow.kafka_config import client_config, raw_record_max_bytes, record_max_bytes
-from oddsflow.settings import Settings
-from oddsflow.topics import CATALOG, TopicSpec, Zone
+from core.kafka_config import client_config, raw_record_max_bytes, record_max_bytes
+from core.settings import Settings
+from core.topics import CATALOG, TopicSpec, Zone
 
 
 def admin_client(settings: Settings) -> AdminClient:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from functools import lru_cache
 
-from streams.staging.parsers.base import BAD_CSV, MISSING_FIELD, ParseError
+from core.formats.base import BAD_CSV, MISSING_FIELD, ParseError
 
 
 def split_row(text: str) -> list[str]:

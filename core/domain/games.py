@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from streams.domain.teams import CODE_SET
+from core.domain.teams import CODE_SET
 
 NEW_YORK: Final = ZoneInfo("America/New_York")
 PREFIX: Final = "MLB"

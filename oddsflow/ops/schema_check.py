@@ -5,24 +5,26 @@ from __future__ import annotations
 import json
 import sys
 
+from core.topics import CATALOG
 from schemas.evolution import check_all, list_schemas
 
 
 def cli_check() -> int:
     """Print every schema evolution problem; exit code 1 if any (for CI), else 0."""
-    problems = check_all()
+    problems = check_all(CATALOG)
     for p in problems:
         print(f"FAIL {p}", file=sys.stderr)
     if problems:
         print(f"{len(problems)} schema problem(s)", file=sys.stderr)
         return 1
-    print(f"schemas ok: {len({r['schema'] for r in list_schemas()})} schemas, history consistent")
+    names = {r["schema"] for r in list_schemas(CATALOG)}
+    print(f"schemas ok: {len(names)} schemas, history consistent")
     return 0
 
 
 def cli_list(as_json: bool = False) -> int:
     """Print one row per topic: topic, schema, released version, fingerprint."""
-    rows = list_schemas()
+    rows = list_schemas(CATALOG)
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0

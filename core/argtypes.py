@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 
 def _number(kind: type[int] | type[float], text: str) -> int | float:
@@ -50,9 +51,25 @@ def positive_int_at_most(high: int) -> Callable[[str], int | float]:
 
 def moment(text: str) -> datetime:
     """A time: ISO 8601 (naive means UTC) or relative to now, ``30m``, ``2h``, ``1d ago``."""
-    from oddsflow.ops.replay import parse_time
-
     try:
         return parse_time(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_RELATIVE = re.compile(r"^-?(\d+(?:\.\d+)?)\s*([smhd])(?:\s*ago)?$")
+
+
+def parse_time(text: str, now: datetime | None = None) -> datetime:
+    """ISO 8601 (naive means UTC) or relative to now: ``90m``, ``-2h``, ``1d ago``."""
+    m = _RELATIVE.match(text.strip())
+    if m:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+        return (now or datetime.now(UTC)) - timedelta(**{unit: float(m.group(1))})
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: use ISO 8601 (2026-06-01T18:00Z) or 30m, 2h, 1d ago"
+        ) from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)

@@ -19,8 +19,8 @@ from datetime import datetime
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from oddsflow.kafka_config import consumer_config
-from oddsflow.settings import Settings
+from core.kafka_config import consumer_config
+from core.settings import Settings
 
 Progress = Callable[[str, int, int], None]
 progress: ContextVar[Progress | None] = ContextVar("oddsflow_read_progress", default=None)

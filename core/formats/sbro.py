@@ -34,10 +34,10 @@ from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from typing import Any, Final
 
-from streams.domain.games import NEW_YORK, game_id_for_date, schedule_date
-from streams.domain.odds import PriceError, parse_american, parse_points
-from streams.domain.teams import TeamError, resolve_team
-from streams.staging.parsers.base import (
+from core.domain.games import NEW_YORK, game_id_for_date, schedule_date
+from core.domain.odds import PriceError, parse_american, parse_points
+from core.domain.teams import TeamError, resolve_team
+from core.formats.base import (
     BAD_CSV,
     INCONSISTENT_MARKET,
     MISSING_FIELD,
@@ -55,7 +55,7 @@ from streams.staging.parsers.base import (
     payload_text,
     to_int_or_none,
 )
-from streams.staging.parsers.csvrow import split_row
+from core.formats.csvrow import split_row
 
 BOOK: Final = "sbro"
 FIRST_PITCH: Final = time(19, 5)

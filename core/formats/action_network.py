@@ -34,12 +34,12 @@ from contextlib import suppress
 from datetime import datetime
 from typing import Any, Final
 
-from streams.domain.books import CONSENSUS, BookError, action_network_book, is_aggregate
-from streams.domain.games import game_id, schedule_date
-from streams.domain.odds import PriceError, parse_american, parse_points
-from streams.domain.teams import TeamError, action_network_team, lookup_team, resolve_team
-from streams.domain.timeparse import TimeParseError, parse_utc
-from streams.staging.parsers.base import (
+from core.domain.books import CONSENSUS, BookError, action_network_book, is_aggregate
+from core.domain.games import game_id, schedule_date
+from core.domain.odds import PriceError, parse_american, parse_points
+from core.domain.teams import TeamError, action_network_team, lookup_team, resolve_team
+from core.domain.timeparse import TimeParseError, parse_utc
+from core.formats.base import (
     AGGREGATE_BOOK,
     MISSING_FIELD,
     MONEYLINE,
