@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import importlib.metadata
 import logging
 import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 from core.argtypes import port_or_zero, positive_float
 from core.settings import Settings, load_settings
 from oddsflow.console import render, table
-from oddsflow.errors import EX_USAGE, UsageError
+from oddsflow.errors import EX_USAGE, CommandError, UsageError
 from oddsflow.jsonout import emit, iso
 from oddsflow.reach import require, require_kafka, wait_for_kafka
 
@@ -226,6 +228,29 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+#: The source tree's root: ``bench/`` (the benchmark) sits beside the packages there and is not
+#: installed with them.
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+NO_BENCH = (
+    "the benchmark runs from a source checkout (bench/ beside oddsflow/), which this"
+    " installation does not have: git clone the repository and run `make bench` there"
+)
+
+
+def _bench_command() -> Any:
+    """``bench.command`` from the source tree (light: the stages are imported when it runs), or
+    None where the package was installed without it."""
+    if not (SOURCE_ROOT / "bench" / "command.py").is_file():
+        return None
+    if str(SOURCE_ROOT) not in sys.path:
+        sys.path.insert(0, str(SOURCE_ROOT))
+    return importlib.import_module("bench.command")
+
+
+def _no_bench(*_: Any) -> int:
+    raise CommandError(NO_BENCH)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="oddsflow", description=__doc__)
     p.add_argument(
@@ -333,11 +358,17 @@ def build_parser() -> argparse.ArgumentParser:
         "web view: line charts with steam/RLM/sharp markers, live; operations page",
         long_running=True)  # fmt: skip
 
-    from oddsflow.bench.cli import add_bench_arguments, run_bench
-
-    s = sub.add_parser("bench", help="throughput, latency and memory of every stage")
-    add_bench_arguments(s)
-    s.set_defaults(func=lambda a, st: run_bench(st, a))
+    bench = _bench_command()
+    if bench is None:  # installed without the source tree: say so before any service is asked
+        s = sub.add_parser(  # any options: they are the benchmark's, which is not here
+            "bench", help="(from a source checkout only)", prefix_chars="\0", add_help=False
+        )
+        s.add_argument("bench_args", nargs="*", help=argparse.SUPPRESS)
+        s.set_defaults(func=_no_bench, check=_no_bench)
+    else:
+        s = sub.add_parser("bench", help="throughput, latency and memory of every stage")
+        bench.add_bench_arguments(s)
+        s.set_defaults(func=lambda a, st: bench.run_bench(st, a))
 
     s = sub.add_parser("demo", help="start everything and run the pipeline on built-in data")
     s.add_argument("--seconds", type=positive_float, default=60.0, help="how long the workers run")

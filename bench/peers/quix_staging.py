@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from bench.harness import Measurement, StageStats
 from core.settings import Settings
-from oddsflow.bench.harness import Measurement, StageStats
 
 MODES: Final = ("staging", "staging-per-line", "passthrough")
 DEFAULT_MODES: Final = ("staging", "passthrough")
@@ -98,8 +98,8 @@ def run_peer(
     Raises RuntimeError when the app exits without a result; a run that hit ``timeout``
     (default 120 s + 1 ms a record) is stopped with SIGTERM and returned with complete=False.
     """
+    from bench.stages import create_topic, delete_topics
     from core.isolation import child_env
-    from oddsflow.bench.stages import create_topic, delete_topics
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -213,10 +213,10 @@ def _child(spec_path: str) -> int:
     from quixstreams import Application
     from quixstreams.kafka.configuration import ConnectionConfig
 
+    from bench.harness import peak_rss_mb
     from bench.peers import quix_app
     from core.kafka_config import security_config
     from core.settings import load_settings
-    from oddsflow.bench.harness import peak_rss_mb
 
     s = load_settings()
     n = int(spec["records"])
@@ -292,8 +292,8 @@ def measure(
 ) -> dict[str, list[PeerResult]]:
     """Publish ``n`` raw records of the simulator's bench slate (the staging stage's input) to a
     fresh topic under ``settings``' prefix, then ``reps`` runs of each mode over them."""
+    from bench.stages import create_topic, delete_topics, produce_all, raw_envelopes
     from core.topics import raw_topic, topic_name
-    from oddsflow.bench.stages import create_topic, delete_topics, produce_all, raw_envelopes
 
     topic = topic_name(settings, raw_topic("simulator")) + f".peer{uuid.uuid4().hex[:6]}"
     create_topic(settings, topic)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bench.peers.quix_app import changed, changed_lines, envelope_deserializer, event_lines
-from oddsflow.bench.stages import raw_envelopes
+from bench.stages import raw_envelopes
 
 
 class DictState:

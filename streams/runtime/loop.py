@@ -37,14 +37,12 @@ from core.kafka_config import consumer_config, producer_config
 from core.settings import Settings
 from streams.runtime.changelog import ensure_topic, read_partitions
 from streams.runtime.task import Entry, Task
+from streams.runtime.watchdog import CALL_TIMEOUT, Watchdog
 
 log = logging.getLogger("oddsflow.runtime")
 
 #: How long a transaction call may keep retrying (a broker restart) before the worker gives up.
 TXN_TIMEOUT = 120.0
-#: The timeout each transactional call is given (librdkafka does not always honour it: the
-#: watchdog exits a call that outlives it by ``watchdog.CALL_GRACE``).
-CALL_TIMEOUT = 30.0
 SLOTS = 64
 #: At a clean stop, how long the worker keeps working off its own internal topics.
 DRAIN_SECONDS = 4.0
@@ -384,8 +382,6 @@ class TransactionalLoop:
 
     def run(self, stop: threading.Event, watch: bool = True) -> None:
         """Consume, process and commit until ``stop`` is set; then drain and leave."""
-        from streams.runtime.watchdog import Watchdog
-
         self.start()
         if watch:
             Watchdog(self).start(stop)

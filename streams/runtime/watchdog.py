@@ -32,12 +32,16 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from core.admin import admin_client
 from core.kafka_config import consumer_config
 from streams.fatal import EX_SOFTWARE
-from streams.runtime.loop import CALL_TIMEOUT
 
 if TYPE_CHECKING:
     from streams.runtime.loop import TransactionalLoop
 
 log = logging.getLogger("oddsflow.runtime.watchdog")
+
+#: The timeout each transactional call of the loop is given (librdkafka does not always honour
+#: it: the watchdog exits a call that outlives it by ``CALL_GRACE``). Here, not in loop.py, so
+#: that the loop imports its watchdog and not the other way round.
+CALL_TIMEOUT = 30.0
 
 #: Longer than any bounded wait of the loop, shorter than max.poll.interval (300 s).
 STALL_SECONDS = 180.0

@@ -7,7 +7,7 @@ a hash of each row's event id, and published partition after partition, so one p
 complete on the broker long before the next starts. Staging reads the partitions in record-
 timestamp order, so the staged lines and every curated table must equal, value for value, the
 batch reference over the same raw records in event-time order: the plain in-order de-dup, then
-``streams.features.reference``.
+``tests.support.features_reference``.
 
 Late records: an observation older than its game's newest by more than the allowed lateness
 goes to ``dlq.staging`` with class ``late`` and how late; one within the lateness takes its place
@@ -32,13 +32,13 @@ from core.topics import PUBLISHED_HEADER, raw_topic, topic_name
 from producers.replay import pinnacle_records
 from producers.simulator import Simulator
 from schemas.codec import default_codec
-from streams.features.reference import reference_features
 from streams.features.worker import IDLE_FLUSH_ENV, OUTPUTS
 from streams.staging.dedupe import Deduplicator
 from streams.staging.processor import GAME, LINE, SPLIT, Origin, StagingProcessor
 from streams.staging.reconcile import reconcile
 from tests.fixtures_path import PINNACLE
 from tests.helpers import curated_table, wait_for, workers
+from tests.support.features_reference import reference_features
 
 PARTITIONS = 4
 ENVELOPE = "oddsflow.raw.RawEnvelope"

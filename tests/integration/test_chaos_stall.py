@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+from bench.sink_rate import odds_line, produce_odds_lines
 from core.isolation import child_env
 from core.settings import Settings
 from oddsflow.ops.burrow import Rules, Status
 from oddsflow.ops.lag import GroupLag, LagMonitor
-from sinks.bench import odds_line, produce_odds_lines
 from tests.helpers import wait_for, workers
 
 #: The configured detection bound: the sink's session timeout (6 s) plus a few samples.

@@ -20,14 +20,14 @@ from core.settings import Settings
 from core.topics import raw_topic, topic_name
 from oddsflow.ops.dlq import dead_letters
 from producers.http import BodyLimits, HttpCollector, RetryPolicy, payload_event_id, source_spec
-from producers.loopback import LoopbackSource, random_json
 from producers.publisher import Publisher
-from producers.rawtopic import read_raw
 from producers.refusals import DeadLetters
 from schemas.codec import default_codec
 from tests.conftest import settings_env
 from tests.fixtures_path import ODDS_API
 from tests.helpers import stop_after_polls, wait_for
+from tests.support.loopback import LoopbackSource, random_json
+from tests.support.rawtopic import read_raw
 
 MB = 1 << 20
 PATH = "/v4/sports/baseball_mlb/odds"

@@ -22,12 +22,12 @@ from core.settings import Settings
 from core.topics import DAY_MS, raw_topic, topic_name
 from producers.collect import publish_simulation
 from producers.http import HttpCollector, RetryPolicy, payload_event_id, source_spec
-from producers.loopback import LoopbackSource
 from producers.publisher import Publisher
-from producers.rawtopic import read_raw
 from producers.replay import file_records, replay
 from producers.simulator import Simulator
 from tests.fixtures_path import AN_V2_FIXTURE, ODDS_API, PINNACLE, SBD, SBD_ONE, SBRO
+from tests.support.loopback import LoopbackSource
+from tests.support.rawtopic import read_raw
 
 CAPTURES = [
     ("odds_api", "/v4/sports/baseball_mlb/odds", ODDS_API),
@@ -227,7 +227,7 @@ def test_publish_all_stops_when_asked_and_counts_only_acks(settings: Settings) -
 
 
 def test_bench_reports_acked_counts(settings: Settings) -> None:
-    from producers.bench import bench_publish, bench_replay
+    from bench.publish_rate import bench_publish, bench_replay
 
     pub = bench_publish(settings, 3000)
     assert pub["incl_generation_acked"] == pub["pregenerated_acked"] == 3000
@@ -236,6 +236,6 @@ def test_bench_reports_acked_counts(settings: Settings) -> None:
     assert pub["pregenerated_per_second"] > 0
     rep = bench_replay(settings)
     assert rep["records"] == rep["in_file"] == 1906 and rep["failed"] == 0
-    from producers.rawtopic import count_raw
+    from tests.support.rawtopic import count_raw
 
     assert count_raw(settings, "simulator") == 6000 and count_raw(settings, "file") == 1906

@@ -13,10 +13,10 @@ import sys
 from collections import Counter
 
 from core.settings import Settings
-from producers.rawtopic import count_raw, read_raw
 from tests.conftest import settings_env
 from tests.fixtures_path import PINNACLE
 from tests.helpers import wait_for
+from tests.support.rawtopic import count_raw, read_raw
 
 ACKED = re.compile(r"(\w+): (\d+) raw records acknowledged by the broker \((\d+) failed\)")
 

@@ -1,6 +1,6 @@
 """The feature worker over Kafka: real Pinnacle history in, reference values out, replayable.
 
-Staging runs in process (the real parsers; ``streams/features/kafkaio.py``) and its records are
+Staging runs in process (the real parsers; ``bench/staged_input.py``) and its records are
 published to the staging topics, so one worker process (``oddsflow worker features``) is all
 that runs. The worker's idle flush (``ODDSFLOW_FEATURES_IDLE_FLUSH_SECONDS``) releases each
 game's last ``allowed_lateness`` minutes once the input is consumed.
@@ -14,13 +14,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.staged_input import Staged, TopicReader, decoded, publish_staged, stage
 from core.settings import Settings
 from producers.replay import pinnacle_records
-from streams.features.kafkaio import Staged, TopicReader, decoded, publish_staged, stage
-from streams.features.reference import reference_features
 from streams.features.worker import IDLE_FLUSH_ENV, OUTPUTS
 from tests.fixtures_path import PINNACLE
 from tests.helpers import curated_table, wait_for, workers
+from tests.support.features_reference import reference_features
 
 VELOCITY = "curated.line_velocity"
 CONSENSUS = "curated.consensus"

@@ -14,11 +14,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from bench.staged_input import Staged, decoded, stage
+from bench.truth_score import score_against_truth
 from core.settings import FeatureSettings, Settings
 from producers.simulator_truth import TruthSimulator
-from streams.features.kafkaio import Staged, decoded, stage
 from streams.features.partitioned import PartitionFeatures
-from streams.features.quality import score_against_truth
 from streams.features.worker import OUTPUTS
 from tests.helpers import curated_table
 from tests.integration.test_features_stream import _run_worker, canon

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.sink_rate import odds_line, produce_odds_lines
 from core.settings import Settings
 from oddsflow.ops.health import health, pipeline_status
 from oddsflow.ops.lag import LagMonitor
-from sinks.bench import odds_line, produce_odds_lines
 from tests.helpers import wait_for, workers
 
 

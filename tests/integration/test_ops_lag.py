@@ -10,10 +10,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from bench.sink_rate import odds_line, produce_odds_lines
 from core.settings import Settings
 from oddsflow.ops.burrow import Rules, Status
 from oddsflow.ops.lag import GroupLag, LagMonitor, add_lag_arguments, history_table, run_lag
-from sinks.bench import odds_line, produce_odds_lines
 from tests.helpers import wait_for, workers
 
 TOPIC = "staging.odds_lines"

@@ -13,11 +13,11 @@ from aiohttp import web
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.sink_rate import odds_line, produce_odds_lines
 from core.offsets import admin_client
 from core.settings import Settings
 from core.topics import topic_name
 from oddsflow.ops.metrics import MetricsCollector, add_metrics_arguments, make_app
-from sinks.bench import odds_line, produce_odds_lines
 from sinks.connector import SinkConnector
 
 

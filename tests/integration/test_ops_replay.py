@@ -11,11 +11,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from bench.sink_rate import odds_line, produce_odds_lines
 from core.offsets import admin_client, committed_offsets
 from core.settings import Settings
 from core.topics import topic_name
 from oddsflow.ops.replay import add_replay_arguments, plan_replay, run_replay
-from sinks.bench import odds_line, produce_odds_lines
 from tests.helpers import wait_for, workers
 
 

@@ -12,10 +12,10 @@ import json
 import pytest
 
 from bench.peers.quix_staging import run_peer
+from bench.stages import create_topic, produce_all, raw_envelopes
 from core.domain.books import canonical_book
 from core.settings import Settings
 from core.topics import raw_topic, topic_name
-from oddsflow.bench.stages import create_topic, produce_all, raw_envelopes
 from producers.simulator import Simulator
 from schemas.codec import default_codec
 

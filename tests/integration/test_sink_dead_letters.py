@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import asyncpg
 from confluent_kafka import Producer
 
+from bench.sink_rate import odds_line, produce_odds_lines
 from core.kafka_config import producer_config
 from core.settings import Settings
 from core.topics import topic_name
 from schemas.codec import MARKER, default_codec
 from schemas.fastcodec import compile_encoder
 from schemas.registry import default_registry
-from sinks.bench import odds_line, produce_odds_lines
 from sinks.connector import SinkConnector
 from streams.staging.processor import Origin, StagingProcessor
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.sink_rate import odds_line, produce_odds_lines
 from core.settings import Settings
 from core.topics import topic_name
-from sinks.bench import odds_line, produce_odds_lines
 from sinks.connector import SinkConnector
 from tests.conftest import settings_env
 from tests.helpers import wait_for

@@ -11,9 +11,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from bench.sink_rate import odds_line, produce_odds_lines
 from core.settings import Settings
 from oddsflow.services import postgres
-from sinks.bench import odds_line, produce_odds_lines
 from sinks.connector import SinkConnector
 from sinks.migrate import migrate
 from tests.helpers import wait_for

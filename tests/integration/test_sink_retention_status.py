@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from confluent_kafka.admin import ConfigResource, ResourceType
 
+from bench.sink_rate import odds_line, produce_odds_lines
 from core.admin import admin_client
 from core.settings import Settings
 from core.topics import DAY_MS, topic_name
-from sinks.bench import odds_line, produce_odds_lines
 from sinks.connector import SinkConnector
 from sinks.retention import align_topic_retention, purge_async
 from sinks.status import data_status_async

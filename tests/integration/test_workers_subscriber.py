@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.staged_input import TopicReader
 from core.domain.games import game_id as make_game_id
 from core.settings import Settings
 from core.topics import topic_name
@@ -23,11 +24,10 @@ from oddsflow.ops.subscribe import subscribe
 from producers.collect import publish_simulation
 from producers.simulator import ScriptedJump, Simulator
 from schemas.models import Side, SteamMove
-from streams.features.kafkaio import TopicReader
-from streams.features.reference import reference_features
 from streams.features.worker import IDLE_FLUSH_ENV
 from tests.helpers import wait_for, workers
 from tests.integration.test_workers_lifecycle import sigterm
+from tests.support.features_reference import reference_features
 
 START = datetime(2026, 4, 4, 17, 0, tzinfo=UTC)
 MOVERS = ("pinnacle", "draftkings", "fanduel")

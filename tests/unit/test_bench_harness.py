@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from oddsflow.bench.harness import Measurement, StageStats, percentile, summarize
+from bench.harness import Measurement, StageStats, percentile, summarize
 
 
 def test_summary_of_odd_and_even_counts() -> None:

@@ -39,11 +39,11 @@ from producers.http import (
     source_spec,
 )
 from producers.http import HttpCollector as Collector
-from producers.loopback import LoopbackSource, random_json
 from producers.publisher import PublishStats
 from producers.refusals import Refusal
 from tests.fixtures_path import ODDS_API, SBD
 from tests.helpers import stop_after_polls
+from tests.support.loopback import LoopbackSource, random_json
 
 FAST = RetryPolicy(attempts=4, base_delay=0.02, max_delay=1.0, timeout=0.3)
 KEY = "k3y-do-not-leak-9f8e7d"

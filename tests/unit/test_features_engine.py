@@ -10,7 +10,7 @@ import pytest
 from core.settings import FeatureSettings
 from streams.features.engine import FeatureEngine, feed
 from streams.features.odds import cents
-from streams.features.reference import reference_features
+from tests.support.features_reference import reference_features
 
 T0 = datetime(2025, 6, 13, 16, 0, tzinfo=UTC)
 GAME = "MLB-20250613-NYY@BOS-1"
@@ -403,7 +403,7 @@ def test_a_score_before_first_pitch_waits_for_it() -> None:
 
 
 def test_bench_runs_on_synthetic_lines_without_late_events() -> None:
-    from streams.features.bench import bench_engine
+    from bench.engine_rate import bench_engine
 
     result = bench_engine(10_000)
     assert result["lines"] == 10_000

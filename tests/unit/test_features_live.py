@@ -15,7 +15,7 @@ from core.settings import FeatureSettings
 from streams.features.engine import FeatureEngine
 from streams.features.live import LiveEngine, result_key
 from streams.features.odds import MINUTE_US
-from streams.features.reference import reference_features
+from tests.support.features_reference import reference_features
 from tests.unit.test_features_pinnacle import THREE_BOOKS, _events, canon, load_pinnacle
 
 Output = tuple[str, dict[str, Any]]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from bench.engine_rate import synthetic_lines
 from core.settings import FeatureSettings
-from streams.features.bench import synthetic_lines
 from streams.features.partitioned import LINE, PartitionFeatures
 from streams.features.worker import OUTPUTS
 from tests.helpers import curated_table

@@ -18,8 +18,8 @@ import pytest
 
 from core.settings import FeatureSettings
 from streams.features.engine import FeatureEngine, feed
-from streams.features.reference import reference_features
 from tests.fixtures_path import PINNACLE as DATA
+from tests.support.features_reference import reference_features
 
 
 def _american(cell: str) -> int | None:

@@ -1,6 +1,6 @@
 """The benchmark's feature-quality figures come from a real scoring run."""
 
-from streams.features.quality import score_truth_run
+from bench.truth_score import score_truth_run
 
 
 def test_truth_run_scores_every_signal_at_the_target() -> None:

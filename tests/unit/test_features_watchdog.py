@@ -44,8 +44,8 @@ def test_a_transactional_call_past_its_own_timeout_is_stuck() -> None:
 
     from core.settings import Settings
     from streams.features.worker import FeaturesTask
-    from streams.runtime.loop import CALL_TIMEOUT, TransactionalLoop
-    from streams.runtime.watchdog import CALL_GRACE, Watchdog
+    from streams.runtime.loop import TransactionalLoop
+    from streams.runtime.watchdog import CALL_GRACE, CALL_TIMEOUT, Watchdog
 
     loop = TransactionalLoop(Settings(), FeaturesTask(Settings()), "g")
     dog = Watchdog(loop)

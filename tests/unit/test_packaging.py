@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from oddsflow.bench import cli as bench_cli
+from bench import command as bench_cli
 from oddsflow.errors import CommandError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,3 +45,24 @@ def test_bench_says_how_to_install_its_extra(monkeypatch: pytest.MonkeyPatch) ->
     )
     with pytest.raises(CommandError, match=r"pip install -e '\.\[bench\]'.*make bench"):
         bench_cli.require_bench_extra()
+
+
+def test_the_package_installs_no_benchmark_and_no_tests() -> None:
+    """pyproject's package list: the runtime packages and the core, never bench/ or tests/."""
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    include = found["packages"]["find"]["include"]
+    assert {p.rstrip("*") for p in include} == {
+        "oddsflow", "producers", "streams", "sinks", "core", "schemas",
+    }  # fmt: skip
+
+
+def test_bench_without_the_source_tree_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Installed without bench/ (pip install .): one line saying where the benchmark lives."""
+    from oddsflow import cli
+
+    monkeypatch.setattr(cli, "SOURCE_ROOT", tmp_path)
+    assert cli.main(["bench", "--quick", "--only", "codec"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "source checkout" in err[0] and "make bench" in err[0]

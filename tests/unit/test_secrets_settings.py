@@ -166,7 +166,7 @@ def test_plaintext_adds_no_security_keys_and_no_faust_credentials() -> None:
 def test_the_benchmarks_faust_app_gets_scram_over_tls(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from oddsflow.bench.faust_app import create_app
+    from bench.faust_app import create_app
 
     _sasl_env(monkeypatch)
     monkeypatch.setenv("ODDSFLOW_KAFKA__SASL_PASSWORD", SECRET)

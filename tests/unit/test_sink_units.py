@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 from asyncpg.exceptions import _base as pg_base
 
+from bench.sink_rate import odds_line
 from core.settings import Settings
 from core.topics import BY_NAME, CATALOG, Zone
-from sinks.bench import odds_line
 from sinks.connector import SinkConnector, _Batch, _Outcome, is_retryable
 from sinks.mapping import LINEAGE, mapping_for
 from sinks.retention import table_retention

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.stages import raw_envelopes
 from core.formats.base import context_of
-from oddsflow.bench.stages import raw_envelopes
 from schemas.codec import default_codec
 from streams.staging.fastpath import OddsApiStager
 from streams.staging.processor import Origin, StageResult, StagingProcessor

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.backfill_stage import write_season
 from core.domain.timeparse import TimeParseError, parse_utc
 from core.formats.base import context_of
-from oddsflow.bench.backfill import write_season
 from producers.replay import pinnacle_records
 from schemas.codec import default_codec
 from streams.staging.fastpath_pinnacle import PinnacleStager, row_time

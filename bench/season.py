@@ -11,7 +11,7 @@ games. One partition holding every game is the worst case for one worker process
 Season: ``games`` games (MLB: 2,430), 13 a day from 17:00 UTC, 30 minutes apart; each with 10
 books x 3 markets repriced at random over the 8 hours before first pitch (both sides of a market
 per reprice, ~1,400 lines a game) and a final score 3.5 hours after first pitch.
-Run: ``python -m streams.features.season [games]`` (prints JSON).
+Run: ``python -m bench.season [games]`` (prints JSON).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench.engine_rate import _decimal
 from core.settings import FeatureSettings
-from streams.features.bench import _decimal
 from streams.features.partitioned import GAME, LINE, PartitionFeatures
 
 SEASON_GAMES = 2430

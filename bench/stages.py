@@ -23,12 +23,12 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.harness import Measurement, proc_cpu_seconds, proc_peak_rss_mb, timed
 from core.isolation import child_env
 from core.isolation import isolated_settings as _isolated
 from core.kafka_config import client_config, consumer_config, producer_config
 from core.settings import Settings
 from core.topics import raw_topic, topic_name
-from oddsflow.bench.harness import Measurement, proc_cpu_seconds, proc_peak_rss_mb, timed
 from oddsflow.processes import running_workers
 from producers.simulator import Simulator
 from schemas.codec import default_codec
@@ -176,8 +176,8 @@ def ceiling(settings: Settings, n: int) -> list[Measurement]:
 
 
 def codec(n: int) -> list[Measurement]:
-    """Encode and decode of a staging OddsLine on one core (schemas.bench.bench_codec)."""
-    from schemas.bench import bench_codec
+    """Encode and decode of a staging OddsLine on one core (bench.codec_rate.bench_codec)."""
+    from bench.codec_rate import bench_codec
 
     with timed() as t:
         r = bench_codec(n, runs=1)
@@ -198,14 +198,14 @@ PUBLISH_SIM_MIN = 100_000  # records per simulator run: a shorter run times the 
 
 
 def publish(settings: Settings, n: int) -> list[Measurement]:
-    """The collectors' publish rates into fresh raw topics, one run each (producers/bench.py).
+    """The collectors' publish rates into fresh raw topics, one run each (bench/publish_rate.py).
 
     The generic Publisher on ``n`` pre-generated envelopes; the simulator's encoded records
     without Kafka and published incl. generation (``oddsflow collect --source simulator``, at
     least ``PUBLISH_SIM_MIN`` records); the Pinnacle sample replayed by the file collector.
     Producers are connected before the clock; rates count broker-acknowledged records.
     """
-    from producers import bench
+    from bench import publish_rate as bench
 
     s = isolated_settings(settings)
     topics = [topic_name(s, raw_topic(source)) for source in ("simulator", "file")]
@@ -315,10 +315,10 @@ def staging_processor(records: list[tuple[bytes, bytes]], fast_path: bool) -> Me
 
 def features_pure(n: int) -> list[Measurement]:
     """The feature engine as the worker runs it (results at once, 2,000-line batches) on
-    synthetic staged lines (streams.features.bench.bench_engine): each game's lines in
+    synthetic staged lines (bench.engine_rate.bench_engine): each game's lines in
     event-time order (what staging delivers), and arriving up to 2 minutes late across batches
     (corrections)."""
-    from streams.features.bench import bench_engine
+    from bench.engine_rate import bench_engine
 
     out = []
     for label, jitter in (("in event-time order", 0.0), ("2 min of disorder: corrections", 120.0)):
@@ -336,13 +336,13 @@ def features_pure(n: int) -> list[Measurement]:
 
 def features_season(games: int) -> Measurement:
     """Peak RSS of one partition's feature state over ``games`` games of a season, in a fresh
-    process (``streams.features.season``): a scaled season (the state is flat after two days of
-    games; the full 2,430-game season is ``python -m streams.features.season``)."""
+    process (``bench.season``): a scaled season (the state is flat after two days of
+    games; the full 2,430-game season is ``python -m bench.season``)."""
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
-        [sys.executable, "-m", "streams.features.season", str(games)],
+        [sys.executable, "-m", "bench.season", str(games)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -357,7 +357,7 @@ def features_season(games: int) -> Measurement:
 
 def feature_batches(n: int, batches: int) -> list[list[tuple[bytes, bytes]]]:
     """Encoded staged lines for the feature worker; each batch has its own games."""
-    from streams.features.bench import synthetic_lines
+    from bench.engine_rate import synthetic_lines
 
     enc = default_codec().encoder("oddsflow.staging.OddsLine")
     out = []
@@ -531,10 +531,10 @@ def staging_worker(
 
     ``mode="runtime"``: the shipped worker (the transaction loop, ``oddsflow worker staging``);
     ``mode="baseline"``: the faust per-event pipeline it replaced (one awaited faust send per
-    staged part, ``oddsflow.bench.faust_staging``), the baseline of the ratio. Both on the same
+    staged part, ``bench.faust_staging``), the baseline of the ratio. Both on the same
     input sizes, each on fresh topics.
     """
-    from oddsflow.bench.faust_staging import normalized_topic as faust_normalized
+    from bench.faust_staging import normalized_topic as faust_normalized
     from streams.staging.worker import normalized_topic
 
     s = isolated_settings(settings)
@@ -546,7 +546,7 @@ def staging_worker(
             s, "faust-staging", "staging: faust per-event pipeline (baseline)", raw,
             [raw, faust_normalized(s)], batches, STAGING_OUT, log_dir,
             group=f"{s.kafka.topic_prefix}oddsflow-faust-staging",
-            module="oddsflow.bench.faust_staging",
+            module="bench.faust_staging",
         )  # fmt: skip
     return worker_stage(
         s, "staging", "staging: worker over Kafka (transaction loop)", raw,
@@ -623,7 +623,7 @@ def faust_ceiling(
     forward: bool = True,
     tuned: bool = False,
 ) -> list[Measurement]:
-    """Faust alone (``oddsflow.bench.faust_ceiling``): raw records consumed, maybe forwarded.
+    """Faust alone (``bench.faust_ceiling``): raw records consumed, maybe forwarded.
 
     What caps the staging worker: the same app settings and batching with no processing at all.
     """
@@ -647,11 +647,11 @@ def faust_ceiling(
     label += " (uvloop, 5k-record polls)" if tuned else ""
     env = settings_env(s)
     if tuned:
-        from oddsflow.bench.faust_ceiling import TUNED_ENV
+        from bench.faust_ceiling import TUNED_ENV
 
         env[TUNED_ENV] = "1"
     log_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "oddsflow.bench.faust_ceiling", src, dst if forward else "-"]
+    cmd = [sys.executable, "-m", "bench.faust_ceiling", src, dst if forward else "-"]
     runs: list[Measurement] = []
     with open(log_dir / f"{s.kafka.topic_prefix}faust-ceiling.log", "wb") as logf:
         proc = subprocess.Popen(

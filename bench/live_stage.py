@@ -27,11 +27,11 @@ from typing import Any
 import asyncpg
 from confluent_kafka import Consumer, TopicPartition
 
+from bench.harness import percentile
+from bench.stages import isolated_settings, worker_processes
 from core.kafka_config import consumer_config
 from core.settings import Settings
 from core.topics import topic_name
-from oddsflow.bench.harness import percentile
-from oddsflow.bench.stages import isolated_settings, worker_processes
 from producers.collect import publish_live
 from producers.simulator import ScriptedJump, Simulator
 from schemas.codec import default_codec

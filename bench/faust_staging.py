@@ -4,7 +4,7 @@ What the staging worker was in its first form: a faust ``normalize`` agent that 
 part as its own repartition message (one awaited faust send each) and a ``dedupe`` agent that
 decides each part and sends each promoted record with an awaited faust send. Kept so every
 benchmark run shows what the transaction loop and the batched repartition buy
-(``python -m oddsflow.bench.faust_staging`` with the settings in the environment).
+(``python -m bench.faust_staging`` with the settings in the environment).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from streams.staging.dedupe import Deduplicator
 from streams.staging.processor import Origin, StagingProcessor
 from streams.staging.worker import OUTPUTS
 
-log = logging.getLogger("oddsflow.bench.faust_staging")
+log = logging.getLogger("bench.faust_staging")
 
 
 def normalized_topic(settings: Settings) -> str:
@@ -71,7 +71,7 @@ def register(app: faust.App, settings: Settings) -> None:
 def main() -> None:
     from faust.worker import Worker
 
-    from oddsflow.bench.faust_app import create_app
+    from bench.faust_app import create_app
 
     settings = get_settings()
     app = create_app(settings, "faust-staging")

@@ -3,7 +3,7 @@
 One run of each, timed the same way: the producer is made and connected before the clock (its
 start-up is a fixed cost, not a rate), the clock stops when the last delivery report is in, and
 rates count broker-acknowledged records only. ``oddsflow bench`` repeats them
-(``oddsflow/bench/stages.py``, ``publish``) and reports medians.
+(``bench/stages.py``, ``publish``) and reports medians.
 
 - :func:`run_generate`: the simulator's encoded records, no Kafka: what generation costs.
 - :func:`run_simulator`: ``oddsflow collect --source simulator`` (``publish_simulation``),
@@ -134,9 +134,9 @@ if __name__ == "__main__":
     import json
     import sys
 
+    from bench.stages import isolated_settings
     from core.admin import create_topics
     from core.settings import load_settings
-    from oddsflow.bench.stages import isolated_settings
 
     s = isolated_settings(load_settings())  # never into the real raw topics
     create_topics(s)

@@ -19,12 +19,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from bench.engine_rate import synthetic_lines
+from bench.staged_input import publish_staged
 from core.kafka_config import consumer_config
 from core.settings import FeatureSettings, Settings
 from core.topics import topic_name
 from schemas.codec import default_codec
-from streams.features.bench import synthetic_lines
-from streams.features.kafkaio import publish_staged
 from streams.features.partitioned import PartitionFeatures
 from streams.features.worker import IDLE_FLUSH_ENV, OUTPUTS
 
@@ -134,17 +134,17 @@ def _rss_kb(pid: int) -> int:
 
 
 def main() -> None:
-    """``python -m streams.features.bench_worker [GAMES]``: the worker over the lines of a
+    """``python -m bench.features_worker [GAMES]``: the worker over the lines of a
     scaled season (``season.py``, finals left out: lines only), on the configured broker under a
     fresh topic prefix; prints JSON with the worker's peak RSS."""
     import json
     import sys
 
+    from bench.season import season
     from core.admin import create_topics
     from core.isolation import isolated_settings
     from core.settings import load_settings
     from streams.features.partitioned import LINE
-    from streams.features.season import season
 
     games = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     settings = isolated_settings(load_settings(), kind="season")

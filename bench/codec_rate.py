@@ -7,7 +7,7 @@ shape of the odds feed: snapshots of 15 games x 8 books x 6 sides, one fetch tim
 an event time per book per snapshot, moving prices. ``bench_codec(distinct=True)`` gives the
 worst case (every timestamp new) for comparison.
 
-Run: ``python -m schemas.bench`` (prints JSON).
+Run: ``python -m bench.codec_rate`` (prints JSON).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The lines are generated before the clock starts: only the engine's live path (``LiveEngine``,
 what the worker runs) is timed, the per-record work the streaming worker adds on top of Kafka.
-Run: ``python -m streams.features.bench [n_lines]``.
+Run: ``python -m bench.engine_rate [n_lines]``.
 """
 
 from __future__ import annotations

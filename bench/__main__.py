@@ -1,12 +1,12 @@
-"""``python -m oddsflow.bench [--quick]`` until the lead wires ``oddsflow bench``."""
+"""``python -m bench [--quick]`` until the lead wires ``oddsflow bench``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from bench.command import add_bench_arguments, run_bench
 from core.settings import load_settings
-from oddsflow.bench.cli import add_bench_arguments, run_bench
 
 
 def main() -> int:

@@ -23,9 +23,9 @@ from typing import Any
 
 import asyncpg
 
+from bench.stages import isolated_settings, worker_processes
 from core.domain.teams import CODES, FULL_NAMES
 from core.settings import Settings
-from oddsflow.bench.stages import isolated_settings, worker_processes
 
 HEADER = [
     "BaseballRefID",

@@ -90,8 +90,8 @@ def score_against_truth(
 def score_truth_run(settings: FeatureSettings | None = None, seed: int = 7) -> dict[str, Any]:
     """Simulate the labelled market (20 steam moves, 5 RLM, 4 sharp games in 30), stage it and
     run the feature code over it in process; returns the precision/recall per signal."""
+    from bench.staged_input import decoded, stage
     from producers.simulator_truth import TruthSimulator
-    from streams.features.kafkaio import decoded, stage
     from streams.features.partitioned import PartitionFeatures
 
     s = settings or FeatureSettings()

@@ -15,8 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench.harness import StageStats
 from core.settings import Settings
-from oddsflow.bench.harness import StageStats
 
 
 def _version(package: str) -> str | None:

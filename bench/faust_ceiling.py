@@ -3,8 +3,8 @@
 Why: the staging worker was a faust app; what faust alone costs per consumed and per sent message
 on this box bounds what any staging logic inside it could reach (DESIGN.md, "Runtime": why the
 workers left faust). Same app settings as the faust staging role had
-(``oddsflow.bench.faust_app.create_app``, at_least_once), same batching (``take_events`` +
-enqueued ``app.producer.send``). Run as ``python -m oddsflow.bench.faust_ceiling IN OUT`` with the
+(``bench.faust_app.create_app``, at_least_once), same batching (``take_events`` +
+enqueued ``app.producer.send``). Run as ``python -m bench.faust_ceiling IN OUT`` with the
 settings in the environment (``core.isolation.child_env``); OUT ``-`` consumes only.
 
 ``ODDSFLOW_BENCH_FAUST_TUNED=1``: faust at its best as the issue asked before leaving it (uvloop
@@ -25,7 +25,7 @@ BATCH, WITHIN = 1000, 0.05  # as the batched faust staging agents had
 
 def build(in_topic: str, out_topic: str | None) -> faust.App:
     """A faust app with one pass-through agent (no processing, no state)."""
-    from oddsflow.bench.faust_app import create_app
+    from bench.faust_app import create_app
 
     app = create_app(get_settings(), "faust-ceiling", processing_guarantee="at_least_once")
     source = app.topic(in_topic)

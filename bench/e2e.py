@@ -17,15 +17,15 @@ from typing import Any
 
 import asyncpg
 
-from core.settings import Settings
-from oddsflow.bench.harness import percentile, proc_cpu_seconds, proc_peak_rss_mb
-from oddsflow.bench.stages import (
+from bench.harness import percentile, proc_cpu_seconds, proc_peak_rss_mb
+from bench.stages import (
     ENVELOPE,
     envelope_record,
     isolated_settings,
     simulator,
     worker_processes,
 )
+from core.settings import Settings
 from producers.publisher import Publisher
 from schemas.codec import default_codec
 
