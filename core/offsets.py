@@ -10,11 +10,13 @@ created (its leader not yet elected: ``NOT_LEADER_FOR_PARTITION``, ``LEADER_NOT_
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import tenacity
 from confluent_kafka import (
+    Consumer,
     ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
@@ -140,4 +142,71 @@ def committed_offsets(admin: AdminClient, group: str, timeout: float = 10.0) -> 
         (tp.topic, tp.partition): tp.offset
         for tp in res.topic_partitions or []
         if tp.offset >= 0 and tp.error is None
+    }
+
+
+#: What a partition's leader answers for a few seconds after its topic was created or while
+#: leadership moves: worth asking again, not an error to report (CI once failed on
+#: ``NOT_LEADER_FOR_PARTITION: Failed to get watermark offsets`` right after a collector had
+#: created its topic).
+SETTLING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+SETTLE_SECONDS = 5.0  # how long a settling partition is asked again before the error stands
+
+
+def _settling(exc: KafkaException) -> bool:
+    err = exc.args[0] if exc.args else None
+    return isinstance(err, KafkaError) and err.code() in SETTLING
+
+
+def watermark(
+    consumer: Consumer, tp: TopicPartition, timeout: float = 10.0, settle: float = SETTLE_SECONDS
+) -> tuple[int, int]:
+    """(low, high) watermark of one partition: where it starts and how far its end is now
+    (for a read_committed consumer the end is the last stable offset). Asked again for up to
+    ``settle`` seconds while the partition has no leader yet (:data:`SETTLING`)."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            return low, high
+        except KafkaException as exc:
+            if not _settling(exc) or time.monotonic() >= deadline:
+                raise
+            log.info("%s [%d]: %s; asking again", tp.topic, tp.partition, exc)
+            time.sleep(0.2)
+
+
+def topic_watermarks(
+    consumer: Consumer,
+    topic: str,
+    timeout: float = 10.0,
+    topics: Mapping[str, Any] | None = None,
+    settle: float = SETTLE_SECONDS,
+) -> dict[int, tuple[int, int]]:
+    """``{partition: (low, high)}`` of every partition of ``topic``; empty when the topic does
+    not exist. ``topics``: a ``list_topics().topics`` answer already at hand (else it is asked,
+    again for up to ``settle`` seconds while a new topic's metadata says it has no leader).
+    One place answers "how far is the end" for the operator's tools, the status commands and
+    the read-to-end reader (:mod:`core.reader`)."""
+    deadline = time.monotonic() + settle
+    while True:
+        meta = topics if topics is not None else consumer.list_topics(topic, timeout=timeout).topics
+        md = meta.get(topic)
+        if md is None:
+            return {}
+        if md.error is None:
+            break
+        # an absent topic answers UNKNOWN_TOPIC_OR_PART at once and for good: not waited on
+        leaderless = md.error.code() == KafkaError.LEADER_NOT_AVAILABLE
+        if topics is not None or not leaderless or time.monotonic() >= deadline:
+            return {}
+        time.sleep(0.2)
+    return {
+        p: watermark(consumer, TopicPartition(topic, p), timeout, settle) for p in md.partitions
     }

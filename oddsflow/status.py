@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from core.kafka_config import client_config
+from core.offsets import topic_watermarks
 from core.settings import Settings
 from core.topics import CATALOG, topic_name
 
@@ -24,11 +25,8 @@ def topic_counts(settings: Settings) -> dict[str, int]:
             t = md.topics.get(name)
             if t is None or t.error is not None:
                 continue
-            total = 0
-            for p in t.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)
-                total += max(high - low, 0)
-            counts[s.name] = total
+            marks = topic_watermarks(consumer, name, topics=md.topics)
+            counts[s.name] = sum(max(high - low, 0) for low, high in marks.values())
         return counts
     finally:
         consumer.close()

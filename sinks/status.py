@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from core.kafka_config import client_config
+from core.offsets import topic_watermarks
 from core.settings import Settings
 from core.topics import CATALOG, Zone, topic_name
 from sinks.connector import DEFAULT_GROUP
@@ -48,12 +49,8 @@ def _end_and_start(settings: Settings, topics: list[str]) -> dict[tuple[str, int
         meta = consumer.list_topics(timeout=10).topics
         out: dict[tuple[str, int], tuple[int, int]] = {}
         for topic in topics:
-            if topic not in meta or meta[topic].error is not None:
-                continue
-            for p in meta[topic].partitions:
-                out[(topic, p)] = consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=10
-                )
+            for p, marks in topic_watermarks(consumer, topic, topics=meta).items():
+                out[(topic, p)] = marks
         return out
     finally:
         consumer.close()

@@ -50,6 +50,7 @@ from confluent_kafka import (
 
 from core.argtypes import moment, non_negative_int
 from core.kafka_config import consumer_config, producer_config
+from core.offsets import watermark
 from core.reader import read_topic
 from core.settings import Settings
 from core.topics import DLQ_STAGES, RAW_SOURCES, dlq_topic, raw_topic, topic_name
@@ -323,7 +324,7 @@ def _fetch_partition(
         return f"{topic}:{partition}:{offset}"
 
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        low, high = watermark(consumer, TopicPartition(topic, partition))
     except Exception as exc:  # KafkaException: unknown topic or partition, broker down
         for o in offsets:
             missing[origin(o)] = f"cannot read {topic} partition {partition}: {exc}"

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic
 
 from core.admin import admin_client
 from core.kafka_config import consumer_config
+from core.reader import read_to_end
 from core.settings import Settings
 from streams.runtime.task import Entry
 
@@ -71,23 +72,9 @@ def read_partitions(
         return out
     reader = Consumer(consumer_config(settings, group, **{"enable.partition.eof": True}))
     try:
-        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        open_parts = set(partitions)
-        deadline = time.monotonic() + timeout
-        while open_parts:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} {sorted(open_parts)} to its end")
-            msgs = reader.consume(10_000, timeout=0.5)
-            if msgs:
-                progress()
-            for msg in msgs:
-                err = msg.error()
-                if err is None:
-                    out[msg.partition()].append((msg.key(), msg.value()))
-                elif err.code() == KafkaError._PARTITION_EOF:
-                    open_parts.discard(msg.partition())
-                elif err.fatal():
-                    raise KafkaException(err)
+        starts = dict.fromkeys(partitions, OFFSET_BEGINNING)
+        for msg in read_to_end(reader, topic, starts, timeout, on_batch=progress, strict=False):
+            out[msg.partition()].append((msg.key(), msg.value()))
         return out
     finally:
         reader.close()

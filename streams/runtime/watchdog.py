@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from core.admin import admin_client
 from core.kafka_config import consumer_config
+from core.offsets import watermark
 from streams.fatal import EX_SOFTWARE
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ class Watchdog:
             tps = [TopicPartition(t, p) for t in sorted(loop._inputs) for p in loop.assigned]
             behind = 0
             for tp in reader.committed(tps, timeout=10):
-                low, high = reader.get_watermark_offsets(tp, timeout=10)
+                low, high = watermark(reader, tp)
                 start = tp.offset if tp.offset >= 0 else low
                 behind += max(0, high - start - MARKER_SLACK)
         except KafkaException as exc:

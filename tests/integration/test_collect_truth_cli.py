@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from core.kafka_config import consumer_config
+from core.offsets import topic_watermarks
 from core.settings import Settings
 from core.topics import topic_name
 from tests.conftest import settings_env
@@ -19,8 +20,7 @@ def _count(settings: Settings, logical: str) -> int:
     topic = topic_name(settings, logical)
     c = Consumer(consumer_config(settings, "count"))
     try:
-        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(c.get_watermark_offsets(TopicPartition(topic, p))[1] for p in parts)
+        return sum(high for _low, high in topic_watermarks(c, topic).values())
     finally:
         c.close()
 

@@ -1,19 +1,22 @@
-"""Read a raw topic back, completely: for tests, the benchmark and audits of what was acked.
+"""Read a raw topic back, completely: for tests and audits of what was acked.
 
-Reads every partition from the beginning up to its high watermark at the time of the call, so
-"what the broker holds" is exact without waiting for an idle timeout (the raw producers are
-idempotent and not transactional: the high watermark is the record count).
+Reads every partition from the beginning to its end at the time of the call
+(:func:`core.reader.read_topic`), so "what the broker holds" is exact without waiting for an idle
+timeout (the raw producers are idempotent and not transactional: the high watermark is the
+record count). The watermarks come from :func:`core.offsets.topic_watermarks`, which waits out
+a topic its collector has just created (CI once failed here on ``NOT_LEADER_FOR_PARTITION``).
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from core.kafka_config import consumer_config
+from core.offsets import topic_watermarks
+from core.reader import read_topic
 from core.settings import Settings
 from core.topics import raw_topic, topic_name
 from schemas.codec import default_codec
@@ -24,13 +27,7 @@ def high_watermarks(settings: Settings, source: str) -> dict[int, tuple[int, int
     topic = topic_name(settings, raw_topic(source))
     c = Consumer(consumer_config(settings, f"rawtopic-{uuid.uuid4().hex[:8]}"))
     try:
-        meta = c.list_topics(topic, timeout=10).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return {}
-        return {
-            p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            for p in meta.partitions
-        }
+        return topic_watermarks(c, topic)
     finally:
         c.close()
 
@@ -42,30 +39,11 @@ def count_raw(settings: Settings, source: str) -> int:
 def read_raw(settings: Settings, source: str, timeout: float = 30.0) -> list[dict[str, Any]]:
     """Every record of ``raw.odds.<source>``, decoded, with ``_partition``, ``_offset``,
     ``_key`` and ``_timestamp`` (the Kafka timestamp, ms) added; per partition in offset order."""
-    topic = topic_name(settings, raw_topic(source))
-    marks = high_watermarks(settings, source)
-    todo = {p: hi for p, (lo, hi) in marks.items() if hi > lo}
-    if not todo:
-        return []
     codec = default_codec()
-    c = Consumer(consumer_config(settings, f"rawtopic-{uuid.uuid4().hex[:8]}"))
     out: list[dict[str, Any]] = []
-    try:
-        c.assign([TopicPartition(topic, p, marks[p][0]) for p in todo])
-        deadline = time.monotonic() + timeout
-        while todo and time.monotonic() < deadline:
-            for msg in c.consume(10_000, timeout=1.0):
-                if msg.error() is not None:
-                    continue
-                p = msg.partition()
-                rec = codec.decode(msg.value())
-                rec["_partition"], rec["_offset"], rec["_key"] = p, msg.offset(), msg.key()
-                rec["_timestamp"] = msg.timestamp()[1]
-                out.append(rec)
-                if p in todo and msg.offset() + 1 >= todo[p]:
-                    del todo[p]
-        if todo:
-            raise TimeoutError(f"{topic}: partitions {sorted(todo)} not read to the end")
-    finally:
-        c.close()
+    for msg in read_topic(settings, topic_name(settings, raw_topic(source)), timeout=timeout):
+        rec = codec.decode(msg.value())
+        rec["_partition"], rec["_offset"], rec["_key"] = msg.partition(), msg.offset(), msg.key()
+        rec["_timestamp"] = msg.timestamp()[1]
+        out.append(rec)
     return out
