@@ -124,8 +124,8 @@ def backfill_stage(
     """Replay a synthetic season of ``rows`` rows into all zones; seconds to drained."""
     from core.admin import create_topics
     from oddsflow.ops.lag import observe
+    from producers.history import pinnacle_records, replay
     from producers.publisher import Publisher
-    from producers.replay import pinnacle_records, replay
     from sinks.migrate import migrate
     from streams.features.worker import features_group
     from streams.staging.worker import staging_group

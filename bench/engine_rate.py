@@ -97,8 +97,8 @@ def bench_engine(
     """lines/s of the engine as the worker runs it (``LiveEngine``: results at once, batches of
     ``batch`` lines, corrections for the lines that arrive after later ones of another batch),
     peak state size, output and correction counts."""
-    from streams.features.live import LiveEngine
-    from streams.features.odds import MINUTE_US
+    from streams.features.definitions import MINUTE_US
+    from streams.features.live_engine import LiveEngine
 
     s = settings or FeatureSettings()
     lines = synthetic_lines(n_lines, arrival_jitter_s=arrival_jitter_s)

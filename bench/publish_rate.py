@@ -25,8 +25,8 @@ from typing import Any
 from core.settings import Settings
 from producers.collect import publish_simulation, simulator_request
 from producers.envelope import EnvelopeLayout
+from producers.history import file_records, replay
 from producers.publisher import Publisher
-from producers.replay import file_records, replay
 from producers.simulator import Simulator
 
 PINNACLE = "pinnacle/mlb2016_line_history_20games.csv"

@@ -150,9 +150,9 @@ def _check_simulator_flags(args: argparse.Namespace, settings: Settings) -> None
 
 def _check_history_file(args: argparse.Namespace) -> None:
     """The file replay needs a PATH, read before any broker is asked: a missing, unreadable or
-    corrupt file is the collector's one line (``producers.replay.HistoryFileError``), whether
+    corrupt file is the collector's one line (``producers.history.HistoryFileError``), whether
     Kafka answers or not. The records read are kept for the replay."""
-    from producers.replay import file_records
+    from producers.history import file_records
 
     if args.path is None:
         raise UsageError("--source file needs the PATH of a history file")
@@ -187,7 +187,7 @@ def cmd_data(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_promote(settings, args)
     if args.action == "status":
-        from sinks.status import data_status
+        from sinks.data_status import data_status
 
         rows = data_status(settings, zone=args.zone)
         if args.json:

@@ -21,7 +21,13 @@ from core.admin import create_topics
 from core.settings import Settings
 from oddsflow import services
 from oddsflow.processes import check_workers, start_workers, stop_workers
-from oddsflow.status import dead_letters_by_reason, largest_moves, table_counts, topic_counts
+from oddsflow.status import (
+    count_rows,
+    dead_letters_by_reason,
+    largest_moves,
+    table_counts,
+    topic_counts,
+)
 from oddsflow.worker import mode_roles
 from producers.collect import publish_simulation, simulator_from
 from producers.simulator import Simulator
@@ -35,14 +41,6 @@ async def _previous_runs(settings: Settings) -> int:
         return await conn.fetchval(
             f"SELECT count(*) FROM {ops}.pipeline_runs WHERE command = 'demo'"
         )
-    finally:
-        await conn.close()
-
-
-async def _counts(settings: Settings) -> dict[str, int]:
-    conn = await asyncpg.connect(settings.postgres.dsn)
-    try:
-        return await table_counts(settings, conn)
     finally:
         await conn.close()
 
@@ -149,7 +147,7 @@ def run_demo(settings: Settings, seconds: float = 60.0) -> int:
             f" (seed {sim.seed}) into raw.odds.simulator...",
             flush=True,
         )
-        before = asyncio.run(_counts(settings))
+        before = asyncio.run(count_rows(settings))
         pub = publish_simulation(settings, sim)
         print("  following the records through the zones (Postgres row counts):", flush=True)
         expect_raw = before[f"{settings.pipeline.zones.raw}.odds_envelopes"] + pub.stats.acked

@@ -48,6 +48,15 @@ async def table_counts(settings: Settings, conn: asyncpg.Connection) -> dict[str
     return out
 
 
+async def count_rows(settings: Settings) -> dict[str, int]:
+    """Rows per zone table now, on a connection of its own (:func:`table_counts`)."""
+    conn = await asyncpg.connect(settings.postgres.dsn)
+    try:
+        return await table_counts(settings, conn)
+    finally:
+        await conn.close()
+
+
 async def dead_letters_by_reason(
     settings: Settings, conn: asyncpg.Connection, limit: int = 10
 ) -> list[asyncpg.Record]:

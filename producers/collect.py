@@ -138,7 +138,7 @@ def parse_interval(text: str) -> float:
 
 
 def _speed(text: str) -> float | None:
-    from producers.replay import parse_speed
+    from producers.history import parse_speed
 
     try:
         return parse_speed(text)
@@ -184,7 +184,7 @@ def _summary(source: str, acked: int, failed: int, took: float, extra: str = "")
 
 
 def collect_file(settings: Settings, args: argparse.Namespace) -> int:
-    from producers.replay import file_records, run_replay
+    from producers.history import file_records, run_replay
 
     if args.path is None:  # a usage error: status 2, as argparse gives
         print("oddsflow collect: error: --source file needs the PATH of a history file",

@@ -62,7 +62,7 @@ def free_ports(n: int) -> list[int]:
 def curated_table(topic: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What the sink keeps of a curated topic: the last record per key, withdrawn keys removed,
     without the ``retracted`` flag (a subscriber reading the topic ends at the same rows)."""
-    from streams.features.live import result_key
+    from streams.features.live_engine import result_key
 
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for rec in records:

@@ -1,6 +1,6 @@
 """The raw sources' formats: ``parse(envelope) -> Parsed``.
 
-Staging parses every raw record with these; the file replayer (producers/replay.py) reads the
+Staging parses every raw record with these; the file replayer (producers/history.py) reads the
 archive formats with them to key and time each row as staging will. They live in the core
 because two stages share them.
 

@@ -35,7 +35,7 @@ from core.settings import Settings
 from core.topics import CATALOG, Zone, topic_name
 from oddsflow.errors import CommandError, UsageError, kafka_reason
 from oddsflow.processes import WorkerDied
-from oddsflow.status import table_counts
+from oddsflow.status import count_rows
 from oddsflow.worker import MODE_ZONES as WORKER_MODE_ZONES
 from schemas.codec import default_codec
 
@@ -149,20 +149,12 @@ def wait_until_quiet(
         time.sleep(1.0)
 
 
-async def _counts(settings: Settings) -> dict[str, int]:
-    conn = await asyncpg.connect(settings.postgres.dsn)
-    try:
-        return await table_counts(settings, conn)
-    finally:
-        await conn.close()
-
-
 def quality_since(settings: Settings, since: datetime) -> dict[str, tuple[int, int]]:
     """Per source, (records in, records passed) of the staging reports emitted since ``since``.
 
     The latest report per (source, minute) holds that minute's totals (operational.quality).
     """
-    from oddsflow.ops.dlq import read_topic
+    from core.reader import read_topic
 
     decode = default_codec().decode
     latest: dict[tuple[str, datetime], dict] = {}
@@ -247,7 +239,7 @@ def _run_zone(settings: Settings, zone: str | None, quiet: float, timeout: float
     phases = [roles]
     if gates and "staging" in roles and "features" in roles:
         phases = [tuple(r for r in roles if r != "features"), roles]
-    before = asyncio.run(_counts(settings))
+    before = asyncio.run(count_rows(settings))
     started = datetime.now(UTC)
     log_dir = settings.state_dir / "logs"
     procs: dict = {}
@@ -265,7 +257,7 @@ def _run_zone(settings: Settings, zone: str | None, quiet: float, timeout: float
                     break
     finally:
         stop_workers(procs)
-    after = asyncio.run(_counts(settings))
+    after = asyncio.run(count_rows(settings))
     print(f"drained in {took:.0f}s; rows added per table:")
     for table, n in after.items():
         if n != before.get(table, 0):

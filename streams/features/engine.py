@@ -28,7 +28,7 @@ from operator import itemgetter
 from typing import Any
 
 from core.settings import FeatureSettings
-from streams.features.odds import (
+from streams.features.definitions import (
     CANONICAL_SIDE,
     FEATURE_SET_VERSION,
     MINUTE_US,

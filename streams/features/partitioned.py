@@ -33,9 +33,9 @@ from datetime import timedelta
 from typing import Any
 
 from core.settings import FeatureSettings
+from streams.features.definitions import MINUTE_US, from_us, to_us
 from streams.features.engine import FeatureEngine, Output
-from streams.features.live import LiveEngine
-from streams.features.odds import MINUTE_US, from_us, to_us
+from streams.features.live_engine import LiveEngine
 
 #: A game's state is dropped this long (in the partition's event time) after its first pitch.
 STATE_RETENTION = timedelta(hours=12)

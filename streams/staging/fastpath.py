@@ -67,8 +67,8 @@ from streams.staging.validate import (
     MAX_SPREAD,
     MAX_TOTAL,
     MIN_OVERROUND,
-    _where,
     pair_and_novig,
+    record_where,
     validate_game,
     validate_line,
 )
@@ -414,7 +414,7 @@ def quarantined(
     refusal = score(rec, timing).refusal(threshold)
     if refusal is None:
         return False
-    gated.append(Reject(QUALITY_GATE, f"{_where(rec)}: {refusal}"))
+    gated.append(Reject(QUALITY_GATE, f"{record_where(rec)}: {refusal}"))
     return True
 
 

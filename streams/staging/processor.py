@@ -24,7 +24,7 @@ from streams.staging.dedupe import encode_fact, fact_of
 from streams.staging.fastpath import OddsApiStager, Staged
 from streams.staging.fastpath_pinnacle import PinnacleStager
 from streams.staging.quality import LIVE, QUALITY_GATE, SCORERS, Timing, timing_of
-from streams.staging.validate import _where, parse_and_validate
+from streams.staging.validate import parse_and_validate, record_where
 
 ENVELOPE = "oddsflow.raw.RawEnvelope"
 LINE = "oddsflow.staging.OddsLine"
@@ -248,7 +248,7 @@ class StagingProcessor:
             if refusal is None:
                 kept.append(rec)
             else:
-                rejects.append(Reject(QUALITY_GATE, f"{_where(rec)}: {refusal}"))
+                rejects.append(Reject(QUALITY_GATE, f"{record_where(rec)}: {refusal}"))
         return kept
 
     def _emit(

@@ -65,7 +65,7 @@ SIDES_OF: Final = {
 OTHER_SIDE: Final = {"home": "away", "away": "home", "over": "under", "under": "over"}
 
 
-def _where(rec: dict[str, Any]) -> str:
+def record_where(rec: dict[str, Any]) -> str:
     """Where a record sits, for reasons: game, book, market, side (those it has)."""
     parts = [str(rec.get("game_id"))]
     if "book" in rec:
@@ -101,14 +101,14 @@ def check_time(
     """Timestamps aware, and event_time not beyond (now or ingested_at) + tolerance."""
     for f in fields:
         if not _aware(rec.get(f)):
-            return Reject(BAD_TIMESTAMP, f"{_where(rec)}: {f} {rec.get(f)!r} is not aware")
+            return Reject(BAD_TIMESTAMP, f"{record_where(rec)}: {f} {rec.get(f)!r} is not aware")
     ref = now if now is not None else rec["ingested_at"]
     if not _aware(ref):
         return Reject(BAD_TIMESTAMP, f"reference time {ref!r} is not an aware datetime")
     if rec["event_time"] > _limit(ref, tolerance):
         return Reject(
             FUTURE_TIMESTAMP,
-            f"{_where(rec)}: event_time {rec['event_time'].isoformat()}"
+            f"{record_where(rec)}: event_time {rec['event_time'].isoformat()}"
             f" is after {ref.isoformat()} + {tolerance}",
         )
     return None
@@ -138,39 +138,43 @@ def validate_line(
         return Reject(MISSING_FIELD, f"odds line without {exc.args[0]}")
     sides = SIDES_OF.get(market)
     if sides is None:
-        return Reject(UNKNOWN_MARKET, f"{_where(line)}: market {market!r}")
+        return Reject(UNKNOWN_MARKET, f"{record_where(line)}: market {market!r}")
     if side not in sides:
-        return Reject(UNKNOWN_SIDE, f"{_where(line)}: side {side!r} for {market}")
+        return Reject(UNKNOWN_SIDE, f"{record_where(line)}: side {side!r} for {market}")
     if type(a) is not int:
-        return Reject(INVALID_PRICE, f"{_where(line)}: price {a!r} is not an int")
+        return Reject(INVALID_PRICE, f"{record_where(line)}: price {a!r} is not an int")
     if -PRICE_MIN < a < PRICE_MIN:
-        return Reject(PRICE_OUT_OF_RANGE, f"{_where(line)}: |{a}| < 100")
+        return Reject(PRICE_OUT_OF_RANGE, f"{record_where(line)}: |{a}| < 100")
     if a > price_bound or a < -price_bound:
-        return Reject(PRICE_OUT_OF_RANGE, f"{_where(line)}: |{a}| > {price_bound}")
+        return Reject(PRICE_OUT_OF_RANGE, f"{record_where(line)}: |{a}| > {price_bound}")
     if not (
         type(dec) is float
         and type(imp) is float
         and 1.0 < dec < math.inf
         and 0.0 < imp < 1.0  # NaN fails every comparison
     ):
-        return Reject(NON_FINITE_PRICE, f"{_where(line)}: decimal {dec!r} implied {imp!r}")
+        return Reject(NON_FINITE_PRICE, f"{record_where(line)}: decimal {dec!r} implied {imp!r}")
     if market == "moneyline":
         if pts is not None:
-            return Reject(IMPLAUSIBLE_LINE, f"{_where(line)}: moneyline with points {pts!r}")
+            return Reject(IMPLAUSIBLE_LINE, f"{record_where(line)}: moneyline with points {pts!r}")
     else:
         if type(pts) is not float and type(pts) is not int:
-            return Reject(NON_FINITE_LINE, f"{_where(line)}: points {pts!r}")
+            return Reject(NON_FINITE_LINE, f"{record_where(line)}: points {pts!r}")
         if not math.isfinite(pts):
-            return Reject(NON_FINITE_LINE, f"{_where(line)}: points {pts!r}")
+            return Reject(NON_FINITE_LINE, f"{record_where(line)}: points {pts!r}")
         if not (pts * 2.0).is_integer():
-            return Reject(OFF_GRID_LINE, f"{_where(line)}: {pts} is not on the half-point grid")
+            return Reject(
+                OFF_GRID_LINE, f"{record_where(line)}: {pts} is not on the half-point grid"
+            )
         if market == "total":
             if not 0.0 < pts <= max_total:
                 return Reject(
-                    IMPLAUSIBLE_LINE, f"{_where(line)}: total {pts} outside (0, {max_total}]"
+                    IMPLAUSIBLE_LINE, f"{record_where(line)}: total {pts} outside (0, {max_total}]"
                 )
         elif abs(pts) > max_spread:
-            return Reject(IMPLAUSIBLE_LINE, f"{_where(line)}: spread {pts} beyond +/-{max_spread}")
+            return Reject(
+                IMPLAUSIBLE_LINE, f"{record_where(line)}: spread {pts} beyond +/-{max_spread}"
+            )
     if (
         type(et) is datetime
         and type(ingested) is datetime

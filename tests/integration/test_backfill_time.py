@@ -29,7 +29,7 @@ from core.kafka_config import producer_config
 from core.reader import read_topic
 from core.settings import Settings
 from core.topics import PUBLISHED_HEADER, raw_topic, topic_name
-from producers.replay import pinnacle_records
+from producers.history import pinnacle_records
 from producers.simulator import Simulator
 from schemas.codec import default_codec
 from streams.features.worker import IDLE_FLUSH_ENV, OUTPUTS

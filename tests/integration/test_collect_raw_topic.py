@@ -21,9 +21,9 @@ from core.kafka_config import client_config, raw_record_max_bytes
 from core.settings import Settings
 from core.topics import DAY_MS, raw_topic, topic_name
 from producers.collect import publish_simulation
+from producers.history import file_records, replay
 from producers.http import HttpCollector, RetryPolicy, payload_event_id, source_spec
 from producers.publisher import Publisher
-from producers.replay import file_records, replay
 from producers.simulator import Simulator
 from tests.fixtures_path import AN_V2_FIXTURE, ODDS_API, PINNACLE, SBD, SBD_ONE, SBRO
 from tests.support.loopback import LoopbackSource

@@ -83,6 +83,6 @@ async def test_sigterm_during_simulation_loses_nothing_acked(settings: Settings)
 
 
 def _first_lines(n: int) -> list[int]:
-    from producers.replay import pinnacle_records
+    from producers.history import pinnacle_records
 
     return [int(r.event_id.rsplit(":", 1)[1]) for r in pinnacle_records(PINNACLE)[:n]]

@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.staged_input import Staged, TopicReader, decoded, publish_staged, stage
 from core.settings import Settings
-from producers.replay import pinnacle_records
+from producers.history import pinnacle_records
 from streams.features.worker import IDLE_FLUSH_ENV, OUTPUTS
 from tests.fixtures_path import PINNACLE
 from tests.helpers import curated_table, wait_for, workers

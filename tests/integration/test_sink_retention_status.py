@@ -14,8 +14,8 @@ from core.admin import admin_client
 from core.settings import Settings
 from core.topics import DAY_MS, topic_name
 from sinks.connector import SinkConnector
+from sinks.data_status import data_status_async
 from sinks.retention import align_topic_retention, purge_async
-from sinks.status import data_status_async
 
 TOPIC = "staging.odds_lines"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

@@ -18,8 +18,7 @@ import pytest
 
 from core.formats import parse
 from producers.collect import add_collect_arguments, parse_interval
-from producers.publisher import PublishStats
-from producers.replay import (
+from producers.history import (
     Progress,
     detect_format,
     file_records,
@@ -28,6 +27,7 @@ from producers.replay import (
     replay,
     sbro_records,
 )
+from producers.publisher import PublishStats
 from tests.fixtures_path import PINNACLE, SBRO
 
 GAME = "PIT201604030,2016-04-03 20:05:00+00:00,St. Louis Cardinals,Pittsburgh Pirates,"

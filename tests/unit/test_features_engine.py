@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from core.settings import FeatureSettings
+from streams.features.definitions import cents
 from streams.features.engine import FeatureEngine, feed
-from streams.features.odds import cents
 from tests.support.features_reference import reference_features
 
 T0 = datetime(2025, 6, 13, 16, 0, tzinfo=UTC)

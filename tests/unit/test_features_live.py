@@ -12,9 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 from core.settings import FeatureSettings
+from streams.features.definitions import MINUTE_US
 from streams.features.engine import FeatureEngine
-from streams.features.live import LiveEngine, result_key
-from streams.features.odds import MINUTE_US
+from streams.features.live_engine import LiveEngine, result_key
 from tests.support.features_reference import reference_features
 from tests.unit.test_features_pinnacle import THREE_BOOKS, _events, canon, load_pinnacle
 
@@ -114,7 +114,7 @@ def test_a_late_record_that_undoes_a_steam_move_withdraws_it() -> None:
     }  # fmt: skip
 
     def line(book: str, minute: float, side: str, price: int) -> tuple[str, dict[str, Any]]:
-        from streams.features.odds import from_us
+        from streams.features.definitions import from_us
 
         at = from_us(t0 + int(minute * MINUTE_US))
         dec = 1 + price / 100 if price > 0 else 1 + 100 / -price

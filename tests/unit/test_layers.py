@@ -146,3 +146,20 @@ def test_the_rules_catch_what_they_should(tmp_path: Path) -> None:
     assert [names[-1] for _, names in _imports(tree)] == ["typing", "core.settings", "oddsflow.cli"]
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _circles({"a": {"b"}, "b": set()}) == []
+
+
+#: The one file name several modules share on purpose: each is a worker (a stage's, and the
+#: ``oddsflow worker`` command that runs them).
+SHARED_NAMES = {"__init__.py", "__main__.py", "worker.py"}
+
+
+def test_one_name_per_idea() -> None:
+    """No two modules of the floors or the benchmark with the same file name (five bench.py and
+    two odds.py once meant different things each)."""
+    seen: dict[str, list[str]] = defaultdict(list)
+    for package in (*FLOOR, "bench"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path.name not in SHARED_NAMES:
+                seen[path.name].append(str(path.relative_to(ROOT)))
+    repeated = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert not repeated, repeated

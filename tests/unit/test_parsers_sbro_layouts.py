@@ -17,7 +17,7 @@ import pytest
 
 from core.formats import Parsed, ParseError, parse
 from core.formats.sbro import layout_of
-from producers.replay import sbro_records
+from producers.history import sbro_records
 from tests.fixtures_path import SBRO
 
 FETCHED = datetime(2026, 1, 1, tzinfo=UTC)

@@ -12,9 +12,9 @@ from bench.sink_rate import odds_line
 from core.settings import Settings
 from core.topics import BY_NAME, CATALOG, Zone
 from sinks.connector import SinkConnector, _Batch, _Outcome, is_retryable
+from sinks.data_status import ZONES
 from sinks.mapping import LINEAGE, mapping_for
 from sinks.retention import table_retention
-from sinks.status import ZONES
 
 
 def test_fast_row_maker_builds_the_same_row_as_the_generic_one() -> None:
@@ -78,7 +78,7 @@ def test_every_sink_table_has_a_retention_rule_by_arrival_time() -> None:
 
 def test_status_zones_cover_the_command_line_choices() -> None:
     assert ZONES == ("raw", "staging", "curated", "operational", "all")
-    from sinks.status import data_status_async
+    from sinks.data_status import data_status_async
 
     with pytest.raises(ValueError, match="zone must be one of"):
         asyncio.run(data_status_async(Settings(), "nowhere"))

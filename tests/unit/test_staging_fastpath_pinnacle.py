@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from bench.backfill_stage import write_season
 from core.domain.timeparse import TimeParseError, parse_utc
 from core.formats.base import context_of
-from producers.replay import pinnacle_records
+from producers.history import pinnacle_records
 from schemas.codec import default_codec
 from streams.staging.fastpath_pinnacle import PinnacleStager, row_time
 from streams.staging.processor import Origin, StagingProcessor

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from core.settings import Settings
-from producers.replay import pinnacle_records
+from producers.history import pinnacle_records
 from schemas.codec import default_codec
 from streams.staging.processor import QUALITY_GATE, Origin, StageResult, StagingProcessor
 from streams.staging.quality import GAME, LINE, SPLIT, Quality, Timing, score, timing_of

@@ -31,8 +31,8 @@ from bisect import bisect_left
 from typing import Any
 
 from core.topics import spec
+from streams.features.definitions import MINUTE_US, TOPIC_VECTOR, from_us
 from streams.features.engine import PAYLOAD, FeatureEngine, Output
-from streams.features.odds import MINUTE_US, TOPIC_VECTOR, from_us
 
 #: How often (event time) a game's state is checkpointed: half the default lateness.
 CHECKPOINT_STEP_US = 5 * MINUTE_US
