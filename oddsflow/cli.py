@@ -251,6 +251,21 @@ def _no_bench(*_: Any) -> int:
     raise CommandError(NO_BENCH)
 
 
+def _add_bench_parser(sub: Any) -> None:
+    """``oddsflow bench``: its options come from the source tree's bench/ (not installed)."""
+    bench = _bench_command()
+    if bench is None:  # installed without the source tree: say so before any service is asked
+        s = sub.add_parser(  # any options: they are the benchmark's, which is not here
+            "bench", help="(from a source checkout only)", prefix_chars="\0", add_help=False
+        )
+        s.add_argument("bench_args", nargs="*", help=argparse.SUPPRESS)
+        s.set_defaults(func=_no_bench, check=_no_bench)
+    else:
+        s = sub.add_parser("bench", help="throughput, latency and memory of every stage")
+        bench.add_bench_arguments(s)
+        s.set_defaults(func=lambda a, st: bench.run_bench(st, a))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="oddsflow", description=__doc__)
     p.add_argument(
@@ -358,17 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         "web view: line charts with steam/RLM/sharp markers, live; operations page",
         long_running=True)  # fmt: skip
 
-    bench = _bench_command()
-    if bench is None:  # installed without the source tree: say so before any service is asked
-        s = sub.add_parser(  # any options: they are the benchmark's, which is not here
-            "bench", help="(from a source checkout only)", prefix_chars="\0", add_help=False
-        )
-        s.add_argument("bench_args", nargs="*", help=argparse.SUPPRESS)
-        s.set_defaults(func=_no_bench, check=_no_bench)
-    else:
-        s = sub.add_parser("bench", help="throughput, latency and memory of every stage")
-        bench.add_bench_arguments(s)
-        s.set_defaults(func=lambda a, st: bench.run_bench(st, a))
+    _add_bench_parser(sub)
 
     s = sub.add_parser("demo", help="start everything and run the pipeline on built-in data")
     s.add_argument("--seconds", type=positive_float, default=60.0, help="how long the workers run")
