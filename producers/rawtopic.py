@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from oddsflow.kafka_config import consumer_config
 from oddsflow.settings import Settings
@@ -27,12 +27,29 @@ def high_watermarks(settings: Settings, source: str) -> dict[int, tuple[int, int
         meta = c.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None:
             return {}
-        return {
-            p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            for p in meta.partitions
-        }
+        return {p: _watermarks(c, TopicPartition(topic, p)) for p in meta.partitions}
     finally:
         c.close()
+
+
+# a topic a collector has just created has no leader for a moment: the broker answers these
+TRANSIENT = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, patience: float = 10.0) -> tuple[int, int]:
+    """(low, high) of one partition, asking again while the broker is electing its leader."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=10)
+        except KafkaException as e:
+            if e.args[0].code() not in TRANSIENT or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def count_raw(settings: Settings, source: str) -> int:
