@@ -156,7 +156,7 @@ SETTLING = frozenset(
         KafkaError.UNKNOWN_TOPIC_OR_PART,
     }
 )
-SETTLE_SECONDS = 5.0  # how long a settling partition is asked again before the error stands
+SETTLE_SECONDS = 10.0  # how long a settling partition is asked again before the error stands
 
 
 def _settling(exc: KafkaException) -> bool:

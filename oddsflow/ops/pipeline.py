@@ -226,6 +226,16 @@ def run_zone(
         ) from None
 
 
+def _ending_input(settings: Settings, quiet: float) -> Settings:
+    """The workers' settings for a run that ends when drained: the feature worker does its
+    end-of-input work (the vectors of games whose lines stop before first pitch, as a history
+    file's do) within the quiet period, so the run sees it and waits for the sink, instead of
+    stopping before ``idle_flush_seconds`` (30 s) of quiet released it."""
+    idle = min(settings.features.idle_flush_seconds, max(1.0, quiet / 2))
+    features = settings.features.model_copy(update={"idle_flush_seconds": idle})
+    return settings.model_copy(update={"features": features})
+
+
 def _system_exit_text(exc: SystemExit) -> str:
     """A dead worker's message without its log tail (the log file is named in it)."""
     return str(exc.code).split("\n", 1)[0].rstrip(":").removeprefix("oddsflow: ")
@@ -236,6 +246,7 @@ def _run_zone(settings: Settings, zone: str | None, quiet: float, timeout: float
 
     roles = roles_for(settings, zone)
     gates = settings.pipeline.processing.quality_gates
+    settings = _ending_input(settings, quiet)
     phases = [roles]
     if gates and "staging" in roles and "features" in roles:
         phases = [tuple(r for r in roles if r != "features"), roles]
