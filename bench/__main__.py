@@ -1,4 +1,4 @@
-"""``python -m bench [--quick]`` until the lead wires ``oddsflow bench``."""
+"""``python -m bench [--quick]`` from the source tree's root: the same as ``oddsflow bench``."""
 
 from __future__ import annotations
 

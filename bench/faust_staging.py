@@ -20,7 +20,7 @@ from streams.staging.dedupe import Deduplicator
 from streams.staging.processor import Origin, StagingProcessor
 from streams.staging.worker import OUTPUTS
 
-log = logging.getLogger("bench.faust_staging")
+log = logging.getLogger("oddsflow.bench.faust_staging")
 
 
 def normalized_topic(settings: Settings) -> str:
