@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", type=positive_float, default=5.0, help="promote: seconds without movement"
     )
     s.add_argument("--timeout", type=positive_float, default=3600.0)
-    s.add_argument("--json", action="store_true", help="status, purge: one JSON document")
+    s.add_argument("--json", action="store_true", help="status, purge, promote: one JSON document")
     s.set_defaults(func=cmd_data, check=check_promote)
 
     s = sub.add_parser("schemas", help="topic contracts: list them, check their evolution")

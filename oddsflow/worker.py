@@ -192,8 +192,9 @@ def health_app(probe: Probe) -> web.Application:
     return app
 
 
-async def serve_health(probe: Probe, port: int) -> None:
-    """Run the heartbeat and (when ``port``) the endpoints until cancelled."""
+async def serve_health(probe: Probe, port: int, what: str = "") -> None:
+    """Run the heartbeat and (when ``port``) the endpoints of ``what`` (default: the role's
+    worker; a collector's too) until cancelled."""
     beat = asyncio.create_task(probe.heartbeat())
     runner: web.AppRunner | None = None
     try:
@@ -201,7 +202,8 @@ async def serve_health(probe: Probe, port: int) -> None:
             runner = web.AppRunner(health_app(probe), access_log=None)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()
-            log.info("%s worker health on http://127.0.0.1:%d/live and /ready", probe.role, port)
+            what = what or f"{probe.role} worker"
+            log.info("%s health on http://127.0.0.1:%d/live and /ready", what, port)
         await asyncio.Event().wait()
     finally:
         beat.cancel()

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.argtypes import non_negative_int, positive_int
+from core.argtypes import non_negative_int, port_or_zero, positive_int
 from core.settings import Settings
 from producers.publisher import Publisher
 from producers.simulator import Simulator
@@ -168,6 +168,10 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--interval", type=parse_interval, default=60.0, help="poll period: 60s, 5m")
     g.add_argument("--once", action="store_true", help="poll once and exit")
     g.add_argument("--base-url", help="another host for the source (mirror, test server)")
+    g.add_argument(
+        "--health-port", type=port_or_zero, default=0,
+        help="serve /live and /ready on 127.0.0.1:PORT (ready: polling on schedule; 0: off)",
+    )  # fmt: skip
     g = parser.add_argument_group("file replay")
     g.add_argument("--format", choices=("pinnacle", "sbro", "jsonl"), help="default: detected")
     g.add_argument("--speed", type=_speed, default=None, help="event-time speed-up, e.g. 60x")
@@ -231,6 +235,7 @@ def collect_http(settings: Settings, args: argparse.Namespace) -> int:
                 api_key=_api_key(settings, spec.key_env),
                 limits=BodyLimits.of(settings),
                 refusals=refusals,
+                health_port=getattr(args, "health_port", 0),
             )
         )
     finally:

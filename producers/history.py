@@ -35,6 +35,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO
 
+from rich import progress as rich_progress
+from rich.console import Console
+
 from core.formats import pinnacle, sbro
 from core.formats.base import ParseError
 from core.formats.csvrow import row_dict
@@ -332,15 +335,28 @@ def parse_speed(text: str | None) -> float | None:
 
 
 class Progress:
-    """A plain progress bar on stderr, redrawn at most 5 times a second (no dependency)."""
+    """A file replay's progress on stderr: on a terminal a ``rich`` bar (as every command's,
+    :mod:`oddsflow.console`), left at its last state when done; elsewhere (a log, a pipe) a
+    plain line per tenth of the file, not a carriage-return storm. ``update`` is called per
+    record and does work at most 5 times a second; ``force`` is the last call."""
 
     def __init__(self, total: int, label: str, stream: IO[str] | None = None) -> None:
         self.total, self.label = total, label
         self.stream = stream or sys.stderr
         self.started = time.monotonic()
         self._last = 0.0
-        self._tty = self.stream.isatty()
         self._last_tenth = -1
+        console = Console(file=self.stream)
+        self._bar: rich_progress.Progress | None = None
+        if console.is_terminal:
+            self._bar = rich_progress.Progress(
+                rich_progress.TextColumn("{task.description}", markup=False),
+                rich_progress.BarColumn(), rich_progress.MofNCompleteColumn(),
+                rich_progress.TaskProgressColumn(), rich_progress.TextColumn("{task.fields[rate]}"),
+                rich_progress.TimeElapsedColumn(), console=console,
+            )  # fmt: skip
+            self._task = self._bar.add_task(label, total=total or None, rate="")
+            self._bar.start()
 
     def update(self, done: int, force: bool = False) -> None:
         now = time.monotonic()
@@ -348,17 +364,18 @@ class Progress:
             return
         self._last = now
         frac = done / self.total if self.total else 1.0
-        if not self._tty:  # a log file gets a line per 10%, not a carriage-return storm
-            tenth = int(frac * 10)
-            if tenth == self._last_tenth and not force:
-                return
-            self._last_tenth = tenth
+        rate = f"{done / max(now - self.started, 1e-9):,.0f} rec/s"
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, rate=rate)
+            if force:
+                self._bar.stop()
+            return
+        tenth = int(frac * 10)
+        if tenth == self._last_tenth and not force:
+            return
+        self._last_tenth = tenth
         bar = "#" * int(frac * 30)
-        rate = done / max(now - self.started, 1e-9)
-        end = "\r" if self._tty and not force else "\n"
-        self.stream.write(
-            f"{self.label} [{bar:<30}] {done}/{self.total} {frac:4.0%} {rate:,.0f} rec/s{end}"
-        )
+        self.stream.write(f"{self.label} [{bar:<30}] {done}/{self.total} {frac:4.0%} {rate}\n")
         self.stream.flush()
 
 
@@ -405,9 +422,11 @@ def replay(
             if progress is not None:
                 progress.update(sent)
     finally:
-        stats = publisher.close()
-    if progress is not None:
-        progress.update(sent, force=True)
+        try:
+            stats = publisher.close()
+        finally:  # the last state, and a terminal's cursor back, whatever happened
+            if progress is not None:
+                progress.update(sent, force=True)
     return ReplayResult(stats, len(records), sent, stop.is_set(), time.monotonic() - started)
 
 

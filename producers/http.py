@@ -359,6 +359,7 @@ class HttpCollector:
             )
         self.last_hash: str | None = None
         self.polls: list[Poll] = []
+        self.polled_at: float | None = None  # monotonic time the last poll ended
         self.published = 0
         self.quota_exhausted = False
 
@@ -588,6 +589,7 @@ class HttpCollector:
                 log.exception("%s poll %d failed", self.spec.name, len(self.polls))
                 self._refuse(self.polls[-1], COLLECTOR_ERROR, f"{type(exc).__name__}: {exc}")
                 poll = self.polls[-1]
+            self.polled_at = time.monotonic()
             if poll.outcome == "fatal":
                 return 2
             rc = 0 if poll.outcome in ("published", "unchanged") else 1
@@ -598,6 +600,15 @@ class HttpCollector:
                 break
             await self._sleep(max(0.0, interval - (time.monotonic() - began)))
         return rc
+
+    def ready(self, interval: float) -> tuple[bool, dict[str, Any]]:
+        """/ready: polling on schedule (a poll ended within two periods and a minute of
+        retries); a source that answers badly is in ``last_outcome``, not a reason to restart."""
+        age = None if self.polled_at is None else time.monotonic() - self.polled_at
+        last = self.polls[-1].outcome if self.polls and age is not None else None
+        on_time = age is not None and age < 2 * interval + 60
+        return on_time, {"source": self.spec.name, "polls": len(self.polls), "last_outcome": last,
+                         "since_last_poll_s": None if age is None else round(age, 1)}  # fmt: skip
 
 
 async def run_http_collector(
@@ -610,9 +621,13 @@ async def run_http_collector(
     api_key: str | None = None,
     limits: BodyLimits | None = None,
     refusals: RefusalSink | None = None,
+    health_port: int = 0,
 ) -> tuple[int, HttpCollector]:
-    """Run a poller in this event loop; SIGINT/SIGTERM stop it between (or during) waits."""
+    """Run a poller in this event loop; SIGINT/SIGTERM stop it between (or during) waits.
+    ``health_port``: /live and /ready on 127.0.0.1 (the workers' health server)."""
     import signal
+
+    from oddsflow.worker import Probe, serve_health
 
     async with aiohttp.ClientSession(
         headers={"User-Agent": "oddsflow-collector/0.1", "Accept": "application/json"}
@@ -624,9 +639,13 @@ async def run_http_collector(
         if install_signals:
             for s in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(s, collector.stop.set)
+        probe = Probe("collector", lambda: collector.ready(interval))
+        health = asyncio.create_task(serve_health(probe, health_port, f"{spec.name} collector"))
         try:
             rc = await collector.run(interval, once)
         finally:
+            health.cancel()
+            await asyncio.gather(health, return_exceptions=True)
             if install_signals:
                 for s in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(s)

@@ -13,6 +13,9 @@ staging and curated builds staging first, prints each source's pass rate from th
 worker's quality reports of this run and, if one is below ``[pipeline] quality_threshold``, stops
 there with exit status 1 (the curated zone is not built); off, every worker runs at once and the
 pass rates are only printed.
+
+``--json``: the same report as one document on stdout (what each table gained, the pass rates,
+the verdict, ISO-8601 UTC times); the lines that say what the run is doing go to stderr.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import asyncpg
 from confluent_kafka import KafkaException
@@ -169,22 +172,26 @@ def quality_since(settings: Settings, since: datetime) -> dict[str, tuple[int, i
     return out
 
 
-def quality_gate(settings: Settings, since: datetime) -> bool:
-    """Print the staging pass rate per source since ``since``; False if one is below threshold."""
+def quality_gate(
+    settings: Settings, since: datetime, out: IO[str] | None = None
+) -> tuple[bool, dict[str, dict[str, Any]]]:
+    """Print (to ``out``, default stdout) the staging pass rate per source since ``since``;
+    (False if one is below threshold, per source its records in, passed, rate and verdict)."""
     threshold = settings.pipeline.quality_threshold
     rows = quality_since(settings, since)
     gates = "on" if settings.pipeline.processing.quality_gates else "off"
-    print(f"quality (staging, [pipeline] quality_threshold {threshold:.0%}, gates {gates}):")
-    failed = []
+    print(
+        f"quality (staging, [pipeline] quality_threshold {threshold:.0%}, gates {gates}):", file=out
+    )
+    report: dict[str, dict[str, Any]] = {}
     for source, (n, passed) in rows.items():
         rate = passed / n if n else 1.0
         mark = "ok" if rate >= threshold else "BELOW"
-        print(f"  {source:15} {passed:>8} of {n:>8} records passed ({rate:.1%}) {mark}")
-        if rate < threshold:
-            failed.append(source)
+        print(f"  {source:15} {passed:>8} of {n:>8} records passed ({rate:.1%}) {mark}", file=out)
+        report[source] = {"records_in": n, "passed": passed, "pass_rate": rate, "ok": mark == "ok"}
     if not rows:
-        print("  no records staged in this run")
-    return not failed
+        print("  no records staged in this run", file=out)
+    return all(r["ok"] for r in report.values()), report
 
 
 def _run(
@@ -204,15 +211,17 @@ def run_zone(
     quiet: float = 5.0,
     timeout: float = 3600,
     again: str = "oddsflow pipeline run --full",
+    json: bool = False,
 ) -> int:
     """Run the zone's workers until drained. With quality gates on, a run that builds both
     staging and curated builds staging first and stops if its pass rate is below the threshold
     (roadmap 2.1); with them off, every worker runs at once and the quality is only reported.
 
     A run that cannot go on (the broker gone for good, a worker that died, the time is up) stops
-    the workers — they commit what they did — and says to run ``again`` to resume from there."""
+    the workers — they commit what they did — and says to run ``again`` to resume from there.
+    ``json``: the report is one JSON document on stdout, what the run is doing goes to stderr."""
     try:
-        return _run_zone(settings, zone, quiet, timeout)
+        return _run_zone(settings, zone, quiet, timeout, json)
     except (KafkaUnavailable, CommandError, WorkerDied) as exc:
         if isinstance(exc, WorkerDied):
             what = _system_exit_text(exc)
@@ -241,9 +250,12 @@ def _system_exit_text(exc: SystemExit) -> str:
     return str(exc.code).split("\n", 1)[0].rstrip(":").removeprefix("oddsflow: ")
 
 
-def _run_zone(settings: Settings, zone: str | None, quiet: float, timeout: float) -> int:
+def _run_zone(
+    settings: Settings, zone: str | None, quiet: float, timeout: float, json: bool = False
+) -> int:
     from oddsflow.processes import start_workers, stop_workers
 
+    say = sys.stderr if json else sys.stdout  # with --json, stdout is the document alone
     roles = roles_for(settings, zone)
     gates = settings.pipeline.processing.quality_gates
     settings = _ending_input(settings, quiet)
@@ -255,24 +267,44 @@ def _run_zone(settings: Settings, zone: str | None, quiet: float, timeout: float
     log_dir = settings.state_dir / "logs"
     procs: dict = {}
     passed = True
+    quality: dict[str, dict[str, Any]] = {}
     took = 0.0
     try:
         for i, phase in enumerate(phases):
             new = tuple(r for r in phase if r not in procs)
-            print(f"pipeline run: starting {', '.join(new)} (logs in {log_dir})", flush=True)
+            print(
+                f"pipeline run: starting {', '.join(new)} (logs in {log_dir})", file=say, flush=True
+            )
             procs.update(start_workers(settings, Path(log_dir), roles=new))
             took += _run(settings, phase, procs, quiet, timeout)
             if "staging" in phase and i == 0:
-                passed = quality_gate(settings, started)
+                passed, quality = quality_gate(settings, started, say)
                 if not passed and gates:
                     break
     finally:
         stop_workers(procs)
     after = asyncio.run(count_rows(settings))
-    print(f"drained in {took:.0f}s; rows added per table:")
-    for table, n in after.items():
-        if n != before.get(table, 0):
-            print(f"  {table:40} +{n - before.get(table, 0)}")
+    added = {t: n - before.get(t, 0) for t, n in after.items() if n != before.get(t, 0)}
+    if json:
+        from oddsflow.jsonout import emit
+
+        emit(
+            {
+                "zone": zone or "full",
+                "roles": list(roles),
+                "started_at": started,
+                "finished_at": datetime.now(UTC),
+                "drained_seconds": round(took, 1),
+                "rows_added": added,
+                "quality": quality,
+                "quality_gates": gates,
+                "passed": passed,  # every source at or above the threshold
+            }
+        )
+    else:
+        print(f"drained in {took:.0f}s; rows added per table:")
+        for table, n in added.items():
+            print(f"  {table:40} +{n}")
     if not passed and gates:
         skipped = " the curated zone was not built;" if len(phases) > 1 else ""
         print(
@@ -294,11 +326,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--quiet", type=positive_float, default=5.0, help="seconds without movement"
     )
     parser.add_argument("--timeout", type=positive_float, default=3600.0)
+    parser.add_argument(
+        "--json", action="store_true", help="the report (rows added per table, pass rates) as JSON"
+    )
 
 
 def run_run(settings: Settings, args: argparse.Namespace) -> int:
     again = "oddsflow pipeline run " + ("--full" if args.full else f"--zone {args.zone}")
-    return run_zone(settings, None if args.full else args.zone, args.quiet, args.timeout, again)
+    zone = None if args.full else args.zone
+    return run_zone(settings, zone, args.quiet, args.timeout, again, getattr(args, "json", False))
 
 
 def add_promote_arguments(parser: argparse.ArgumentParser) -> None:
@@ -319,7 +355,9 @@ def run_promote(settings: Settings, args: argparse.Namespace) -> int:
     """``data promote --from raw --to staging``: the roadmap's promotion is one zone's run."""
     check_promote(args)
     again = f"oddsflow data promote --from {args.src} --to {args.dst}"
-    return run_zone(settings, args.dst, args.quiet, args.timeout, again)
+    return run_zone(
+        settings, args.dst, args.quiet, args.timeout, again, getattr(args, "json", False)
+    )
 
 
 def add_quality_arguments(parser: argparse.ArgumentParser) -> None:

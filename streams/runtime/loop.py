@@ -251,18 +251,26 @@ class TransactionalLoop:
     def consumed(self, topic: str, partition: int, next_offset: int) -> None:
         self._offsets[(topic, partition)] = next_offset
 
-    def behind(self, topic: str, partition: int, slack: int = 0) -> bool | None:
+    def behind(
+        self, topic: str, partition: int, slack: int = 0, fresh: bool = False
+    ) -> bool | None:
+        """Whether records of the partition wait past what was consumed (None: unknown).
+        ``fresh``: the end offset from the broker now, not the last fetch's (which predates
+        what this worker itself just wrote)."""
         consumer = self._consumer
         assert consumer is not None
         tp = TopicPartition(topic, partition)
-        try:
-            _low, high = consumer.get_watermark_offsets(tp, cached=True)
-        except KafkaException:
-            return None
-        if high is None or high < 0:  # no fetch answered for it yet: ask the broker, once a while
-            high = self._queried_high(tp)
-            if high is None:
+        if fresh:
+            high = self._broker_high(tp)
+        else:
+            try:
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
                 return None
+            if high is None or high < 0:  # no fetch answered for it yet: ask the broker
+                high = self._queried_high(tp)
+        if high is None:
+            return None
         last = self._seen.get((topic, partition))
         if last is not None:
             position = last + 1
@@ -281,13 +289,19 @@ class TransactionalLoop:
         cached = self._highs.get(key)
         if cached is not None and now - cached[0] < 2.0:
             return cached[1]
+        high = self._broker_high(tp)
+        if high is not None:
+            self._highs[key] = (now, high)
+        return high
+
+    def _broker_high(self, tp: TopicPartition) -> int | None:
+        """The partition's end offset as the broker has it now (None: it did not answer)."""
         consumer = self._consumer
         assert consumer is not None
         try:
             _low, high = consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
         except KafkaException:
             return None
-        self._highs[key] = (now, high)
         return high
 
     # ------------------------------------------------------------------ transactions
@@ -416,7 +430,11 @@ class TransactionalLoop:
     def _stop(self) -> None:
         """A clean stop: the task writes what waits for a timer, the input topics are paused,
         and the task's internal topics are worked off (within DRAIN_SECONDS), so a stopped
-        worker leaves no record between its own steps and its group at lag 0 on them."""
+        worker leaves no record between its own steps and its group at lag 0 on them.
+
+        Their end offsets are asked of the broker: the consumer's cached ones come from its
+        last fetch, before the flush wrote (the quality deltas of a stop were left unconsumed,
+        and the ops page called the stopped group STOP)."""
         self.doing = "stopping"
         self.task.flush(self)
         self.commit()
@@ -431,7 +449,10 @@ class TransactionalLoop:
         deadline = time.monotonic() + DRAIN_SECONDS
         while time.monotonic() < deadline:
             pending = [
-                (t, p) for t in internal for p in self.assigned if self.behind(t, p, 1) is not False
+                (t, p)
+                for t in internal
+                for p in self.assigned
+                if self.behind(t, p, 1, fresh=True) is not False
             ]
             if not pending:
                 break

@@ -37,6 +37,7 @@ COMMANDS = [
     ("pipeline", "status", "--interval", "0.5"),
     ("pipeline", "health"),
     ("pipeline", "quality"),
+    ("pipeline", "run", "--zone", "raw", "--quiet", "2"),
     ("data", "status"),
     ("replay", "--zone", "raw", "--dry-run"),
     ("topology",),
@@ -83,3 +84,7 @@ def test_json_is_one_document_with_one_time_form(reported: Settings, argv: tuple
     assert all(ONE_FORM.match(t) for t in times), times
     if argv[:2] == ("dlq", "list"):
         assert "2026-12-02T02:19:48Z" in times  # the dead letter's own time, to the second
+    if argv[:2] == ("pipeline", "run"):  # what each table gained, as the text report says it
+        assert doc["rows_added"][f"{reported.pipeline.zones.raw}.odds_envelopes"] == 6, doc
+        assert doc["zone"] == "raw" and doc["started_at"] <= doc["finished_at"]
+        assert "pipeline run: starting sink" in res.stderr  # what it does: on stderr

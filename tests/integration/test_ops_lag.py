@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -14,6 +16,7 @@ from bench.sink_rate import odds_line, produce_odds_lines
 from core.settings import Settings
 from oddsflow.ops.burrow import Rules, Status
 from oddsflow.ops.lag import GroupLag, LagMonitor, add_lag_arguments, history_table, run_lag
+from tests.conftest import settings_env
 from tests.helpers import wait_for, workers
 
 TOPIC = "staging.odds_lines"
@@ -100,3 +103,19 @@ async def test_lag_grows_while_the_worker_is_stopped_then_ok(
     by_status = {r["group_status"]: r["n"] for r in rows}
     assert by_status["STOP"] >= 4  # three samples, the command line, the restart
     assert by_status["OK"] >= 2
+
+
+def test_a_group_the_live_broker_does_not_know_is_one_line_and_exit_1(
+    pipeline_settings: Settings,
+) -> None:
+    """`oddsflow lag --group nosuch` against a broker that answers: a typo is not a healthy group
+    (no `status OK`), it is one line on stderr, exit 1, no traceback."""
+    res = subprocess.run(
+        [sys.executable, "-m", "oddsflow.cli", "lag", "--group", "nosuch", "--no-history"],
+        env=settings_env(pipeline_settings), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 1, (res.returncode, res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not exist" in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert "status OK" not in res.stdout

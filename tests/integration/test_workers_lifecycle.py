@@ -9,6 +9,7 @@ within 10 s, and its group's committed offsets must equal exactly what it consum
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -27,13 +28,15 @@ from core.kafka_config import consumer_config
 from core.offsets import admin_client, committed_offsets, end_offsets
 from core.settings import Settings
 from core.topics import topic_name
+from oddsflow.ops.lag import observe
 from oddsflow.worker import HEALTH_PORT_ENV, LOG_FORMAT_ENV
 from producers.collect import publish_simulation
 from producers.simulator import Simulator
 from streams.staging.batches import decode_batch, is_batch
+from streams.staging.quality_report import deltas_topic
 from streams.staging.worker import ORIGIN_HEADER, normalized_topic
 from tests.conftest import settings_env
-from tests.helpers import free_ports, wait_for
+from tests.helpers import free_ports, wait_for, workers
 
 TP = tuple[str, int]
 
@@ -184,3 +187,44 @@ async def test_sigterm_commits_what_was_consumed_and_exits_quickly(
     docs = [json.loads(x) for x in lines]
     assert docs and all(d["role"] == "staging" and d["level"] for d in docs)
     assert any("stopping" in d["message"] for d in docs)
+
+
+async def test_a_clean_stop_leaves_the_staging_group_at_lag_0(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    """After SIGTERM on a drained staging worker, its group is at lag 0 on the raw topic and on
+    its own internal topics (repartition, quality deltas): nothing left between its own steps,
+    so the ops page does not call a cleanly stopped group STOP. The quality deltas are written
+    only by the stop itself here (no report falls due before it), the case the ops page showed."""
+    pipeline = pipeline_settings.pipeline.model_copy(update={"quality_report_seconds": 3600})
+    s = pipeline_settings.model_copy(update={"pipeline": pipeline})
+    raw = topic_name(s, "raw.odds.simulator")
+    internal = {normalized_topic(s), deltas_topic(s)}
+    sim = Simulator(seed=4, games=2, books=3, ticks=20)
+
+    def lags() -> dict[str, tuple[int, int]]:
+        """Per topic of the group: (records not consumed, end offsets)."""
+        (g,) = observe(s, ["staging"])
+        out: dict[str, tuple[int, int]] = {}
+        for p in g.partitions:
+            lag, end = out.get(p.topic, (0, 0))
+            out[p.topic] = (lag + p.lag, end + p.end)
+        return out
+
+    with workers(s, ("staging",), tmp_path / "logs") as procs:
+        assert publish_simulation(s, sim, progress=False).stats.acked == 2 * 3 * 20
+        await wait_for(  # drained: the raw input consumed and the internal topics worked off
+            lambda: asyncio.to_thread(lags),
+            lambda lag: (
+                internal <= set(lag)
+                and lag.get(raw, (1, 0))[0] == 0
+                and not any(n for n, _end in lag.values())
+            ),
+            timeout=120,
+            what="the staging worker drained",
+        )
+    assert procs["staging"].returncode == 0, procs["staging"].returncode
+    after = await asyncio.to_thread(lags)
+    assert raw in after and internal <= set(after), after
+    assert after[deltas_topic(s)][1] > 0, f"the stop wrote no quality deltas: {after}"
+    assert not any(n for n, _end in after.values()), f"lag left after a clean stop: {after}"

@@ -6,8 +6,10 @@ tested is the polling discipline: retries, backoff, Retry-After, rate limit, quo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -36,13 +38,14 @@ from producers.http import (
     json_depth,
     payload_event_id,
     retry_after_seconds,
+    run_http_collector,
     source_spec,
 )
 from producers.http import HttpCollector as Collector
 from producers.publisher import PublishStats
 from producers.refusals import Refusal
 from tests.fixtures_path import ODDS_API, SBD
-from tests.helpers import stop_after_polls
+from tests.helpers import free_ports, stop_after_polls, wait_for
 from tests.support.loopback import LoopbackSource, random_json
 
 FAST = RetryPolicy(attempts=4, base_delay=0.02, max_delay=1.0, timeout=0.3)
@@ -378,3 +381,48 @@ def test_json_depth_counts_nesting_outside_strings() -> None:
     with pytest.raises(Exception, match="nested 100,000 levels deep"):
         inspect_body(b"[" * 100_000 + b"]" * 100_000, 64)
     assert inspect_body(b"[]", 64) == []  # an empty slate is a valid answer
+
+
+async def test_a_poller_serves_live_and_ready_on_its_health_port(
+    server: LoopbackSource,
+) -> None:
+    """`collect --health-port`: the workers' health server beside the poller (compose's
+    healthcheck asks /ready): ready once a poll ended, saying how the last one went."""
+    (port,) = free_ports(1)
+    collector = run_http_collector(
+        spec("sbd", server), ListSink(), 3600.0, False, FAST, install_signals=False,
+        refusals=ListRefusals(), health_port=port,
+    )  # fmt: skip
+    running = asyncio.create_task(collector)
+
+    async def get(path: str) -> tuple[int, dict]:
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{port}{path}") as r,
+            ):
+                return r.status, await r.json()
+        except aiohttp.ClientConnectionError:
+            return 0, {}
+
+    try:
+        _status, ready = await wait_for(lambda: get("/ready"), lambda r: r[0] == 200, timeout=10)
+        assert ready["role"] == "collector" and ready["source"] == "sbd"
+        assert (ready["polls"], ready["last_outcome"]) == (1, "published")
+        assert (await get("/live"))[0] == 200
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert (await get("/live"))[0] == 0  # the endpoints end with the poller
+
+
+async def test_a_poller_is_ready_only_while_it_polls_on_schedule(
+    server: LoopbackSource, session: aiohttp.ClientSession
+) -> None:
+    c = Collector(spec("sbd", server), ListSink(), session, FAST)
+    ok, details = c.ready(60.0)
+    assert not ok and details["polls"] == 0  # no poll ended yet
+    c.polled_at = time.monotonic() - 100
+    assert c.ready(60.0)[0]  # within two periods and a minute
+    c.polled_at = time.monotonic() - 200
+    assert not c.ready(60.0)[0]  # stuck: a restart may help

@@ -343,3 +343,31 @@ def test_a_row_naming_no_game_keeps_its_event_id_and_its_neighbours_time(tmp_pat
     assert good.key == "MLB-20160403-STL@PIT-1"
     assert odd.key == odd.event_id == "odd.csv:3"
     assert odd.event_time == good.event_time == datetime(2016, 4, 1, 10, tzinfo=UTC)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_is_a_rich_bar_left_at_its_end() -> None:
+    out = Terminal()
+    p = Progress(4, "odd[1]{x}.csv", out)  # a file name is text, not markup or a format
+    for i in range(1, 5):
+        p.update(i)
+    p.update(4, force=True)
+    text = out.getvalue()
+    assert "odd[1]{x}.csv" in text and "4/4" in text and "100%" in text and "rec/s" in text
+    assert "\x1b[?25h" in text  # the cursor given back
+    assert "#" not in text  # not the hand-drawn bar
+
+
+def test_a_replay_that_fails_still_ends_its_bar() -> None:
+    class Failing(ListPublisher):
+        def close(self) -> PublishStats:
+            raise RuntimeError("broker gone")
+
+    out = Terminal()
+    with pytest.raises(RuntimeError):
+        replay(Failing(), [], progress=Progress(0, "h.jsonl", out))
+    assert "\x1b[?25h" in out.getvalue()

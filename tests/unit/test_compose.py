@@ -87,15 +87,22 @@ def test_kafka_and_postgres_data_are_named_volumes(services: dict[str, Any]) -> 
 
 
 def test_long_running_services_have_healthchecks(services: dict[str, Any]) -> None:
-    for role in ("staging", "features", "sink"):
-        s = services[f"worker-{role}"]
-        words = argv(s)
-        port = words[words.index("--health-port") + 1]
+    """Every oddsflow service but the one-off setup: the workers and collectors ask their own
+    `--health-port`'s /ready (each its own port), the web view its /healthz."""
+    long_running = {n: s for n, s in oddsflow_services(services).items() if n != "setup"}
+    assert {"collector-sbd", "collector-odds-api"} <= set(long_running)
+    ports = {}
+    for name, s in long_running.items():
+        assert "healthcheck" in s, f"{name} has no healthcheck"
         test = " ".join(s["healthcheck"]["test"])
-        assert f"http://127.0.0.1:{port}/ready" in test, (role, test)
-    ports = {argv(services[f"worker-{r}"])[-1] for r in ("staging", "features", "sink")}
-    assert len(ports) == 3
-    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+        words = argv(s)
+        if name == "web":
+            assert "/healthz" in test
+            continue
+        assert words[1] in ("worker", "collect"), name
+        ports[name] = port = words[words.index("--health-port") + 1]
+        assert f"http://127.0.0.1:{port}/ready" in test, (name, test)
+    assert len(set(ports.values())) == len(ports) == 5, ports
 
 
 def test_one_image_built_once_and_run_by_every_service(services: dict[str, Any]) -> None:
