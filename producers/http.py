@@ -627,7 +627,7 @@ async def run_http_collector(
     ``health_port``: /live and /ready on 127.0.0.1 (the workers' health server)."""
     import signal
 
-    from oddsflow.worker import Probe, serve_health
+    from core.probes import Probe, serve_health
 
     async with aiohttp.ClientSession(
         headers={"User-Agent": "oddsflow-collector/0.1", "Accept": "application/json"}

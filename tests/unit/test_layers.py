@@ -79,7 +79,7 @@ def _graph() -> tuple[dict[str, set[str]], list[str]]:
                 broken.append(f"{where}: one stage imports another (move the shared code to core)")
             if target in modules and target != name:
                 graph[name].add(target)
-    return graph, broken
+    return graph, list(dict.fromkeys(broken))  # one line per import, not per name
 
 
 def _circles(graph: dict[str, set[str]]) -> list[list[str]]:

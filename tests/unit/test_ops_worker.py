@@ -14,16 +14,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.probes import LIVE_STALE_SECONDS, Probe, health_app
 from core.settings import SettingsError, load_settings
 from oddsflow.ops.metrics import LatencyTracker
-from oddsflow.worker import (
-    HEALTH_PORT_ENV,
-    LIVE_STALE_SECONDS,
-    LOG_FORMAT_ENV,
-    JsonFormatter,
-    Probe,
-    health_app,
-)
+from oddsflow.worker import HEALTH_PORT_ENV, LOG_FORMAT_ENV, JsonFormatter
 
 
 def test_json_log_line_carries_role_level_and_message() -> None:
