@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
     AdminClient,
@@ -65,6 +67,7 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) ->
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
+        _await_leaders(admin, [t.topic for t in new])
     kept = [s for s in specs if prefix + s.name in existing]
     if kept:
         _align(admin, {prefix + s.name: topic_config(s, settings) for s in kept})
@@ -72,9 +75,48 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) ->
     return done
 
 
+def _await_leaders(admin: AdminClient, names: list[str], wait_s: float = 30.0) -> None:
+    """Return once every partition of these new topics has a leader in the broker's metadata.
+
+    CreateTopics returns when the controller has committed the topics; the broker that answers
+    the next request may not know them yet (UNKNOWN_TOPIC_OR_PART on a describe, a consumer
+    that finds no partitions). A fresh broker in CI showed both.
+    """
+    deadline = time.monotonic() + wait_s
+    pending = set(names)
+    while pending:
+        topics = admin.list_topics(timeout=10).topics
+        for name in list(pending):
+            meta = topics.get(name)
+            if (
+                meta is not None
+                and meta.error is None
+                and meta.partitions
+                and all(p.leader >= 0 for p in meta.partitions.values())
+            ):
+                pending.discard(name)
+        if pending and time.monotonic() > deadline:
+            late = sorted(pending)
+            raise TimeoutError(f"new topics without a leader after {wait_s:.0f} s: {late}")
+        if pending:
+            time.sleep(0.05)
+
+
 def _align(admin: AdminClient, configs: dict[str, dict[str, str]]) -> None:
     """Set each key on the existing topic (incremental: nothing else changes), so a topic made
     before a limit existed, or by the broker's auto-creation, gets the catalog's configs."""
+    set_topic_configs(admin, configs)
+
+
+def set_topic_configs(
+    admin: AdminClient, configs: dict[str, dict[str, str]], wait_s: float = 15.0
+) -> None:
+    """Set these keys on existing topics and return once the broker reports them.
+
+    With KRaft the controller commits the change before a broker has applied it, so a
+    ``describe_configs`` right after the alter can still show the old value (CI saw that once);
+    waiting here means whoever reads the config next sees what was set.
+    """
     resources = [
         ConfigResource(
             ResourceType.TOPIC,
@@ -88,3 +130,15 @@ def _align(admin: AdminClient, configs: dict[str, dict[str, str]]) -> None:
     ]
     for fut in admin.incremental_alter_configs(resources).values():
         fut.result()
+    deadline = time.monotonic() + wait_s
+    pending = dict(configs)
+    while pending:
+        described = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in pending])
+        for res, fut in described.items():
+            entries = fut.result(timeout=wait_s)
+            if all(entries[k].value == v for k, v in pending[res.name].items()):
+                del pending[res.name]
+        if pending and time.monotonic() > deadline:
+            raise TimeoutError(f"topic configs not applied after {wait_s:.0f} s: {sorted(pending)}")
+        if pending:
+            time.sleep(0.1)

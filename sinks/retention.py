@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from core.admin import admin_client
+from core.admin import admin_client, set_topic_configs
 from core.settings import Settings
 from core.topics import CATALOG, TopicSpec, Zone, topic_name
 
@@ -118,16 +117,5 @@ def align_topic_retention(
     }
     if not wanted:
         return {}
-    resources = [
-        ConfigResource(
-            ResourceType.TOPIC,
-            name,
-            incremental_configs=[
-                ConfigEntry("retention.ms", str(ms), incremental_operation=AlterConfigOpType.SET)
-            ],
-        )
-        for name, ms in wanted.items()
-    ]
-    for fut in admin.incremental_alter_configs(resources).values():
-        fut.result()
+    set_topic_configs(admin, {name: {"retention.ms": str(ms)} for name, ms in wanted.items()})
     return wanted
