@@ -123,6 +123,7 @@ def backfill_stage(
 ) -> dict[str, Any]:
     """Replay a synthetic season of ``rows`` rows into all zones; seconds to drained."""
     from core.admin import create_topics
+    from core.offsets import admin_client
     from oddsflow.ops.lag import observe
     from producers.history import pinnacle_records, replay
     from producers.publisher import Publisher
@@ -146,13 +147,16 @@ def backfill_stage(
         published = time.monotonic() - t0
         log(f"  backfill: {result.stats.acked:,} rows published in {published:.1f} s")
         drained = None
-        caught_up: dict[str, float] = {}  # role -> seconds to its first lag 0
+        caught_up: dict[str, float] = {}  # role -> seconds until its lag was 0 for good
         deadline = t0 + 900
+        admin = admin_client(s)  # one client for every sample: the broker is busy enough
         while time.monotonic() < deadline:
             assert all(p.poll() is None for p in procs.values()), "a worker died in the backfill"
-            lags = observe(s, groups)
+            lags = observe(s, groups, admin=admin)
             for role, g in zip(("staging", "features", "sink"), lags, strict=True):
-                if g.partitions and g.lag == 0:
+                if not (g.partitions and g.lag == 0):
+                    caught_up.pop(role, None)
+                else:
                     caught_up.setdefault(role, round(time.monotonic() - t0, 1))
             if all(g.partitions and g.lag == 0 for g in lags):
                 drained = time.monotonic() - t0
@@ -175,7 +179,7 @@ def backfill_table(r: dict[str, Any]) -> list[str]:
     return [
         f"{r['rows']:,} rows ({r['games']:,} games): published in {r['publish_s']} s, every"
         f" zone drained after {drained} ({r['rows_per_s'] or 0:,} rows/s end to end)",
-        "each worker caught up after: "
+        "each worker done (lag 0 from then on) after: "
         + ", ".join(f"{role} {sec} s" for role, sec in r.get("caught_up_s", {}).items()),
         "in Postgres: "
         + ", ".join(

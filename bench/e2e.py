@@ -48,16 +48,18 @@ class Lag:
     every topic they read (end offset − committed, transaction markers not counted)."""
 
     def __init__(self, s: Settings) -> None:
+        from core.offsets import admin_client
         from streams.features.worker import features_group
         from streams.staging.worker import staging_group
 
         self.s = s
         self.groups = [staging_group(s), features_group(s), f"{s.kafka.topic_prefix}oddsflow-sink"]
+        self.admin = admin_client(s)  # reused: a sample does not connect anew
 
     def __call__(self) -> int:
         from oddsflow.ops.lag import observe
 
-        return sum(g.lag for g in observe(self.s, self.groups))
+        return sum(g.lag for g in observe(self.s, self.groups, admin=self.admin))
 
     def close(self) -> None:
         pass

@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -315,15 +316,19 @@ class SinkConnector:
             # state back: the chaos suite caught one doing so).
             # Ties on event time are broken by the order columns, not by arrival, so the row is
             # the same whatever order redeliveries and partitions interleave in.
-            idx = self._key_index[m.topic]
-            latest: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-            order = [m.columns.index(c) for c in order_cols]
-            for r in rows:
-                k = tuple(r[i] for i in idx)
-                kept = latest.get(k)
-                if kept is None or not order or [r[i] for i in order] >= [kept[i] for i in order]:
-                    latest[k] = r
-            rows = list(latest.values())
+            key_of = itemgetter(*self._key_index[m.topic])
+            if order_cols:
+                order_of = itemgetter(*[m.columns.index(c) for c in order_cols])
+                latest: dict[Any, tuple[Any, ...]] = {}
+                for r in rows:
+                    k = key_of(r)
+                    kept = latest.get(k)
+                    if kept is None or order_of(r) >= order_of(kept):
+                        latest[k] = r
+            else:
+                latest = {key_of(r): r for r in rows}
+            if len(latest) < len(rows):
+                rows = list(latest.values())
         if m.spec.corrected:
             rows = await self._delete_retracted(conn, tmp, m, rows, out)
             if not rows:

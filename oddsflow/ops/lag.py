@@ -233,12 +233,14 @@ def observe(
     groups: Sequence[str] | None = None,
     timeout: float = 10.0,
     must_exist: bool = False,
+    admin: AdminClient | None = None,
 ) -> list[GroupLag]:
     """One sample of every group (statuses not yet judged: see :class:`LagMonitor`).
 
     ``must_exist``: a named group the broker does not know raises :class:`GroupNotFound` (a user's
-    typo); without it, such a group is reported empty (a role that has not run yet)."""
-    admin = admin_client(settings)
+    typo); without it, such a group is reported empty (a role that has not run yet). ``admin``:
+    a client to reuse when sampling often (a new one connects to the broker every time)."""
+    admin = admin or admin_client(settings)
     names = (
         [full_group_name(settings, g) for g in groups]
         if groups
@@ -407,6 +409,7 @@ class LagMonitor:
         self.warnings: list[str] = []
         self._seeded = False
         self._table_ready = False
+        self._admin: AdminClient | None = None  # made on the first sample, then reused
 
     async def _db(self) -> asyncpg.Connection | None:
         if not self.history:
@@ -424,8 +427,10 @@ class LagMonitor:
 
     async def sample(self) -> list[GroupLag]:
         """Observe once, judge each group over its window, and record the sample."""
+        if self._admin is None:
+            self._admin = admin_client(self.settings)
         groups = await asyncio.to_thread(
-            observe, self.settings, self.groups, must_exist=self.must_exist
+            observe, self.settings, self.groups, must_exist=self.must_exist, admin=self._admin
         )
         conn = await self._db()
         try:
