@@ -1,9 +1,10 @@
 """``oddsflow topology``: the running flow, read from the code's own wiring.
 
 Nothing here is a hand-kept list: the collectors' sources come from ``producers.collect``, each
-stream worker's steps, input topics, output topics and state from the task the worker runs
-(``describe`` beside each task), and the sink's topic → table mappings from the connector
-itself. Nothing connects to a broker.
+stream worker's steps (each with its input topics, output topics and state) from the steps its
+task declares and dispatches through (``streams.runtime.steps``, read by ``describe`` beside each
+task), and the sink's topic → table mappings from the connector itself. Nothing connects to a
+broker.
 """
 
 from __future__ import annotations
@@ -19,16 +20,20 @@ from oddsflow.jsonout import dumps
 
 @dataclass
 class Agent:
+    """One step of a stream worker: the topics it reads and writes, the state it keeps."""
+
     name: str
     inputs: list[str]
+    outputs: list[str] = field(default_factory=list)
+    state: str | None = None
 
 
 @dataclass
 class StreamWorker:
     role: str
     group: str
-    agents: list[Agent]
-    outputs: list[str]  # declared, not consumed (or internal), or named by OUTPUTS/EVENTS
+    agents: list[Agent]  # the steps, in the order a turn runs them
+    outputs: list[str]  # what the steps write, but for the worker's own internal topics
     tables: list[dict[str, str]]  # state tables and their changelog topics
 
 
@@ -53,14 +58,17 @@ class Topology:
 
 
 def _stream_worker(settings: Settings, role: str) -> StreamWorker:
-    """What the role's task wires (its ``describe``): the steps, their inputs, the outputs."""
+    """What the role's task wires (its ``describe``): the steps with their inputs and outputs."""
     if role == "staging":
         from streams.staging.worker import describe
     else:
         from streams.features.worker import describe
     d = describe(settings)
-    steps = d.get("steps") or [{"name": role, "inputs": d["inputs"]}]
-    agents = [Agent(step["name"], list(step["inputs"])) for step in steps]
+    steps = d.get("steps") or [{"name": role, "inputs": d["inputs"], "outputs": d["outputs"]}]
+    agents = [
+        Agent(step["name"], list(step["inputs"]), list(step.get("outputs", ())), step.get("state"))
+        for step in steps
+    ]
     return StreamWorker(role, d["group"], agents, d["outputs"], d["tables"])
 
 
@@ -88,7 +96,7 @@ def build_topology(settings: Settings) -> Topology:
     for s in sources:
         producers.setdefault(s["topic"], []).append(f"collect --source {s['source']}")
     for w in workers:
-        for out in w.outputs:
+        for out in dict.fromkeys([*w.outputs, *(t for a in w.agents for t in a.outputs)]):
             producers.setdefault(out, []).append(w.role)
         for a in w.agents:
             for t in a.inputs:
@@ -116,11 +124,20 @@ def format_topology(topo: Topology) -> str:
         lines.append(f"  {s['source']:<16} -> {s['topic']}")
     for w in topo.workers:
         lines.append(f"{w.role} worker (group {w.group})")
-        for a in w.agents:
-            lines.append(f"  step  {a.name:<20} <- {', '.join(a.inputs)}")
-        lines.append(f"  writes {', '.join(w.outputs)}")
+        changelog = {t["name"]: t["changelog"] for t in w.tables}
+        for a in w.agents:  # source topics → step → output topics, in the order a turn runs
+            lines.append(f"  step  {a.name}")
+            lines.append(f"        <- {', '.join(a.inputs)}")
+            if a.outputs:
+                lines.append(f"        -> {', '.join(a.outputs)}")
+            if a.state is not None:
+                lines.append(f"        table {a.state} (changelog {changelog.get(a.state, '?')})")
+        kept = {a.state for a in w.agents}
         for t in w.tables:
-            lines.append(f"  table  {t['name']} (changelog {t['changelog']})")
+            if t["name"] not in kept:
+                lines.append(f"  table  {t['name']} (changelog {t['changelog']})")
+        if not any(a.outputs for a in w.agents):
+            lines.append(f"  writes {', '.join(w.outputs)}")
     lines.append(f"sink worker (group {topo.sink_group})")
     for sw in topo.sink:
         lines.append(f"  {sw.topic:<40} -> {sw.table} ({sw.mode} on {', '.join(sw.key)})")

@@ -1,5 +1,13 @@
 """The curated feature worker: staged records in, curated records out, exactly once, at once.
 
+One step, declared in ``FeaturesTask`` (``self.steps``, which ``process`` dispatches through and
+``oddsflow topology`` prints):
+
+    staging.odds_lines ──────┐                ┌──► curated.line_velocity, .steam_moves,
+    staging.betting_splits ──┼──► features ───┤    .sharp_signals, .consensus, .feature_vectors
+    staging.games ───────────┘   (state:      └──► operational.pipeline_events (late records)
+                                  features-state)
+
 Input: staging.odds_lines, staging.betting_splits and staging.games, all keyed by game id, so one
 game's records share a partition number, and the ``range`` assignor gives one worker the same
 partition number of all three. Each input partition has its own engine and event-time clock
@@ -45,6 +53,7 @@ from schemas.codec import default_codec
 from streams.features.engine import Output as EngineOutput
 from streams.features.partitioned import GAME, LINE, SPLIT, PartitionFeatures
 from streams.runtime.changelog import latest
+from streams.runtime.steps import Step, Steps
 from streams.runtime.task import Entry, Output
 
 log = logging.getLogger("oddsflow.features")
@@ -75,15 +84,6 @@ def state_topic(settings: Settings) -> str:
     return f"{features_group(settings)}-{STATE_TABLE}-changelog"
 
 
-def input_topics(settings: Settings) -> list[str]:
-    return [topic_name(settings, t) for t in INPUTS]
-
-
-def output_topics(settings: Settings) -> list[str]:
-    prefix = settings.features.output_prefix
-    return [prefix + topic_name(settings, t) for t in (*OUTPUTS, EVENTS)]
-
-
 class FeaturesTask:
     """The features role on the transaction loop (see the module docstring)."""
 
@@ -105,6 +105,16 @@ class FeaturesTask:
         self._out_names = {t: prefix + topic_name(settings, t) for t in OUTPUTS}
         self._encoders = {t: codec.encoder(spec(t).schema) for t in OUTPUTS}
         self._events_topic = prefix + topic_name(settings, EVENTS)
+        # The topology (the module docstring's diagram): one step.
+        self.steps = Steps(
+            Step(
+                "features",
+                inputs=(*self._topics,),
+                outputs=(*self._out_names.values(), self._events_topic),
+                handler=self._features,
+                state=STATE_TABLE,
+            )
+        )
         self._encode_event = codec.encoder(spec(EVENTS).schema)
         self.group = features_group(settings)
         self.state_topic = state_topic(settings)
@@ -118,7 +128,7 @@ class FeaturesTask:
     # ------------------------------------------------------------------ wiring
 
     def input_topics(self) -> list[str]:
-        return list(self._topics)
+        return self.steps.inputs()
 
     def internal_topics(self) -> list[str]:
         return []
@@ -152,9 +162,39 @@ class FeaturesTask:
             "replays": sum(x.replays for x in live),
         }
 
+    def describe(self) -> dict[str, Any]:
+        """The declared step, with the worker's inputs, outputs and state table."""
+        return self.steps.describe(self.group, self.changelog_topics(), self.internal_topics())
+
     # ------------------------------------------------------------------ a turn
 
     def process(self, msgs: list[Message], now: float, out: Output) -> None:
+        self.steps.dispatch(msgs, now, out)
+
+    def tick(self, now: float, out: Output) -> None:
+        """Queued records whose other topics went quiet, and idle partitions' end of input."""
+        if now < self._next_tick:
+            return
+        self._next_tick = now + TICK_SECONDS
+        waiting = [p for p, pf in self.parts.items() if pf.inputs.size]
+        if waiting:
+            self._release(waiting, now, out)
+        for p in sorted(self.parts):
+            pf = self.parts[p]
+            idle = now - self._last_input.get(p, now) >= self._idle_s
+            if idle and not pf.inputs.size and pf.pending():
+                self.stats["idle_flushes"] += 1
+                self._emit(pf.flush_all(), out)
+                self._persist(pf, out)
+
+    def flush(self, out: Output) -> None:
+        """Nothing waits for a timer: every result left with its records."""
+
+    # ------------------------------------------------------------------ the step
+
+    def _features(self, msgs: list[Message], now: float, out: Output) -> None:
+        """The step: staged records into their partitions' merge queues; what the merge
+        releases goes through the engine (``_release``)."""
         touched: set[int] = set()
         parts, topics, kind_of, decode = self.parts, self._topics, self._kind_of, self._decode
         for msg in msgs:
@@ -180,25 +220,6 @@ class FeaturesTask:
             parts[p].queue_dirty = True
         if touched:
             self._release(touched, now, out)
-
-    def tick(self, now: float, out: Output) -> None:
-        """Queued records whose other topics went quiet, and idle partitions' end of input."""
-        if now < self._next_tick:
-            return
-        self._next_tick = now + TICK_SECONDS
-        waiting = [p for p, pf in self.parts.items() if pf.inputs.size]
-        if waiting:
-            self._release(waiting, now, out)
-        for p in sorted(self.parts):
-            pf = self.parts[p]
-            idle = now - self._last_input.get(p, now) >= self._idle_s
-            if idle and not pf.inputs.size and pf.pending():
-                self.stats["idle_flushes"] += 1
-                self._emit(pf.flush_all(), out)
-                self._persist(pf, out)
-
-    def flush(self, out: Output) -> None:
-        """Nothing waits for a timer: every result left with its records."""
 
     # ------------------------------------------------------------------ helpers
 
@@ -277,9 +298,4 @@ class FeaturesTask:
 
 def describe(settings: Settings) -> dict[str, Any]:
     """What the worker consumes, writes and keeps, for ``oddsflow topology``."""
-    return {
-        "group": features_group(settings),
-        "inputs": input_topics(settings),
-        "outputs": output_topics(settings),
-        "tables": [{"name": STATE_TABLE, "changelog": state_topic(settings)}],
-    }
+    return FeaturesTask(settings).describe()

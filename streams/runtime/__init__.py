@@ -9,6 +9,8 @@ and the consumed offsets; a restarted worker restores the state from the changel
 from the committed offsets, which are the same point by construction.
 
 Pieces: ``loop.TransactionalLoop`` (the loop, fencing, rewind, stop, health), ``task.Task`` (what a
-role plugs in), ``changelog`` (state topics), ``align.TimestampAligner`` (partitions read in
-record-timestamp order), ``watchdog`` (a loop that is stuck or orphaned exits for a restart).
+role plugs in), ``steps`` (a task's wiring, declared once: its steps, their topics and state,
+for the dispatch and for ``oddsflow topology``), ``changelog`` (state topics),
+``align.TimestampAligner`` (partitions read in record-timestamp order), ``watchdog`` (a loop that
+is stuck or orphaned exits for a restart).
 """

@@ -1,13 +1,17 @@
 """The staging worker: raw records in, validated, normalized, de-duplicated staging records out.
 
-Topology (``oddsflow topology`` prints it from ``describe``), one transaction per loop turn:
+The module reads top-down as its topology: this diagram, then the steps ``StagingTask`` declares
+once (``self.steps``: the topics each step reads and writes, the state it keeps), then the steps'
+handlers in the same order. ``process`` dispatches each turn's records through that declaration
+and ``describe`` (what ``oddsflow topology`` prints) is read from it. One transaction per turn:
 
     raw.odds.<source> ──(record-timestamp order)──► normalize ──► <group>-repartition (by game)
                                                         └──► dlq.staging (refusals)
     <group>-repartition ──► dedupe (event time, per game) ──► staging.odds_lines
                                  │                            staging.betting_splits
                                  └──► dlq.staging (late)      staging.games
-    decision counts ──► <group>-quality-deltas (by source) ──► totals ──► operational.quality
+    decision counts of normalize and dedupe ──► <group>-quality-deltas (by source)
+    <group>-quality-deltas ──► quality (totals per source and minute) ──► operational.quality
 
 * normalize: the raw partitions a worker owns are read as one stream in record-timestamp order
   (``TimestampAligner``), so a backfill that drains one partition ahead of another does not turn
@@ -18,8 +22,9 @@ Topology (``oddsflow topology`` prints it from ``describe``), one transaction pe
   (unchanged, changed, inserted in its place, or late beyond the allowed lateness). Promoted
   records go to the staging topic partition of their repartition partition; the state goes to a
   compacted changelog.
-* quality: counts per (source, minute) travel as deltas to whoever owns the source's partition,
-  which publishes the totals (``quality_report.py``).
+* quality: normalize and dedupe count their decisions per (source, minute); ``tick`` sends the
+  counts as deltas (every ``quality_report_seconds``, and at a stop) to whoever owns the source's
+  partition, which adds them up and publishes the totals (``quality_report.py``).
 
 Exactly once: outputs, changelog entries and the consumed offsets of a turn commit together, so
 a killed worker's successor repeats nothing and loses nothing (``streams/runtime``).
@@ -39,6 +44,7 @@ from core.topics import PUBLISHED_HEADER, RAW_SOURCES, dlq_topic, raw_topic, top
 from schemas.codec import default_codec
 from streams.runtime.align import TimestampAligner
 from streams.runtime.changelog import latest
+from streams.runtime.steps import Step, Steps
 from streams.runtime.task import Entry, Output
 from streams.staging.batches import BatchWriter, decode_batch, is_batch
 from streams.staging.dedupe import (
@@ -114,6 +120,32 @@ class StagingTask:
         self.outputs = {schema: t(name) for schema, name in OUTPUTS.items()}
         self.dlq = t(dlq_topic("staging"))
         self.quality_topic = t(TOPIC)
+        # The topology (the module docstring's diagram): source topics → step → output topics,
+        # in the order a turn runs the steps. The deltas are the decision counts ``tick`` sends.
+        self.steps = Steps(
+            Step(
+                "normalize",
+                inputs=(*self.raw_topics,),
+                outputs=(self.repartition, self.dlq, self.deltas),
+                handler=self._normalize,
+                every_turn=True,  # records the aligner held back leave as soon as they may
+            ),
+            Step(
+                "dedupe",
+                inputs=(self.repartition,),
+                outputs=(*self.outputs.values(), self.dlq, self.deltas),
+                handler=self._dedupe,
+                state="dedupe",
+            ),
+            Step(
+                "quality",
+                inputs=(self.deltas,),
+                outputs=(self.quality_topic,),
+                handler=self._quality,
+                state="quality",
+            ),
+        )
+        self._changelog = {name: f"{self.group}-{name}-changelog" for name in self.steps.states()}
         self.lateness = timedelta(minutes=settings.features.allowed_lateness_minutes)
         gates = settings.pipeline.processing.quality_gates
         self.processor = StagingProcessor(
@@ -135,15 +167,11 @@ class StagingTask:
         self._report_every = settings.pipeline.quality_report_seconds
         self._next_report: float | None = None
         self._source_of: dict[str, str] = {}
-        self._changelog = {
-            "dedupe": f"{self.group}-dedupe-changelog",
-            "quality": f"{self.group}-quality-changelog",
-        }
 
     # ------------------------------------------------------------------ wiring
 
     def input_topics(self) -> list[str]:
-        return [*self.raw_topics, self.repartition, self.deltas]
+        return self.steps.inputs()
 
     def internal_topics(self) -> list[str]:
         return [self.repartition, self.deltas]
@@ -170,30 +198,18 @@ class StagingTask:
     def counters(self) -> dict[str, Any]:
         return dict(self.stats)
 
+    def describe(self) -> dict[str, Any]:
+        """The declared steps, with the worker's own inputs, outputs and state tables."""
+        return self.steps.describe(self.group, self._changelog, self.internal_topics())
+
     # ------------------------------------------------------------------ a turn
 
     def process(self, msgs: list[Message], now: float, out: Output) -> None:
-        repartitioned: list[Message] = []
-        deltas: list[Message] = []
-        raw_topics, repartition = self.raw_topics, self.repartition
-        for msg in msgs:
-            topic = msg.topic()
-            if topic in raw_topics:
-                self.aligner.put(msg)
-            elif topic == repartition:
-                repartitioned.append(msg)
-            else:
-                deltas.append(msg)
-        if self.aligner.size:
-            self._normalize(now, out)
-        if repartitioned:
-            self._dedupe(repartitioned, out)
-        if deltas:
-            self._aggregate(deltas, out)
+        self.steps.dispatch(msgs, now, out)
 
     def tick(self, now: float, out: Output) -> None:
         if self.aligner.size:  # records held for a lagging partition whose wait ran out
-            self._normalize(now, out)
+            self._normalize_released(now, out)
         if self._next_report is None:
             self._next_report = now + self._report_every
         elif now >= self._next_report:
@@ -205,7 +221,16 @@ class StagingTask:
 
     # ------------------------------------------------------------------ normalize
 
-    def _normalize(self, now: float, out: Output) -> None:
+    def _normalize(self, msgs: list[Message], now: float, out: Output) -> None:
+        """The step: raw records into the aligner; what it releases is normalized (on every
+        turn, with or without new raw records: held-back records may leave now)."""
+        put = self.aligner.put
+        for msg in msgs:
+            put(msg)
+        if self.aligner.size:
+            self._normalize_released(now, out)
+
+    def _normalize_released(self, now: float, out: Output) -> None:
         """Raw records in timestamp order → repartition messages and dead letters."""
         wall = datetime.now(UTC)
         process, writer, counts = self.processor.process, self.writer, self.counts
@@ -245,8 +270,9 @@ class StagingTask:
             src = self._source_of[topic] = topic.rsplit(".", 1)[-1]
         return src
 
-    def _dedupe(self, msgs: list[Message], out: Output) -> None:
-        """Repartition messages → promoted records, late dead letters, changelog entries.
+    def _dedupe(self, msgs: list[Message], now: float, out: Output) -> None:
+        """The step: repartition messages → promoted records, late dead letters, changelog
+        entries.
 
         The hot path: one decision per staged candidate, most of them unchanged, so nothing is
         formatted, decoded or looked up for a candidate unless it is emitted."""
@@ -338,10 +364,12 @@ class StagingTask:
     # ------------------------------------------------------------------ quality
 
     def _send_deltas(self, out: Output) -> None:
+        """The counts normalize and dedupe took since the last call → the deltas topic."""
         for source, window, tally in self.counts.take():
             out.produce(self.deltas, tally.encode(source, window), source.encode())
 
-    def _aggregate(self, msgs: list[Message], out: Output) -> None:
+    def _quality(self, msgs: list[Message], now: float, out: Output) -> None:
+        """The step: deltas of the sources this worker owns → totals, changelog entries."""
         touched: set[int] = set()
         for msg in msgs:
             p = msg.partition()
@@ -364,16 +392,4 @@ class StagingTask:
 
 def describe(settings: Settings) -> dict[str, Any]:
     """What the worker consumes, writes and keeps, for ``oddsflow topology``."""
-    task = StagingTask(settings)
-    return {
-        "group": task.group,
-        "inputs": list(task.raw_topics),
-        "steps": [
-            {"name": "normalize", "inputs": list(task.raw_topics)},
-            {"name": "dedupe", "inputs": [task.repartition]},
-            {"name": "quality", "inputs": [task.deltas]},
-        ],
-        "internal": task.internal_topics(),
-        "outputs": [*task.outputs.values(), task.dlq, task.quality_topic],
-        "tables": [{"name": name, "changelog": t} for name, t in task.changelog_topics().items()],
-    }
+    return StagingTask(settings).describe()

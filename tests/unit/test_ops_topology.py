@@ -30,6 +30,11 @@ def test_workers_agents_and_outputs_come_from_the_apps(prefixed: Settings) -> No
         "p1.staging.games",
         "p1.dlq.staging",
     }
+    outputs = {a.name: a.outputs for a in staging.agents}
+    assert "p1.oddsflow-staging-repartition" in outputs["normalize"]  # the steps connect
+    assert inputs["quality"][0] in outputs["dedupe"]  # the counted deltas
+    assert outputs["quality"] == ["p1.operational.quality"]
+    assert [a.state for a in staging.agents] == [None, "dedupe", "quality"]
     (feature_agent,) = features.agents
     assert sorted(feature_agent.inputs) == [
         "p1.staging.betting_splits",
@@ -40,6 +45,8 @@ def test_workers_agents_and_outputs_come_from_the_apps(prefixed: Settings) -> No
         f"p1.curated.{t}"
         for t in ("line_velocity", "steam_moves", "sharp_signals", "consensus", "feature_vectors")
     } <= set(features.outputs)
+    assert feature_agent.outputs == features.outputs
+    assert feature_agent.state == "features-state"
 
 
 def test_sink_writes_every_catalog_topic_to_its_table(prefixed: Settings) -> None:
@@ -64,9 +71,14 @@ def test_command_prints_json_and_tables(
     assert run_topology(prefixed, parser.parse_args(["--json"])) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [w["role"] for w in doc["workers"]] == ["staging", "features"]
+    dedupe = doc["workers"][0]["agents"][1]
+    assert dedupe["name"] == "dedupe" and "p1.staging.games" in dedupe["outputs"]
+    assert set(doc["workers"][0]) >= {"role", "group", "agents", "outputs", "tables"}
     assert run_topology(prefixed, parser.parse_args([])) == 0
     text = capsys.readouterr().out
     assert "step  features" in text and "p1.staging.odds_lines" in text
+    assert "  step  quality\n        <- p1.oddsflow-staging-quality-deltas\n" in text
+    assert "        -> p1.operational.quality\n" in text
     assert (
         "  p1.curated.steam_moves                   -> analytics.steam_moves"
         " (insert+corrections on move_id)" in text
