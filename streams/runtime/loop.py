@@ -46,8 +46,6 @@ TXN_TIMEOUT = 120.0
 SLOTS = 64
 #: At a clean stop, how long the worker keeps working off its own internal topics.
 DRAIN_SECONDS = 4.0
-#: The consumer's pre-fetch queue (``queued.max.messages.kbytes``; see ``start``).
-FETCH_QUEUE_KBYTES = 16_384
 
 
 class FatalError(RuntimeError):
@@ -149,11 +147,6 @@ class TransactionalLoop:
                     "heartbeat.interval.ms": 2_000,
                     "fetch.wait.max.ms": self.settings.worker.fetch_max_wait_ms,
                     "max.poll.interval.ms": 300_000,
-                    # librdkafka pre-fetches up to 64 MB by default: in a backfill that is
-                    # ~100k raw records queued ahead of the repartition records staging has
-                    # just written, so the dedupe step (and the feature worker after it) waited
-                    # ~14 s for its first input while one core idled. 16 MB, as the sink.
-                    "queued.max.messages.kbytes": FETCH_QUEUE_KBYTES,
                 },
             )
         )
