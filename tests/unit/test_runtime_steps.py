@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,37 +15,7 @@ from streams.runtime.steps import Step, Steps
 from streams.runtime.task import Entry
 from streams.staging.worker import StagingTask
 from streams.staging.worker import describe as describe_staging
-
-
-@dataclass
-class FakeMessage:
-    """Enough of ``confluent_kafka.Message`` for routing and the handlers' first looks."""
-
-    _topic: str
-    _partition: int = 0
-    _offset: int = 0
-    _value: bytes | None = None
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def key(self) -> bytes | None:
-        return None
-
-    def headers(self) -> list[tuple[str, bytes]] | None:
-        return None
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, self._offset)
+from tests.support.fake_message import FakeMessage
 
 
 class FakeOutput:
